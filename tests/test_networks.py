@@ -1,0 +1,156 @@
+"""The encoders: output shapes, the released state-dict layout, and released versus fixed semantics."""
+import json
+import os
+
+import pytest
+import torch
+
+from models import networks
+from tests.conftest import PAPER_ARCH, TINY_ARCH
+
+KEYS = json.load(open(os.path.join(os.path.dirname(__file__), 'fixtures', 'released_checkpoint_keys.json')))
+
+
+def shapes(state_dict):
+    return {k: list(v.shape) for k, v in state_dict.items()}
+
+
+@pytest.fixture(scope='module')
+def paper_released():
+    torch.manual_seed(0)
+    return networks.define_encoders(PAPER_ARCH)
+
+
+def test_paper_size_state_dicts_equal_the_released_weights_keys_and_shapes(paper_released):
+    voice, face = paper_released
+    assert shapes(voice.state_dict()) == KEYS['latest_net_G_audio.pth']
+    assert shapes(face.state_dict()) == KEYS['latest_net_G_video.pth']
+
+
+def test_paper_parameter_counts(paper_released):
+    voice, face = paper_released
+    assert networks.count_parameters(face) / 1e6 == pytest.approx(89.0, abs=0.05)
+    assert networks.count_parameters(voice) / 1e6 == pytest.approx(65.4, abs=0.05)
+
+
+def test_paper_size_output_shapes(paper_released):
+    voice, face = paper_released
+    voice.eval(), face.eval()
+    with torch.no_grad():
+        assert face(torch.randn(2, 3, 224, 224)).shape == (2, 2048)
+        assert voice(torch.rand(2, 1, 512, 301) - 1).shape == (2, 2048)
+    assert face.stem_shape == (512, 7, 7) and voice.stem_shape == (256, 8, 5)
+
+
+@pytest.mark.parametrize('compat', ['released', 'fixed'])
+def test_tiny_output_shapes(compat):
+    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': compat})
+    voice.eval(), face.eval()
+    with torch.no_grad():
+        assert face(torch.randn(3, 3, 64, 64)).shape == (3, 128)
+        assert voice(torch.rand(3, 1, 512, 301) - 1).shape == (3, 128)
+    assert face.stem_shape == (128, 2, 2) and voice.stem_shape == (64, 8, 5)
+
+
+def test_token_size_follows_the_input_size_options():
+    voice, face = networks.define_encoders({**TINY_ARCH, 'crop_size': 96, 'n_mels': 256, 'n_frames': 201})
+    assert face.stem_shape == (128, 3, 3)
+    assert face.patch_to_embedding.in_features == 128 * 3 * 3
+    assert voice.patch_to_embedding.in_features == voice.stem_shape[0] * voice.stem_shape[1] * voice.stem_shape[2]
+    voice.eval()
+    with torch.no_grad():
+        assert voice(torch.rand(2, 1, 256, 201) - 1).shape == (2, 128)
+    with pytest.raises(AssertionError, match='built for'):
+        voice(torch.rand(2, 1, 512, 301) - 1)
+    with pytest.raises(ValueError, match='too small'):
+        networks.FaceEncoder(image_size=16, width_mult=0.25, dim=64, depth=1, heads=2, mlp_dim=64, emb_dim=32)
+
+
+def test_fixed_mode_keys_differ_only_where_the_quirks_are_fixed():
+    voice_r, face_r = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    voice_f, face_f = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'fixed'})
+    assert voice_r.pos_embedding.shape == (32, 1, 128) and voice_f.pos_embedding.shape == (1, 2, 128)
+    extra = set(voice_f.state_dict()) - set(voice_r.state_dict())
+    assert extra and all(k.rsplit('.', 1)[1] in ('running_mean', 'running_var', 'num_batches_tracked') for k in extra)
+    assert set(face_f.state_dict()) == set(face_r.state_dict())
+
+
+def _batch_dependence(encoder, x, **kw):
+    """Max change of sample 0's embedding when it sits at position 0 vs 1 of the batch, and with other company."""
+    with torch.no_grad():
+        first = encoder(x, **kw)[0]
+        moved = encoder(torch.cat([x[1:2], x[0:1], x[2:]]), **kw)[1]
+        alone = encoder(x[0:1], **kw)[0]
+    return (first - moved).abs().max().item(), (first - alone).abs().max().item()
+
+
+def test_released_mode_embedding_depends_on_batch_position_and_company():
+    torch.manual_seed(0)
+    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    voice.eval(), face.eval()
+    faces, mels = torch.randn(4, 3, 64, 64), torch.rand(4, 1, 512, 301) - 1
+    moved, _ = _batch_dependence(face, faces)
+    assert moved > 1e-3  # quirk 1: position embedding by batch index
+    moved, alone = _batch_dependence(voice, mels)
+    assert moved > 1e-3 and alone > 1e-3  # quirks 1 and 3: batch index and batch statistics in eval mode
+
+
+def test_fixed_mode_embedding_independent_of_the_batch():
+    torch.manual_seed(0)
+    voice, face = networks.define_encoders(TINY_ARCH)
+    voice.eval(), face.eval()
+    for encoder, x in ((face, torch.randn(4, 3, 64, 64)), (voice, torch.rand(4, 1, 512, 301) - 1)):
+        moved, alone = _batch_dependence(encoder, x)
+        assert moved < 1e-5 and alone < 1e-5
+
+
+def test_released_alone_mode_equals_encoding_each_sample_on_its_own():
+    torch.manual_seed(0)
+    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    voice.eval(), face.eval()
+    for encoder, x in ((face, torch.randn(5, 3, 64, 64)), (voice, torch.rand(5, 1, 512, 301) - 1)):
+        with torch.no_grad():
+            one_by_one = torch.cat([encoder(x[i:i + 1]) for i in range(len(x))])
+            batched = encoder(x, alone=True)
+        torch.testing.assert_close(batched, one_by_one, rtol=1e-5, atol=1e-5)
+
+
+def test_released_mode_refuses_more_than_32_samples():
+    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    face.eval()
+    with torch.no_grad(), pytest.raises(AssertionError, match='at most 32'):
+        face(torch.randn(33, 3, 64, 64))
+    with torch.no_grad():
+        assert face(torch.randn(33, 3, 64, 64), alone=True).shape == (33, 128)
+
+
+def _reference_attention(attn, x, scale):
+    """Multi-head attention written out with an explicit scale, from the module's own weights."""
+    b, n, dim = x.shape
+    h = attn.heads
+    q, k, v = attn.to_qkv(x).chunk(3, dim=-1)
+    q, k, v = (t.reshape(b, n, h, dim // h).transpose(1, 2) for t in (q, k, v))
+    out = ((q @ k.transpose(-1, -2)) * scale).softmax(-1) @ v
+    return attn.to_out(out.transpose(1, 2).reshape(b, n, dim))
+
+
+@pytest.mark.parametrize('compat, scale', [('released', 64 ** -0.5), ('fixed', 16 ** -0.5)])
+def test_attention_scale(compat, scale):
+    torch.manual_seed(0)
+    attn = networks.Attention(dim=64, heads=4, compat=compat)
+    x = torch.randn(3, 2, 64) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x), _reference_attention(attn, x, scale), rtol=1e-5, atol=1e-5)
+        other = _reference_attention(attn, x, 16 ** -0.5 if compat == 'released' else 64 ** -0.5)
+    assert (attn(x) - other).abs().max() > 1e-4
+
+
+def test_initialisation_follows_the_recipe():
+    torch.manual_seed(0)
+    voice, face = networks.define_encoders(TINY_ARCH)
+    conv = face.features[0]
+    bn = face.features[1]
+    assert conv.bias.abs().max() == 0 and bn.bias.abs().max() == 0
+    assert abs(face.patch_to_embedding.weight.std().item() - 0.02) < 0.002
+    assert abs(bn.weight.mean().item() - 1.0) < 0.02
+    assert abs(voice.cls_token.std().item() - 1.0) < 0.2  # standard normal
