@@ -1,0 +1,80 @@
+"""Detection metrics as pure functions: arrays in, floats out, no I/O.
+
+Convention everywhere: ``labels`` are 1 for real pairs and 0 for fake pairs, ``scores`` are higher for "more real"
+(VFD's score is minus the voice-face distance). A metric that is undefined for the input (a single class) is NaN.
+"""
+import math
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+
+def _check(labels, scores):
+    labels = np.asarray(labels).astype(int).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f'labels ({labels.size}) and scores ({scores.size}) differ in length')
+    if not set(np.unique(labels)).issubset({0, 1}):
+        raise ValueError('labels must be 0 (fake) or 1 (real)')
+    if not np.all(np.isfinite(scores)):
+        raise ValueError('scores must be finite')
+    return labels, scores
+
+
+def _both_classes(labels):
+    return labels.size > 0 and 0 < labels.sum() < labels.size
+
+
+def roc_auc(labels, scores):
+    """Area under the ROC curve (ties count one half); NaN when only one class is present."""
+    labels, scores = _check(labels, scores)
+    return float(roc_auc_score(labels, scores)) if _both_classes(labels) else math.nan
+
+
+def average_precision(labels, scores):
+    """Average precision with real (1) as the positive class; NaN without both classes."""
+    labels, scores = _check(labels, scores)
+    return float(average_precision_score(labels, scores)) if _both_classes(labels) else math.nan
+
+
+def equal_error_rate(labels, scores):
+    """Equal error rate and its threshold: ``(eer, threshold)``; ``(nan, nan)`` without both classes.
+
+    Along the ROC curve (thresholds from high to low) the false-positive rate (fakes called real) rises and the
+    false-negative rate (reals called fake) falls. The EER is where they meet, interpolated linearly between the
+    two curve points around the crossing; the threshold is that of the first point at or past the crossing
+    (a pair is called real when ``score >= threshold``).
+    """
+    labels, scores = _check(labels, scores)
+    if not _both_classes(labels):
+        return math.nan, math.nan
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    fnr = 1.0 - tpr
+    # roc_curve starts at (fpr 0, fnr 1) and ends at (fpr 1, fnr 0), so the crossing lies at some i >= 1
+    i = int(np.argmax(fnr <= fpr + 1e-12))  # tolerance: 1 - 2/3 is not exactly 1/3 in floating point
+    f0, f1, n0, n1 = fpr[i - 1], fpr[i], fnr[i - 1], fnr[i]
+    denom = (f1 - f0) - (n1 - n0)
+    t = (n0 - f0) / denom if denom != 0 else 0.0
+    return float(f0 + t * (f1 - f0)), float(thresholds[i])
+
+
+def accuracy_at(labels, scores, threshold):
+    """Fraction of pairs classified correctly when ``score >= threshold`` means real; NaN for no pairs."""
+    labels, scores = _check(labels, scores)
+    if labels.size == 0:
+        return math.nan
+    return float(np.mean((scores >= threshold).astype(int) == labels))
+
+
+def summarize(labels, scores):
+    """AUC, AP, EER and the EER threshold of one set of scores, with the class counts."""
+    labels_arr, _ = _check(labels, scores)
+    eer, threshold = equal_error_rate(labels, scores)
+    return {
+        'auc': roc_auc(labels, scores),
+        'ap': average_precision(labels, scores),
+        'eer': eer,
+        'eer_threshold': threshold,
+        'n_real': int(labels_arr.sum()),
+        'n_fake': int(labels_arr.size - labels_arr.sum()),
+    }

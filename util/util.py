@@ -1,0 +1,113 @@
+"""Small helpers shared by the entry scripts: folders, atomic writes, seeding, logging, the git commit."""
+import importlib
+import logging
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def mkdirs(*paths):
+    """Create every folder in ``paths`` (no error if it exists)."""
+    for path in paths:
+        os.makedirs(path, exist_ok=True)
+
+
+def _atomic_write(path, write):
+    """Write through a temporary file in the same folder, then rename it over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    mkdirs(folder)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
+    _atomic_write(path, lambda handle: handle.write(text.encode('utf-8')))
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save`` through a temporary file and a rename."""
+    _atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and torch (all devices). Called once, from the entry scripts."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def setup_logging(verbose=False):
+    """Log to stderr as 'LEVEL name: message'; entry scripts call this once."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format='%(levelname)s %(name)s: %(message)s')
+
+
+def git_commit():
+    """The current git commit of the code (with '-dirty' for local changes), or 'unknown'."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        sha = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=here, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+    return (sha + ('-dirty' if dirty else '')) if sha else 'unknown'
+
+
+def available_components(folder, suffix):
+    """Names ``<name>`` of the files ``<name><suffix>`` in ``folder`` (``base<suffix>`` excluded), sorted."""
+    return sorted(f[:-len(suffix)] for f in os.listdir(folder) if f.endswith(suffix) and f != 'base' + suffix)
+
+
+def find_component(package, name, kind, base):
+    """The class for ``--<flag> name``: module ``<package>.<name>_<kind>``, class ``<name without _><Kind>``.
+
+    The class name is compared case-insensitively and must subclass ``base``. A name without such a file raises
+    ValueError listing the names that have one.
+    """
+    folder = os.path.dirname(importlib.import_module(package).__file__)
+    valid = available_components(folder, f'_{kind}.py')
+    flag = {'model': '--model', 'dataset': '--dataset_mode'}.get(kind, kind)
+    if name not in valid:
+        raise ValueError(f'unknown {flag} {name!r}; valid names: {", ".join(valid)}')
+    module = importlib.import_module(f'{package}.{name}_{kind}')
+    target = name.replace('_', '').lower() + kind
+    for attr, cls in vars(module).items():
+        if attr.lower() == target and isinstance(cls, type) and issubclass(cls, base):
+            return cls
+    raise ValueError(f'{package}/{name}_{kind}.py defines no {base.__name__} subclass named like '
+                     f'{name.replace("_", "")}{kind.capitalize()}')
+
+
+def run_entry(options, job, argv=None, errors=()):
+    """Parse the options, set up logging and run ``job(opt)``: the body of an entry script's ``main``.
+
+    An exception of the types in ``errors`` (bad data, an unusable checkpoint: the user's to fix) prints one
+    ``error:`` line to stderr and returns 2 instead of a traceback; success returns 0.
+    """
+    try:
+        opt = options.parse(argv)
+        setup_logging(opt.verbose)
+        job(opt)
+    except errors as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
