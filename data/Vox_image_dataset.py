@@ -1,0 +1,179 @@
+"""VoxCeleb2-style training data: faces and voices of many identities, one voice-face pair per clip."""
+import logging
+import os
+
+import numpy as np
+
+from .audio import load_voice
+from .base_dataset import BaseDataset, DatasetError, is_image, load_face
+
+logger = logging.getLogger(__name__)
+
+LAYOUT = ('<dataroot>/face/<identity>/<video>/<frame>.jpg with its voice at '
+          '<dataroot>/voice/<identity>_<video>_<frame>.npy')
+
+
+class VoxImageDataset(BaseDataset):
+    """Anchor clips with their own face and ``--n_negatives`` faces of OTHER identities (``--dataset_mode Vox_image``).
+
+    Layout (video names may contain ``_`` and ``-``; the voice name is built from the face path)::
+
+        <dataroot>/face/<identity>/<video>/<frame>.jpg
+        <dataroot>/voice/<identity>_<video>_<frame>.npy      float (n_mels, frames) mel in dB
+
+    Identity folders are those whose name starts with ``--id_prefix`` ('id'). Identities are sorted; the first
+    ``--val_ratio`` of them (at least two when the ratio is above 0) form the validation split, the rest the
+    training split, so no identity is in both. Per identity at most ``--max_clips_per_id`` clips are kept, taken
+    in turn from its sorted videos; the training split holds at most ``--max_dataset_size`` clips and the
+    validation split at most ``--max_val_clips``.
+
+    Each item is a dict (K = ``--n_negatives``, S = ``--crop_size``, M = ``--n_mels``, T = ``--n_frames``)::
+
+        voice           float32 (1, M, T)     the anchor's normalised mel, values in [-1, 0]
+        face            float32 (3, S, S)     the anchor's own face (the positive), values in [-1, 1]
+        neg_faces       float32 (K, 3, S, S)  faces of K clips of other identities (the negatives)
+        identity        int64   ()            index of the anchor's identity in ``self.identities``
+        neg_identities  int64   (K,)          identity indices of the negatives (never ``identity``)
+        index           int64   ()            the anchor's index in the dataset
+        face_path       str                   path of the anchor's face image
+
+    Negatives are drawn without replacement from the clips of all other identities of the same split, from a
+    generator seeded by ``(--seed, epoch, index)``: a new draw every training epoch, a fixed one for validation.
+    Training with ``--negatives in_batch`` leaves out ``neg_faces`` and ``neg_identities`` (the model takes the
+    other anchors' faces instead); validation always has them.
+    """
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.add_argument('--n_negatives', type=int, default=5,
+                            help='negative faces (other identities) per anchor clip')
+        parser.add_argument('--val_ratio', type=float, default=0.1,
+                            help='share of the sorted identities held out for validation (0 = no validation)')
+        parser.add_argument('--id_prefix', type=str, default='id',
+                            help='only folders of face/ whose name starts with this are identities ("" = all)')
+        parser.add_argument('--max_clips_per_id', type=int, default=40,
+                            help='keep at most this many clips per identity (0 = all)')
+        parser.add_argument('--max_val_clips', type=int, default=15000,
+                            help='keep at most this many validation clips')
+        parser.set_defaults(max_dataset_size=100000)
+        return parser
+
+    def __init__(self, opt):
+        BaseDataset.__init__(self, opt)
+        if opt.n_negatives < 1:
+            raise DatasetError('--n_negatives must be at least 1')
+        self.in_batch = getattr(opt, 'negatives', 'sampled') == 'in_batch'
+        self.face_dir = os.path.join(self.root, 'face')
+        self.voice_dir = os.path.join(self.root, 'voice')
+        for folder in (self.face_dir, self.voice_dir):
+            if not os.path.isdir(folder):
+                raise DatasetError(f'{folder} is missing; Vox_image expects {LAYOUT}')
+        all_ids = sorted(d for d in os.listdir(self.face_dir)
+                         if d.startswith(opt.id_prefix) and os.path.isdir(os.path.join(self.face_dir, d)))
+        self.train_ids, self.val_ids = split_identities(all_ids, opt.val_ratio, self.face_dir)
+        if opt.phase == 'val':
+            ids, cap = self.val_ids, opt.max_val_clips
+        else:
+            ids, cap = self.train_ids, opt.max_dataset_size
+        if opt.phase == 'val' and not ids:
+            raise DatasetError('no validation identities: --val_ratio is 0')
+        self.identities = ids
+        self.face_paths, self.voice_paths, self.labels = scan_clips(self.face_dir, self.voice_dir, ids,
+                                                                    opt.max_clips_per_id, cap)
+        if len(set(self.labels)) < 2:
+            raise DatasetError(f'the {opt.phase} split has clips of fewer than two identities under {self.face_dir}; '
+                               f'other-identity negatives need at least two ({LAYOUT})')
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        # clips are grouped by identity: identity i owns indices [starts[i], starts[i + 1])
+        self.starts = np.searchsorted(self.labels, np.arange(len(self.identities) + 1))
+        logger.info('Vox_image %s: %d clips of %d identities', opt.phase, len(self), len(set(self.labels.tolist())))
+
+    def split_lists(self):
+        """The identity split, to save with the run: {'train': [...], 'val': [...]}."""
+        return {'train': list(self.train_ids), 'val': list(self.val_ids)}
+
+    def __len__(self):
+        return len(self.face_paths)
+
+    def sample_negatives(self, index, rng):
+        """``n_negatives`` clip indices of identities other than the anchor's, without replacement when possible."""
+        label = self.labels[index]
+        start, end = self.starts[label], self.starts[label + 1]
+        others = len(self) - (end - start)
+        k = self.opt.n_negatives
+        picks = rng.choice(others, size=k, replace=k > others)
+        return np.where(picks < start, picks, picks + (end - start))  # skip the anchor identity's block
+
+    def __getitem__(self, index):
+        rng = self.rng(index)
+        train = self.opt.phase == 'train'
+        item = {
+            'voice': load_voice(self.voice_paths[index], self.opt.n_mels, self.opt.n_frames),
+            'face': load_face(self.face_paths[index], self.opt, rng, train),
+            'identity': np.int64(self.labels[index]),
+            'index': np.int64(index),
+            'face_path': self.face_paths[index],
+        }
+        if not (train and self.in_batch):
+            negatives = self.sample_negatives(index, rng)
+            item['neg_faces'] = np.stack([load_face(self.face_paths[j], self.opt, rng, train) for j in negatives])
+            item['neg_identities'] = self.labels[negatives]
+        return item
+
+
+def split_identities(identities, val_ratio, where):
+    """Split sorted identity names: the first ``val_ratio`` (at least 2 if above 0) validate, the rest train."""
+    identities = sorted(identities)
+    if len(identities) < 2:
+        raise DatasetError(f'found {len(identities)} identity folder(s) under {where}; VFD needs at least two '
+                           f'identities to draw negatives ({LAYOUT})')
+    if not 0 <= val_ratio < 1:
+        raise DatasetError(f'--val_ratio must lie in [0, 1), got {val_ratio}')
+    n_val = 0 if val_ratio == 0 else max(2, int(len(identities) * val_ratio))
+    if n_val and len(identities) - n_val < 2:
+        raise DatasetError(f'{len(identities)} identities are too few to hold out {n_val} for validation and keep '
+                           f'two for training; add identities or use --val_ratio 0')
+    return identities[n_val:], identities[:n_val]
+
+
+def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total):
+    """Pair faces with voices for ``identities``; return (face paths, voice paths, identity index per clip)."""
+    voices = set(os.listdir(voice_dir))
+    faces_out, voices_out, labels, missing = [], [], [], []
+    for label, identity in enumerate(identities):
+        per_video = []
+        id_dir = os.path.join(face_dir, identity)
+        for video in sorted(os.listdir(id_dir)):
+            video_dir = os.path.join(id_dir, video)
+            if not os.path.isdir(video_dir):
+                continue
+            frames = sorted(f for f in os.listdir(video_dir) if is_image(f))
+            per_video.append([(video, f) for f in frames])
+        clips = _round_robin(per_video)
+        taken = 0
+        for video, frame in clips:
+            voice_name = f'{identity}_{video}_{os.path.splitext(frame)[0]}.npy'
+            if voice_name not in voices:
+                missing.append(os.path.join(id_dir, video, frame))
+                continue
+            faces_out.append(os.path.join(id_dir, video, frame))
+            voices_out.append(os.path.join(voice_dir, voice_name))
+            labels.append(label)
+            taken += 1
+            if (max_per_id and taken >= max_per_id) or len(faces_out) >= max_total:
+                break
+        if len(faces_out) >= max_total:
+            break
+    if missing:
+        examples = '\n  '.join(missing[:5])
+        raise DatasetError(f'{len(missing)} face image(s) have no voice file; expected {LAYOUT}. First ones:\n  '
+                           f'{examples}')
+    return faces_out, voices_out, labels
+
+
+def _round_robin(lists):
+    """Interleave lists: first items of each, then second items, ..."""
+    out = []
+    for depth in range(max((len(x) for x in lists), default=0)):
+        out.extend(x[depth] for x in lists if depth < len(x))
+    return out

@@ -1,0 +1,170 @@
+"""Options shared by training and testing, in the CycleGAN style.
+
+``BaseOptions.parse()`` builds the parser from three layers: the flags below, the model's flags
+(``models/<model>_model.py::modify_commandline_options``) and the dataset's flags
+(``data/<dataset_mode>_dataset.py::modify_commandline_options``). It then prints the option table, saves it as
+``<checkpoints_dir>/<name>/<phase>_opt.txt`` and ``<phase>_opt.json`` and resolves ``--gpu_ids`` into ``opt.device``.
+``opt.explicit`` holds the names of the options given on the command line (test_DF.py uses it to decide whether
+the checkpoint or the user has the last word on the architecture).
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+import data
+import models
+from util import util
+
+
+def parse_gpu_ids(text):
+    """'auto' -> [0] when CUDA is available else []; '-1' -> []; '0,1' -> [0, 1]."""
+    text = str(text).strip()
+    if text == 'auto':
+        return [0] if torch.cuda.is_available() else []
+    try:
+        ids = [int(part) for part in text.split(',') if part.strip() != '']
+    except ValueError:
+        raise SystemExit(f'error: --gpu_ids must be "auto", "-1" or a comma-separated list of integers, got {text!r}')
+    return [i for i in ids if i >= 0]
+
+
+class BaseOptions:
+    """Flags for both phases; subclasses add their own in ``initialize`` and set ``isTrain``."""
+
+    isTrain = False
+
+    def __init__(self):
+        self.parser = None
+
+    def initialize(self, parser):
+        # basic parameters
+        parser.add_argument('--dataroot', required=True,
+                            help='dataset root: face/ and voice/ for Vox_image; real/, fake/ and audio_feat/ for DFDC')
+        parser.add_argument('--name', type=str, default='experiment_name',
+                            help='name of the experiment; checkpoints go to <checkpoints_dir>/<name>')
+        parser.add_argument('--gpu_ids', type=str, default='auto',
+                            help='GPU ids, e.g. 0 or 0,1; -1 for the CPU; auto = the first CUDA GPU if there is one, '
+                                 'else the CPU. More than one GPU: launch with torchrun instead (see README)')
+        parser.add_argument('--checkpoints_dir', type=str, default='./checkpoints', help='models are saved here')
+        parser.add_argument('--seed', type=int, default=20, help='random seed (the released code used 20)')
+        # model parameters
+        parser.add_argument('--model', type=str, default='DFD',
+                            help=f'which model to use, from models/<name>_model.py '
+                                 f'[{" | ".join(models.available_models())}]')
+        parser.add_argument('--init_type', type=str, default='normal',
+                            help='network initialisation [normal | xavier | kaiming | orthogonal]')
+        parser.add_argument('--init_gain', type=float, default=0.02,
+                            help='scale for normal, xavier and orthogonal initialisation')
+        # dataset parameters
+        parser.add_argument('--dataset_mode', type=str, default='Vox_image',
+                            help=f'how to read the data, from data/<name>_dataset.py '
+                                 f'[{" | ".join(data.available_datasets())}]')
+        parser.add_argument('--serial_batches', action='store_true',
+                            help='take samples in order instead of shuffling them')
+        parser.add_argument('--num_threads', default=4, type=int,
+                            help='DataLoader worker processes (0 = load in the main process)')
+        parser.add_argument('--batch_size', type=int, default=1,
+                            help='anchor clips per training step (the paper: 1), pairs per scoring step at test time')
+        parser.add_argument('--load_size', type=int, default=224, help='scale face images to this size')
+        parser.add_argument('--crop_size', type=int, default=224,
+                            help='then crop to this size (the face encoder input)')
+        parser.add_argument('--preprocess', type=str, default='resize_and_crop',
+                            help='face scaling and cropping at load time [resize_and_crop | crop | resize | none]')
+        parser.add_argument('--no_flip', action='store_true',
+                            help='do not flip faces horizontally during training (the paper trains with --no_flip)')
+        parser.add_argument('--max_dataset_size', type=int, default=sys.maxsize,
+                            help='load at most this many samples (training clips, or test pairs)')
+        parser.add_argument('--epoch', type=str, default='latest',
+                            help='which checkpoint to load: latest, best, or an epoch number')
+        parser.add_argument('--verbose', action='store_true', help='print the networks and more debugging information')
+        parser.add_argument('--suffix', default='', type=str,
+                            help='appended to --name: e.g. {encoder_compat}_d{dim} gives <name>_fixed_d1024')
+        return parser
+
+    def gather_options(self, argv=None):
+        """Parse the base flags, then add the model's and the dataset's flags and parse again."""
+        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                         description=type(self).__doc__)
+        parser = self.initialize(parser)
+        opt, _ = parser.parse_known_args(argv)
+        try:
+            parser = models.get_option_setter(opt.model)(parser, self.isTrain)
+            opt, _ = parser.parse_known_args(argv)
+            parser = data.get_option_setter(opt.dataset_mode)(parser, self.isTrain)
+        except ValueError as err:  # an unknown --model or --dataset_mode: the message lists the valid names
+            parser.error(str(err))
+        self.parser = parser
+        opt = parser.parse_args(argv)
+        opt.explicit = explicit_options(parser, argv)
+        return opt
+
+    def format_options(self, opt):
+        lines = ['----------------- Options ---------------']
+        for key, value in sorted(vars(opt).items()):
+            if key in ('explicit', 'checkpoint_meta'):
+                continue
+            default = self.parser.get_default(key)
+            comment = f'\t[default: {default}]' if value != default and default is not None else ''
+            lines.append(f'{key:>25}: {str(value):<30}{comment}')
+        lines.append('----------------- End -------------------')
+        return '\n'.join(lines)
+
+    def save_options(self, opt, message):
+        """Write the option table as <phase>_opt.txt and <phase>_opt.json in the experiment folder."""
+        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        util.mkdirs(expr_dir)
+        util.atomic_write_text(os.path.join(expr_dir, f'{opt.phase}_opt.txt'), message + '\n')
+        table = {k: v for k, v in sorted(vars(opt).items()) if k not in ('explicit', 'device', 'checkpoint_meta')}
+        table['explicit'] = sorted(opt.explicit)
+        util.atomic_write_text(os.path.join(expr_dir, f'{opt.phase}_opt.json'),
+                               json.dumps(table, indent=1, default=str) + '\n')
+
+    def parse(self, argv=None, save=True, verbose=True):
+        """Parse ``argv`` (default: sys.argv), finish the options, print and save them."""
+        opt = self.gather_options(argv)
+        opt.isTrain = self.isTrain
+        if opt.suffix:
+            opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
+        opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
+        if opt.gpu_ids and not torch.cuda.is_available():
+            raise SystemExit(f'error: --gpu_ids {",".join(map(str, opt.gpu_ids))} asks for CUDA, but torch sees no '
+                             f'CUDA device; use --gpu_ids -1 for the CPU')
+        opt.device = f'cuda:{opt.gpu_ids[0]}' if opt.gpu_ids else 'cpu'
+        self.finalize(opt)
+        self.validate(opt)
+        message = self.format_options(opt)
+        if verbose:
+            print(message)
+        if save:
+            self.save_options(opt, message)
+        return opt
+
+    def finalize(self, opt):
+        """Last changes to the parsed options before they are checked and printed (subclasses)."""
+
+    def validate(self, opt):
+        """Reject option combinations that cannot work, with a message saying why."""
+        if opt.crop_size > opt.load_size and opt.preprocess in ('resize_and_crop',):
+            raise SystemExit(f'error: --crop_size {opt.crop_size} is larger than --load_size {opt.load_size}')
+        if opt.batch_size < 1:
+            raise SystemExit('error: --batch_size must be at least 1')
+        if len(opt.gpu_ids) > 1:
+            raise SystemExit('error: one process drives one GPU; for several GPUs launch one process per GPU with '
+                             'torchrun (see the README, "Several GPUs")')
+
+
+def explicit_options(parser, argv=None):
+    """Names (dests) of the options that appear on the command line ``argv``."""
+    probe = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != 'help':
+            kwargs = dict(dest=action.dest, default=argparse.SUPPRESS)
+            if action.nargs == 0:
+                probe.add_argument(*action.option_strings, action='store_const', const=True, **kwargs)
+            else:
+                probe.add_argument(*action.option_strings, nargs=action.nargs, **kwargs)
+    seen, _ = probe.parse_known_args(argv)
+    return set(vars(seen))

@@ -1,0 +1,30 @@
+"""Test flags (test_DF.py): where results go and how many pairs to score."""
+import models
+
+from .base_options import BaseOptions
+
+
+class TestOptions(BaseOptions):
+    """Score voice-face pairs with a trained VFD model and report AUC, AP and EER (test_DF.py).
+
+    The architecture options are read from the checkpoint; flags typed here only matter for plain state dicts
+    in the released format, which carry no options.
+    """
+
+    __test__ = False  # tells pytest this is not a test class
+
+    isTrain = False
+
+    def initialize(self, parser):
+        parser = BaseOptions.initialize(self, parser)
+        parser.add_argument('--results_dir', type=str, default='./results',
+                            help='per-pair scores and the summary go to <results_dir>/<name>/<tag>/')
+        parser.add_argument('--results_tag', type=str, default='',
+                            help='sub-folder name for this test run; default <dataroot folder name>_<epoch>')
+        parser.add_argument('--phase', type=str, default='test', help='train, val, test, etc.')
+        parser.set_defaults(dataset_mode='DFDC', batch_size=16)
+        return parser
+
+    def finalize(self, opt):
+        """Restore the architecture options from the checkpoint being tested (see BaseModel.restore_options)."""
+        opt.checkpoint_meta = models.find_model_using_name(opt.model).restore_options(opt)

@@ -1,0 +1,58 @@
+"""Training flags (train_DF.py): logging and saving frequencies, epochs, optimiser and learning-rate policy."""
+from models.networks import LR_POLICIES, RELEASED_MAX_BATCH
+
+from .base_options import BaseOptions
+
+
+class TrainOptions(BaseOptions):
+    """Train VFD: a voice encoder and a face encoder pulled together for matching clips (train_DF.py)."""
+
+    isTrain = True
+
+    def initialize(self, parser):
+        parser = BaseOptions.initialize(self, parser)
+        # logging and saving
+        parser.add_argument('--print_freq', type=int, default=100,
+                            help='write a loss line every this many training steps')
+        parser.add_argument('--save_latest_freq', type=int, default=5000,
+                            help='save the latest checkpoint every this many training steps (0 = only at epoch ends)')
+        parser.add_argument('--save_epoch_freq', type=int, default=1,
+                            help='validate and save <epoch>_net_*.pth every this many epochs')
+        parser.add_argument('--continue_train', action='store_true',
+                            help='resume from the checkpoint named by --epoch (weights, optimiser, schedule, epoch)')
+        parser.add_argument('--epoch_count', type=int, default=1,
+                            help='number of the first epoch; --continue_train sets it from the checkpoint')
+        parser.add_argument('--phase', type=str, default='train', help='train, val, test, etc.')
+        parser.add_argument('--bn_recalib_batches', type=int, default=25,
+                            help='before each validation and epoch checkpoint, recompute the BatchNorm running '
+                                 'statistics exactly over this many training batches (0 = keep the moving averages '
+                                 'of the released code)')
+        # training schedule
+        parser.add_argument('--n_epochs', type=int, default=2, help='epochs at the initial learning rate')
+        parser.add_argument('--n_epochs_decay', type=int, default=20,
+                            help='epochs over which the learning rate decays linearly to zero')
+        parser.add_argument('--beta1', type=float, default=0.5, help='Adam beta1 (beta2 is 0.999)')
+        parser.add_argument('--lr', type=float, default=0.0002, help='initial Adam learning rate')
+        parser.add_argument('--lr_policy', type=str, default='linear', choices=LR_POLICIES,
+                            help='learning-rate policy [linear | step | plateau | cosine]')
+        parser.add_argument('--lr_decay_iters', type=int, default=50,
+                            help='step policy: multiply the learning rate by 0.1 every this many epochs')
+        return parser
+
+    def validate(self, opt):
+        BaseOptions.validate(self, opt)
+        for flag in ('print_freq', 'save_epoch_freq', 'n_epochs'):
+            if getattr(opt, flag) < 1:
+                raise SystemExit(f'error: --{flag} must be at least 1')
+        if opt.n_epochs_decay < 0 or opt.save_latest_freq < 0:
+            raise SystemExit('error: --n_epochs_decay and --save_latest_freq must not be negative')
+        if getattr(opt, 'negatives', 'sampled') == 'in_batch' and opt.batch_size <= getattr(opt, 'n_negatives', 0):
+            raise SystemExit(f'error: --negatives in_batch takes the negatives from the other anchors of a batch, so '
+                             f'--batch_size ({opt.batch_size}) must exceed --n_negatives ({opt.n_negatives})')
+        in_batch = getattr(opt, 'negatives', 'sampled') == 'in_batch'
+        per_pass = opt.batch_size * (1 if in_batch else max(1, getattr(opt, 'n_negatives', 1)))
+        if getattr(opt, 'encoder_compat', None) == 'released' and per_pass > RELEASED_MAX_BATCH:
+            raise SystemExit(f'error: --encoder_compat released encodes at most {RELEASED_MAX_BATCH} faces per pass '
+                             f'(position embedding by batch index), but --batch_size {opt.batch_size} with '
+                             f'its negatives puts {per_pass} faces in one pass; lower --batch_size or use '
+                             f'--encoder_compat fixed')
