@@ -1,0 +1,135 @@
+"""Train VFD: pull a clip's voice embedding towards its own face and away from other identities' faces.
+
+    python train_DF.py --dataroot ./Dataset/Voxceleb2 --dataset_mode Vox_image --model DFD --no_flip --name NAME
+
+Every ``--save_epoch_freq`` epochs it measures the validation AUC on the held-out identities and writes
+``<epoch>_net_G_audio.pth``, ``<epoch>_net_G_video.pth``, ``latest_*`` and ``best_*`` (highest validation AUC) to
+``<checkpoints_dir>/<name>/``, with the options, the identity split and the logs. ``--continue_train`` resumes.
+See ``python train_DF.py --help`` for every option.
+"""
+import itertools
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from data import DatasetError, DatasetLoader, create_dataset
+from models import CheckpointError, create_model
+from options.train_options import TrainOptions
+from util import metrics, util
+from util.visualizer import Visualizer
+
+logger = logging.getLogger('train_DF')
+
+
+def validate(model, loader):
+    """Validation metrics: real pairs against mismatched pairs (anchor voice with other identities' faces)."""
+    model.eval()
+    real, fake = [], []
+    for batch in tqdm(loader, desc='validation', leave=False, disable=None):
+        r, f = model.score_triplets(batch)
+        real.append(r.float().cpu().numpy())
+        fake.append(f.float().cpu().numpy().ravel())
+    model.train()
+    real, fake = np.concatenate(real), np.concatenate(fake)
+    labels = np.concatenate([np.ones_like(real), np.zeros_like(fake)])
+    return metrics.summarize(labels, np.concatenate([real, fake]))
+
+
+def write_split(opt, loader):
+    """Save the identity split next to the checkpoints (split_train.txt, split_val.txt)."""
+    for part, identities in loader.dataset.split_lists().items():
+        util.atomic_write_text(os.path.join(opt.checkpoints_dir, opt.name, f'split_{part}.txt'),
+                               ''.join(i + '\n' for i in identities))
+
+
+def train(opt):
+    logger.info('commit %s', util.git_commit())
+    util.seed_everything(opt.seed)
+    train_loader = create_dataset(opt, phase='train')
+    write_split(opt, train_loader)
+    val_loader = create_dataset(opt, phase='val', shuffle=False) if getattr(opt, 'val_ratio', 0) > 0 else None
+    logger.info('%d training clips, %d validation clips', len(train_loader), len(val_loader) if val_loader else 0)
+    if val_loader is None:
+        logger.warning('no validation split (--val_ratio 0): no validation AUC, no best checkpoint')
+
+    model = create_model(opt)
+    model.setup(opt)
+    epoch, start_batch, total_iters, best_auc = opt.epoch_count, 0, 0, -1.0
+    if opt.continue_train:
+        counters = model.load_training_state(opt.epoch)
+        epoch, start_batch = counters['epoch'], counters['epoch_iter']
+        total_iters, best_auc = counters['total_iters'], counters.get('best_auc', -1.0)
+        logger.info('resuming at epoch %d, step %d of the epoch (%d steps done)', epoch, start_batch, total_iters)
+    visualizer = Visualizer(opt)
+    # a fixed shuffled view of the training set for recomputing BatchNorm statistics
+    recalib_loader = DatasetLoader(train_loader.dataset, opt, shuffle=True)
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    results = None
+
+    for epoch in range(epoch, last_epoch + 1):
+        train_loader.set_epoch(epoch, start_batch)
+        epoch_iter, epoch_start = start_batch, time.time()
+        start_batch = 0
+        model.train()
+        t_data_sum = t_comp_sum = 0.0
+        t_mark = time.time()
+        bar = tqdm(total=train_loader.num_batches() + epoch_iter, initial=epoch_iter,
+                   desc=f'epoch {epoch}/{last_epoch}', disable=None, dynamic_ncols=True)
+        for batch in train_loader:
+            t_loaded = time.time()
+            model.set_input(batch)
+            model.optimize_parameters()
+            epoch_iter += 1
+            total_iters += 1
+            t_now = time.time()
+            t_data_sum, t_comp_sum, t_mark = t_data_sum + (t_loaded - t_mark), t_comp_sum + (t_now - t_loaded), t_now
+            bar.update()
+            if total_iters % opt.print_freq == 0:
+                losses = model.get_current_losses()
+                n = opt.print_freq
+                visualizer.print_current_losses(epoch, epoch_iter, total_iters, losses, t_comp_sum / n, t_data_sum / n,
+                                                model.optimizers[0].param_groups[0]['lr'])
+                bar.set_postfix({k: f'{v:.3g}' for k, v in losses.items()})
+                t_data_sum = t_comp_sum = 0.0
+            if opt.save_latest_freq and total_iters % opt.save_latest_freq == 0:
+                tqdm.write(f'saving the latest model (epoch {epoch}, total_iters {total_iters})')
+                model.save_networks('latest', epoch=epoch, total_iters=total_iters)
+                model.save_training_state('latest', epoch=epoch, epoch_iter=epoch_iter, total_iters=total_iters,
+                                          best_auc=best_auc)
+        bar.close()
+
+        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+            if opt.bn_recalib_batches > 0:
+                recalib_loader.set_epoch(0)
+                used = model.recalibrate_batch_norm(itertools.islice(recalib_loader, opt.bn_recalib_batches))
+                logger.info('BatchNorm statistics recomputed over %d training batches', used)
+            extra = {'epoch': epoch, 'total_iters': total_iters}
+            if val_loader is not None:
+                results = validate(model, val_loader)
+                visualizer.print_validation(epoch, total_iters, results)
+                extra['val'] = results
+            logger.info('saving the model at the end of epoch %d, iters %d', epoch, total_iters)
+            model.save_networks(epoch, **extra)
+            model.save_networks('latest', **extra)
+            if results is not None and results['auc'] > best_auc:
+                best_auc = results['auc']
+                model.save_networks('best', **extra)
+                logger.info('new best validation AUC %.4f: saved best_net_*', best_auc)
+        model.update_learning_rate(results['auc'] if results else None)
+        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+            model.save_training_state('latest', epoch=epoch + 1, epoch_iter=0, total_iters=total_iters,
+                                      best_auc=best_auc)
+        logger.info('end of epoch %d / %d \t time taken: %.0f s', epoch, last_epoch, time.time() - epoch_start)
+    return results
+
+
+def main(argv=None):
+    return util.run_entry(TrainOptions(), train, argv, errors=(DatasetError, CheckpointError))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
