@@ -1,0 +1,36 @@
+"""Shared fixtures: the tiny configuration, and small synthetic datasets generated once per test session."""
+import os
+
+import pytest
+
+from scripts import make_sample_data
+
+TINY = ['--load_size', '64', '--crop_size', '64', '--width_mult', '0.25', '--dim', '128', '--depth', '2',
+        '--heads', '4', '--mlp_dim', '256', '--emb_dim', '128']
+TINY_ARCH = dict(encoder_compat='fixed', dim=128, depth=2, heads=4, mlp_dim=256, emb_dim=128, width_mult=0.25,
+                 crop_size=64, n_mels=512, n_frames=301)
+PAPER_ARCH = dict(encoder_compat='released', dim=1024, depth=6, heads=8, mlp_dim=2048, emb_dim=2048, width_mult=1.0,
+                  crop_size=224, n_mels=512, n_frames=301)
+
+
+@pytest.fixture(scope='session')
+def sample_root(tmp_path_factory):
+    """A small copy of the sample data: 8 training identities, DFDC-style and FakeAVCeleb-style test sets."""
+    root = tmp_path_factory.mktemp('sample')
+    make_sample_data.main(['--out', str(root), '--vox_ids', '8', '--videos', '2', '--frames', '2',
+                           '--dfdc_ids', '4', '--dfdc_reals', '1', '--fakeavceleb_ids', '2', '--image_size', '64'])
+    return root
+
+
+@pytest.fixture
+def run_dirs(tmp_path):
+    """--checkpoints_dir and --results_dir arguments inside a fresh temporary folder (training takes the first two)."""
+    return ['--checkpoints_dir', str(tmp_path / 'checkpoints'), '--results_dir', str(tmp_path / 'results')]
+
+
+def vox(root):
+    return os.path.join(str(root), 'Voxceleb2')
+
+
+def dfdc(root):
+    return os.path.join(str(root), 'DFDC')

@@ -1,0 +1,127 @@
+"""Checkpoints in the authors' released format and in the project's format: keys, shapes, loading, refusing."""
+import json
+import os
+
+import pytest
+import torch
+
+import test_DF
+from models import CheckpointError, networks, read_checkpoint
+from models.base_model import describe_mismatch
+from tests.conftest import PAPER_ARCH, TINY, TINY_ARCH, dfdc
+
+KEYS = json.load(open(os.path.join(os.path.dirname(__file__), 'fixtures', 'released_checkpoint_keys.json')))
+
+
+def state_dict_from_json(keys, generator):
+    """A plain state dict with exactly the released keys and shapes (random values, as the authors' files)."""
+    out = {}
+    for key, shape in keys.items():
+        if key.endswith('num_batches_tracked'):
+            out[key] = torch.tensor(1000, dtype=torch.long)
+        elif key.endswith('running_var'):
+            out[key] = torch.rand(shape, generator=generator) + 0.5
+        else:
+            out[key] = torch.randn(shape, generator=generator) * 0.02
+    return out
+
+
+@pytest.fixture(scope='module')
+def released_files(tmp_path_factory):
+    """latest_net_G_audio.pth / latest_net_G_video.pth written from the reference key list, as plain state dicts."""
+    folder = tmp_path_factory.mktemp('released') / 'checkpoints' / 'authors'
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for name in ('latest_net_G_audio.pth', 'latest_net_G_video.pth'):
+        torch.save(state_dict_from_json(KEYS[name], g), folder / name)
+    return folder
+
+
+def test_released_files_load_strictly_in_released_mode(released_files):
+    voice, face = networks.define_encoders(PAPER_ARCH)
+    for net, name in ((voice, 'latest_net_G_audio.pth'), (face, 'latest_net_G_video.pth')):
+        state_dict, meta = read_checkpoint(str(released_files / name))
+        assert meta is None
+        assert describe_mismatch(net, state_dict) == []
+        net.load_state_dict(state_dict, strict=True)
+        assert {k: list(v.shape) for k, v in net.state_dict().items()} == KEYS[name]
+
+
+def test_released_files_do_not_fit_fixed_mode_and_the_message_says_why(released_files, tmp_path):
+    from types import SimpleNamespace
+
+    from models.DFD_model import DFDModel
+    opt = SimpleNamespace(isTrain=False, device='cpu', checkpoints_dir=str(released_files.parent), name='authors',
+                          model='DFD', init_type='normal', init_gain=0.02, **{**PAPER_ARCH, 'encoder_compat': 'fixed'})
+    model = DFDModel(opt)
+    with pytest.raises(CheckpointError, match=r'(?s)pos_embedding.*\(32, 1, 1024\).*--encoder_compat released'):
+        model.load_networks('latest')
+
+
+def test_test_DF_runs_on_released_weights_without_any_size_option(released_files, sample_root, tmp_path, capsys):
+    results = tmp_path / 'results'
+    rc = test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'authors', '--checkpoints_dir',
+                       str(released_files.parent), '--results_dir', str(results), '--gpu_ids', '-1',
+                       '--num_threads', '0', '--batch_size', '4'])
+    assert rc == 0
+    summary = json.loads((results / 'authors' / 'DFDC_latest' / 'summary.json').read_text())
+    assert summary['encoder_compat'] == 'released'
+    assert summary['checkpoint_format'].startswith('plain state dict')
+    assert summary['accuracy'] is None and 'none' in summary['threshold_source']
+    assert (summary['n_real'], summary['n_fake']) == (4, 4)
+    assert 'AUC' in capsys.readouterr().out
+
+
+def test_project_checkpoints_round_trip_with_released_keys(tmp_path):
+    from types import SimpleNamespace
+
+    from models.DFD_model import DFDModel
+    opt = SimpleNamespace(isTrain=False, device='cpu', checkpoints_dir=str(tmp_path), name='run', model='DFD',
+                          init_type='normal', init_gain=0.02, load_size=64, preprocess='resize_and_crop',
+                          **{**TINY_ARCH, 'encoder_compat': 'released'})
+    model = DFDModel(opt)
+    model.save_networks('latest', epoch=3)
+    state_dict, meta = read_checkpoint(str(tmp_path / 'run' / 'latest_net_G_audio.pth'))
+    assert meta['options']['encoder_compat'] == 'released' and meta['epoch'] == 3
+    released_names = {k for k in KEYS['latest_net_G_audio.pth']  # the released names, for a depth-2 transformer
+                      if not k.startswith('transformer.layers.') or int(k.split('.')[2]) < 2}
+    assert set(state_dict) == released_names
+    other = DFDModel(opt)
+    other.load_networks('latest')
+    for (_, a), (_, b) in zip(model.networks(), other.networks()):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert ka == kb and torch.equal(va, vb)
+
+
+def test_module_prefix_is_stripped_and_non_checkpoints_refused(tmp_path):
+    torch.save({'module.w': torch.zeros(2)}, tmp_path / 'dp.pth')
+    assert list(read_checkpoint(str(tmp_path / 'dp.pth'))[0]) == ['w']
+    torch.save([1, 2, 3], tmp_path / 'list.pth')
+    with pytest.raises(CheckpointError, match='neither'):
+        read_checkpoint(str(tmp_path / 'list.pth'))
+    (tmp_path / 'trunc.pth').write_bytes((tmp_path / 'dp.pth').read_bytes()[:50])
+    with pytest.raises(CheckpointError, match='cannot be read'):
+        read_checkpoint(str(tmp_path / 'trunc.pth'))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ('echo pwned > /dev/null',))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    torch.save({'state_dict': _Payload()}, tmp_path / 'evil.pth')
+    with pytest.raises(CheckpointError, match='refused'):
+        read_checkpoint(str(tmp_path / 'evil.pth'))
+
+
+def test_explicit_options_do_not_override_the_checkpoint(tmp_path, sample_root, caplog):
+    """A project checkpoint wins over a size typed on the command line (the weights only fit the stored one)."""
+    import train_DF
+    run_dirs = ['--checkpoints_dir', str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res')]
+    assert train_DF.main(['--dataroot', os.path.join(str(sample_root), 'Voxceleb2'), '--name', 'x', *TINY,
+                          '--n_epochs', '1', '--n_epochs_decay', '0', '--batch_size', '2', '--num_threads', '0',
+                          '--gpu_ids', '-1', '--val_ratio', '0', *run_dirs[:2]]) == 0
+    assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'x', '--dim', '64', '--gpu_ids', '-1',
+                         '--num_threads', '0', *run_dirs]) == 0
+    assert 'checkpoint was trained with 128' in caplog.text

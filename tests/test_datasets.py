@@ -1,0 +1,210 @@
+"""Datasets: pairing in both layouts, the identity split, negatives, voice normalisation and the mel recipe."""
+import os
+import types
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from data import DatasetError, available_datasets, create_dataset, find_dataset_using_name
+from data.audio import fit_frames, load_voice, mel_from_file, mel_from_waveform, normalize_mel
+from data.DFDC_dataset import DFDCDataset
+from data.Vox_image_dataset import VoxImageDataset, split_identities
+
+
+def make_opt(root, **kw):
+    opt = dict(dataroot=str(root), phase='train', seed=20, n_negatives=3, val_ratio=0.25, id_prefix='id',
+               max_clips_per_id=40, max_val_clips=15000, max_dataset_size=10 ** 9, n_mels=512, n_frames=301,
+               load_size=32, crop_size=32, preprocess='resize_and_crop', no_flip=True, batch_size=2, num_threads=0,
+               serial_batches=False, dataset_mode='Vox_image', negatives='sampled', device='cpu')
+    opt.update(kw)
+    return types.SimpleNamespace(**opt)
+
+
+def write_clip(root, identity, video, frame, colour=(128, 64, 32), frames=301):
+    face_dir = os.path.join(root, 'face', identity, video)
+    os.makedirs(face_dir, exist_ok=True)
+    os.makedirs(os.path.join(root, 'voice'), exist_ok=True)
+    Image.new('RGB', (40, 40), colour).save(os.path.join(face_dir, frame + '.jpg'))
+    mel = -80 * np.random.default_rng(abs(hash((identity, video, frame))) % 2 ** 32).random((512, frames))
+    np.save(os.path.join(root, 'voice', f'{identity}_{video}_{frame}.npy'), mel.astype(np.float32))
+
+
+@pytest.fixture
+def vox_root(tmp_path):
+    """8 identities; video names with '_' and '-' (as in VoxCeleb2), two clips each."""
+    root = tmp_path / 'vox'
+    for i in range(8):
+        identity = f'id{i:05d}'
+        write_clip(root, identity, 'a_b-c_d', '00001')
+        write_clip(root, identity, 'JF-4trZP6fE', '00182')
+    os.makedirs(root / 'face' / 'not_an_identity' / 'v')  # ignored: no 'id' prefix
+    return root
+
+
+def test_names_resolve_and_unknown_names_list_the_valid_ones():
+    assert {'Vox_image', 'DFDC'} <= set(available_datasets())
+    assert find_dataset_using_name('Vox_image') is VoxImageDataset
+    assert find_dataset_using_name('DFDC') is DFDCDataset
+    with pytest.raises(ValueError, match='valid names: .*DFDC.*Vox_image'):
+        find_dataset_using_name('vox')
+
+
+def test_vox_pairs_faces_with_voices_when_video_names_hold_separators(vox_root):
+    ds = VoxImageDataset(make_opt(vox_root))
+    assert len(ds) == 12  # 6 training identities x 2 clips
+    for face, voice in zip(ds.face_paths, ds.voice_paths):
+        identity, video, frame = face.split(os.sep)[-3:]
+        assert os.path.basename(voice) == f'{identity}_{video}_{frame[:-4]}.npy'
+    assert any('a_b-c_d' in p for p in ds.voice_paths)
+
+
+def test_identity_split_is_sorted_disjoint_and_deterministic(vox_root):
+    train = VoxImageDataset(make_opt(vox_root))
+    val = VoxImageDataset(make_opt(vox_root, phase='val'))
+    assert train.split_lists() == {'train': [f'id{i:05d}' for i in range(2, 8)], 'val': ['id00000', 'id00001']}
+    assert set(train.identities).isdisjoint(val.identities)
+    assert VoxImageDataset(make_opt(vox_root)).face_paths == train.face_paths
+
+
+def test_split_holds_out_at_least_two_identities_and_rejects_too_few():
+    assert split_identities(['id3', 'id1', 'id2', 'id4', 'id5'], 0.1, 'x') == (['id3', 'id4', 'id5'], ['id1', 'id2'])
+    assert split_identities(['b', 'a'], 0.0, 'x') == (['a', 'b'], [])
+    with pytest.raises(DatasetError, match='at least two'):
+        split_identities(['id1'], 0.1, 'x')
+    with pytest.raises(DatasetError, match='too few'):
+        split_identities(['id1', 'id2', 'id3'], 0.1, 'x')
+
+
+def test_fewer_than_two_identities_is_a_clear_error(tmp_path):
+    write_clip(tmp_path, 'id00001', 'v', '00001')
+    with pytest.raises(DatasetError, match='at least two'):
+        VoxImageDataset(make_opt(tmp_path, val_ratio=0.0))
+
+
+def test_negatives_come_from_other_identities_and_change_per_epoch(vox_root):
+    ds = VoxImageDataset(make_opt(vox_root))
+    draws = []
+    for epoch in (1, 2):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            item = ds[i]
+            assert item['neg_faces'].shape == (3, 3, 32, 32) and item['neg_faces'].dtype == np.float32
+            assert item['identity'] not in item['neg_identities']
+            assert len(set(item['neg_identities'].tolist())) >= 1
+        draws.append([tuple(ds.sample_negatives(i, ds.rng(i))) for i in range(len(ds))])
+        assert draws[-1] == [tuple(ds.sample_negatives(i, ds.rng(i))) for i in range(len(ds))]  # reproducible
+    assert draws[0] != draws[1]
+
+
+def test_vox_item_keys_shapes_dtypes(vox_root):
+    item = VoxImageDataset(make_opt(vox_root))[0]
+    assert item['voice'].shape == (1, 512, 301) and item['voice'].dtype == np.float32
+    assert item['face'].shape == (3, 32, 32) and item['face'].dtype == np.float32
+    assert -1.0 <= item['face'].min() and item['face'].max() <= 1.0
+    assert item['identity'].dtype == np.int64
+    in_batch = VoxImageDataset(make_opt(vox_root, negatives='in_batch'))[0]
+    assert 'neg_faces' not in in_batch and 'identity' in in_batch
+
+
+def test_face_without_voice_names_the_file(vox_root):
+    os.remove(os.path.join(vox_root, 'voice', 'id00005_JF-4trZP6fE_00182.npy'))
+    with pytest.raises(DatasetError, match='id00005.*JF-4trZP6fE.*00182.jpg'):
+        VoxImageDataset(make_opt(vox_root))
+
+
+def test_missing_layout_folders_are_named(tmp_path):
+    with pytest.raises(DatasetError, match='not a folder'):
+        VoxImageDataset(make_opt(tmp_path / 'nowhere'))
+    with pytest.raises(DatasetError, match="face is missing"):
+        VoxImageDataset(make_opt(tmp_path))
+    with pytest.raises(DatasetError, match='audio_feat is missing'):
+        DFDCDataset(make_opt(tmp_path, dataset_mode='DFDC'))
+
+
+def test_per_identity_cap_takes_clips_from_every_video(tmp_path):
+    for v in ('v1', 'v2', 'v3'):
+        for f in ('00001', '00002', '00003'):
+            write_clip(tmp_path, 'id00001', v, f)
+            write_clip(tmp_path, 'id00002', v, f)
+    ds = VoxImageDataset(make_opt(tmp_path, val_ratio=0.0, max_clips_per_id=3))
+    videos = [p.split(os.sep)[-2] for p in ds.face_paths[:3]]
+    assert videos == ['v1', 'v2', 'v3']
+    assert len(VoxImageDataset(make_opt(tmp_path, val_ratio=0.0, max_clips_per_id=3, max_dataset_size=4))) == 4
+
+
+@pytest.fixture
+def dfdc_root(tmp_path):
+    root = tmp_path / 'dfdc'
+    for folder, names in (('real', ['r_1', 'r-2']), ('fake', ['f_1', 'f-2', 'f3'])):
+        os.makedirs(root / folder)
+        for name in names:
+            Image.new('RGB', (40, 40), (10, 20, 30)).save(root / folder / f'{name}.jpg')
+    os.makedirs(root / 'audio_feat')
+    for name in ('r_1', 'r-2', 'f_1', 'f-2', 'f3'):
+        mel = -80 * np.random.default_rng(0).random((512, 250), dtype=np.float32)
+        np.save(root / 'audio_feat' / f'{name}.npy', mel)
+    return root
+
+
+def test_dfdc_pairs_and_labels(dfdc_root):
+    ds = DFDCDataset(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'))
+    pairs = [(video, label) for video, _, _, label in ds.items]
+    assert pairs == [('r-2', 1), ('r_1', 1), ('f-2', 0), ('f3', 0), ('f_1', 0)]
+    item = ds[0]
+    assert item['face'].shape == (3, 32, 32) and item['voice'].shape == (1, 512, 301)
+    assert item['label'] == 1 and item['video'] == 'r-2'
+    assert os.path.basename(item['voice_path']) == 'r-2.npy'
+
+
+def test_dfdc_face_without_voice_names_the_file(dfdc_root):
+    os.remove(dfdc_root / 'audio_feat' / 'f3.npy')
+    with pytest.raises(DatasetError, match='f3.jpg'):
+        DFDCDataset(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'))
+
+
+def test_loader_batches_and_serial_order(dfdc_root):
+    loader = create_dataset(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'), shuffle=False)
+    batches = list(loader)
+    assert [len(b['video']) for b in batches] == [2, 2, 1]
+    assert batches[0]['face'].shape == (2, 3, 32, 32) and batches[0]['label'].tolist() == [1, 1]
+
+
+def test_voice_normalisation_is_librosa_normalize_per_frame():
+    import librosa
+    mel = -80 * np.random.default_rng(1).random((512, 301)).astype(np.float32)
+    mel[:, 5] = -80.0  # a silent frame
+    out = normalize_mel(mel)
+    np.testing.assert_array_equal(out, librosa.util.normalize(mel))
+    np.testing.assert_allclose(out, mel / np.abs(mel).max(axis=0, keepdims=True), rtol=1e-6)
+    assert out.min() >= -1 and out.max() <= 0 and np.all(out[:, 5] == -1)
+
+
+def test_load_voice_fits_frames_and_checks_the_file(tmp_path):
+    short = -80 * np.random.default_rng(2).random((512, 200)).astype(np.float32)
+    np.save(tmp_path / 'short.npy', short)
+    voice = load_voice(str(tmp_path / 'short.npy'))
+    assert voice.shape == (1, 512, 301) and voice.dtype == np.float32
+    np.testing.assert_array_equal(voice[0, :, :200], normalize_mel(short))
+    assert np.all(voice[0, :, 200:] == -1.0)
+    assert fit_frames(np.zeros((4, 10)), 6).shape == (4, 6)
+    np.save(tmp_path / 'wrong.npy', np.zeros((128, 301), np.float32))
+    with pytest.raises(DatasetError, match='wrong.npy.*shape'):
+        load_voice(str(tmp_path / 'wrong.npy'))
+
+
+def test_mel_recipe_matches_librosa_on_a_file(tmp_path):
+    import librosa
+    rng = np.random.default_rng(3)
+    t = np.arange(int(3.5 * 16000)) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    path = str(tmp_path / 'clip.wav')
+    soundfile.write(path, wave, 16000, subtype='FLOAT')
+    y, sr = librosa.load(path, sr=16000, duration=3)
+    expected = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, hop_length=160, n_mels=512), ref=np.max)
+    got = mel_from_file(path)
+    assert got.shape == (512, 301) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(mel_from_waveform(wave, 16000), expected, rtol=0, atol=1e-4)
+    assert got.max() == 0.0 and got.min() >= -80.0

@@ -1,0 +1,88 @@
+"""Options: the CycleGAN-style parser, name discovery, GPU selection and the saved option table."""
+import json
+import os
+
+import pytest
+import torch
+
+import models
+from models.DFD_model import DFDModel
+from options.base_options import parse_gpu_ids
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from tests.conftest import TINY
+
+
+def train_opt(tmp_path, *extra):
+    return TrainOptions().parse(['--dataroot', str(tmp_path), '--name', 'opt_test', '--checkpoints_dir',
+                                 str(tmp_path / 'ck'), *TINY, *extra], verbose=False)
+
+
+def test_every_flag_has_help(tmp_path):
+    options = TrainOptions()
+    options.parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path / 'ck')], verbose=False)
+    flags = [a for a in options.parser._actions if a.option_strings and a.dest != 'help']
+    assert len(flags) > 30
+    assert [a.dest for a in flags if not a.help] == []
+
+
+def test_defaults_are_the_papers(tmp_path):
+    opt = TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path / 'ck')], verbose=False)
+    assert (opt.dim, opt.depth, opt.heads, opt.mlp_dim, opt.emb_dim, opt.width_mult) == (1024, 6, 8, 2048, 2048, 1.0)
+    assert (opt.load_size, opt.crop_size, opt.n_mels, opt.n_frames) == (224, 224, 512, 301)
+    assert (opt.lr, opt.beta1, opt.margin, opt.n_negatives) == (0.0002, 0.5, 100.0, 5)
+    assert (opt.lr_policy, opt.n_epochs, opt.n_epochs_decay, opt.seed) == ('linear', 2, 20, 20)
+    assert opt.encoder_compat == 'fixed' and opt.negatives == 'sampled' and opt.val_ratio == 0.1
+
+
+def test_option_table_is_saved_as_text_and_json(tmp_path):
+    opt = train_opt(tmp_path, '--lr', '0.001')
+    folder = tmp_path / 'ck' / 'opt_test'
+    text = (folder / 'train_opt.txt').read_text()
+    assert 'lr: 0.001' in text and '[default: 0.0002]' in text
+    table = json.loads((folder / 'train_opt.json').read_text())
+    assert table['lr'] == 0.001 and table['dim'] == 128 and table['model'] == 'DFD'
+    assert 'lr' in table['explicit'] and 'margin' not in table['explicit']
+    assert opt.explicit >= {'dataroot', 'lr', 'dim'}
+
+
+def test_models_are_found_by_name_and_unknown_names_list_valid_ones(tmp_path, capsys):
+    assert models.find_model_using_name('DFD') is DFDModel
+    with pytest.raises(ValueError, match='valid names: DFD'):
+        models.find_model_using_name('cycle_gan')
+    with pytest.raises(SystemExit) as exit_info:
+        train_opt(tmp_path, '--model', 'cycle_gan')
+    assert exit_info.value.code == 2
+    assert 'valid names: DFD' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_opt(tmp_path, '--dataset_mode', 'aligned')
+    assert 'DFDC' in capsys.readouterr().err and 'Vox_image' in capsys.readouterr().err + 'Vox_image'
+
+
+def test_gpu_ids(monkeypatch, tmp_path):
+    assert parse_gpu_ids('-1') == []
+    assert parse_gpu_ids('0,2') == [0, 2]
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert parse_gpu_ids('auto') == []
+    assert train_opt(tmp_path).device == 'cpu'
+    with pytest.raises(SystemExit, match='no CUDA device'):
+        train_opt(tmp_path, '--gpu_ids', '0')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert parse_gpu_ids('auto') == [0]
+    assert train_opt(tmp_path, '--gpu_ids', '-1').device == 'cpu'
+
+
+def test_impossible_combinations_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match='at most 32'):
+        train_opt(tmp_path, '--encoder_compat', 'released', '--batch_size', '8')
+    with pytest.raises(SystemExit, match='must exceed --n_negatives'):
+        train_opt(tmp_path, '--negatives', 'in_batch', '--batch_size', '4')
+    with pytest.raises(SystemExit, match='larger than --load_size'):
+        train_opt(tmp_path, '--crop_size', '96')
+
+
+def test_test_options_need_a_checkpoint(tmp_path):
+    with pytest.raises(models.CheckpointError, match='not found'):
+        TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'none', '--checkpoints_dir', str(tmp_path)],
+                            verbose=False)
+    assert not os.path.exists(tmp_path / 'none' / 'test_opt.txt')

@@ -1,0 +1,96 @@
+"""train_DF.py -> checkpoints -> test_DF.py, resuming, and what the runs write."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import test_DF
+import train_DF
+from models import read_checkpoint
+from tests.conftest import TINY, TINY_ARCH, dfdc, vox
+
+
+def train_args(root, run_dirs, name, *extra):
+    return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--n_epochs', '1',
+            '--n_epochs_decay', '0', '--num_threads', '0', '--print_freq', '2', '--gpu_ids', '-1', '--no_flip',
+            *run_dirs[:2], *extra]
+
+
+@pytest.fixture(scope='module')
+def trained(sample_root, tmp_path_factory):
+    """One tiny training run on the sample data, shared by the tests below."""
+    base = tmp_path_factory.mktemp('run')
+    run_dirs = ['--checkpoints_dir', str(base / 'checkpoints'), '--results_dir', str(base / 'results')]
+    assert train_DF.main(train_args(sample_root, run_dirs, 'rt')) == 0
+    return base, run_dirs
+
+
+def test_training_writes_checkpoints_logs_split_and_options(trained):
+    base, _ = trained
+    folder = base / 'checkpoints' / 'rt'
+    for name in ('1_net_G_audio.pth', '1_net_G_video.pth', 'latest_net_G_audio.pth', 'latest_net_G_video.pth',
+                 'best_net_G_audio.pth', 'latest_train_state.pth', 'train_opt.txt', 'train_opt.json',
+                 'split_train.txt', 'split_val.txt', 'loss_log.txt', 'metrics.jsonl'):
+        assert (folder / name).is_file(), name
+    assert (folder / 'split_val.txt').read_text().split() == ['id00001', 'id00002']
+    records = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
+    assert {r['type'] for r in records} == {'train', 'val'}
+    assert all(np.isfinite(r['losses']['triplet']) for r in records if r['type'] == 'train')
+    state_dict, meta = read_checkpoint(str(folder / 'latest_net_G_video.pth'))
+    assert meta['options'] == {**TINY_ARCH, 'load_size': 64, 'preprocess': 'resize_and_crop'}
+    assert meta['epoch'] == 1 and 0 <= meta['val']['auc'] <= 1
+    assert not any(k.startswith('module.') for k in state_dict)
+
+
+def test_test_restores_the_architecture_from_the_checkpoint(trained, sample_root):
+    base, run_dirs = trained
+    # no size options typed: they come from the checkpoint
+    assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'rt', '--gpu_ids', '-1', '--num_threads', '0',
+                         *run_dirs]) == 0
+    folder = base / 'results' / 'rt' / 'DFDC_latest'
+    summary = json.loads((folder / 'summary.json').read_text())
+    assert summary['encoder_compat'] == 'fixed' and summary['checkpoint_epoch'] == 1
+    assert (summary['n_real'], summary['n_fake']) == (4, 4)
+    assert 0 <= summary['auc'] <= 1 and 0 <= summary['eer'] <= 1
+    assert summary['accuracy'] is not None and 'validation' in summary['threshold_source']
+    rows = list(csv.DictReader(open(folder / 'scores.csv')))
+    assert len(rows) == 8 and {r['label'] for r in rows} == {'0', '1'}
+    assert all(float(r['score']) == pytest.approx(-float(r['distance'])) for r in rows)
+
+
+def test_scores_equal_minus_the_embedding_distance(trained, sample_root):
+    base, run_dirs = trained
+    from data import create_dataset
+    from models import create_model
+    from options.test_options import TestOptions
+    opt = TestOptions().parse(['--dataroot', dfdc(sample_root), '--name', 'rt', '--gpu_ids', '-1',
+                               '--num_threads', '0', *run_dirs], save=False, verbose=False)
+    model = create_model(opt)
+    model.setup(opt)
+    model.eval()
+    batch = next(iter(create_dataset(opt, phase='test', shuffle=False)))
+    with torch.no_grad():
+        voice = model.netG_audio(batch['voice'][:1])
+        face = model.netG_video(batch['face'][:1])
+    expected = -torch.linalg.vector_norm(voice - face + 1e-6)
+    rows = list(csv.DictReader(open(base / 'results' / 'rt' / 'DFDC_latest' / 'scores.csv')))
+    assert float(rows[0]['score']) == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_continue_train_resumes_after_the_last_epoch(trained, sample_root):
+    base, run_dirs = trained
+    assert train_DF.main(train_args(sample_root, run_dirs, 'rt', '--continue_train', '--n_epochs', '2')) == 0
+    folder = base / 'checkpoints' / 'rt'
+    assert (folder / '2_net_G_audio.pth').is_file()
+    records = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['epoch'] for r in records if r['type'] == 'val'] == [1, 2]
+    _, meta = read_checkpoint(str(folder / 'latest_net_G_audio.pth'))
+    assert meta['epoch'] == 2
+
+
+def test_bad_dataroot_is_a_clear_error(tmp_path, capsys, run_dirs):
+    assert train_DF.main(['--dataroot', str(tmp_path / 'missing'), '--name', 'x', *TINY, '--gpu_ids', '-1',
+                          *run_dirs[:2]]) == 2
+    assert 'is not a folder' in capsys.readouterr().err
