@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up the Python environment once: sourced by scripts/demo.sh and scripts/run_tests.sh.
+#
+#   source scripts/setup_env.sh [requirements file]     (default requirements.txt)
+#
+# Uses the active virtualenv or conda environment when there is one (a GPU machine keeps its own torch build);
+# otherwise creates ./.venv (with VFD_SYSTEM_SITE=1 it sees the system's packages, e.g. a preinstalled torch).
+# Leaves $PY pointing at the environment's python.
+set -euo pipefail
+VFD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REQUIREMENTS="${1:-requirements.txt}"
+if [ -n "${VIRTUAL_ENV:-}" ] || [ -n "${CONDA_PREFIX:-}" ]; then
+    PY="$(command -v python)"
+else
+    if [ ! -x "$VFD_ROOT/.venv/bin/python" ]; then
+        echo "== creating the virtualenv $VFD_ROOT/.venv"
+        if [ "${VFD_SYSTEM_SITE:-0}" = 1 ]; then
+            python3 -m venv --system-site-packages "$VFD_ROOT/.venv"
+        else
+            python3 -m venv "$VFD_ROOT/.venv"
+        fi
+    fi
+    PY="$VFD_ROOT/.venv/bin/python"
+fi
+stamp="$VFD_ROOT/.venv-stamp-$(basename "$REQUIREMENTS")"
+if [ ! -f "$stamp" ] || [ "$VFD_ROOT/$REQUIREMENTS" -nt "$stamp" ] || [ "$VFD_ROOT/requirements.txt" -nt "$stamp" ] \
+        || ! "$PY" -c "import torch, librosa, sklearn" >/dev/null 2>&1; then
+    echo "== installing $REQUIREMENTS into $("$PY" -c 'import sys; print(sys.prefix)')"
+    "$PY" -m pip install --disable-pip-version-check -q -r "$VFD_ROOT/$REQUIREMENTS"
+    touch "$stamp"
+fi
+export PY VFD_ROOT
