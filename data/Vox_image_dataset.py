@@ -70,7 +70,8 @@ class VoxImageDataset(BaseDataset):
                 raise DatasetError(f'{folder} is missing; Vox_image expects {LAYOUT}')
         all_ids = sorted(d for d in os.listdir(self.face_dir)
                          if d.startswith(opt.id_prefix) and os.path.isdir(os.path.join(self.face_dir, d)))
-        self.train_ids, self.val_ids = split_identities(all_ids, opt.val_ratio, self.face_dir)
+        where = f'{self.face_dir} (identity folders start with {opt.id_prefix!r}, see --id_prefix)'
+        self.train_ids, self.val_ids = split_identities(all_ids, opt.val_ratio, where)
         if opt.phase == 'val':
             ids, cap = self.val_ids, opt.max_val_clips
         else:

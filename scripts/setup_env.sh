@@ -3,13 +3,14 @@
 #
 #   source scripts/setup_env.sh [requirements file]     (default requirements.txt)
 #
-# Uses the active virtualenv or conda environment when there is one (a GPU machine keeps its own torch build);
-# otherwise creates ./.venv (with VFD_SYSTEM_SITE=1 it sees the system's packages, e.g. a preinstalled torch).
+# Uses the active virtualenv, or the active conda environment other than "base", when there is one (a GPU
+# machine keeps its own torch build); otherwise creates ./.venv (with VFD_SYSTEM_SITE=1 it sees the system's
+# packages, e.g. a preinstalled torch).
 # Leaves $PY pointing at the environment's python.
 set -euo pipefail
 VFD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REQUIREMENTS="${1:-requirements.txt}"
-if [ -n "${VIRTUAL_ENV:-}" ] || [ -n "${CONDA_PREFIX:-}" ]; then
+if [ -n "${VIRTUAL_ENV:-}" ] || { [ -n "${CONDA_PREFIX:-}" ] && [ "${CONDA_DEFAULT_ENV:-base}" != base ]; }; then
     PY="$(command -v python)"
 else
     if [ ! -x "$VFD_ROOT/.venv/bin/python" ]; then
