@@ -76,17 +76,36 @@ class EpochSampler(torch.utils.data.Sampler):
         return order[self.rank::self.world_size]
 
     def __iter__(self):
-        return iter(self.order()[self.start:])
+        """Yields ``(epoch, index)`` keys: the epoch travels with every index, so that persistent loader workers,
+        which hold their own copy of the dataset, still draw each sample's randomness for the right epoch."""
+        return iter([(self.epoch, i) for i in self.order()[self.start:]])
 
     def __len__(self):
         return max(0, (math.ceil(self.n / self.world_size) if self.n else 0) - self.start)
+
+
+class _EpochKeyed(torch.utils.data.Dataset):
+    """Dataset view indexed by ``(epoch, index)`` keys: sets the dataset's epoch, then returns ``dataset[index]``."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        if self.dataset.epoch != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
 
 
 class DatasetLoader:
     """A dataset with its DataLoader: ``for batch in loader`` yields collated dicts of tensors (strings as lists).
 
     ``set_epoch(epoch, start_batch)`` fixes the sample order and the dataset's random draws for an epoch and skips
-    the batches already done (resuming inside an epoch).
+    the batches already done (resuming inside an epoch). With ``--num_threads`` > 0 the workers persist across
+    epochs and each prefetches ``--prefetch_factor`` batches; batches are pinned when the model runs on CUDA.
     """
 
     def __init__(self, dataset, opt, *, shuffle, rank=0, world_size=1):
@@ -95,10 +114,10 @@ class DatasetLoader:
         self.batch_size = opt.batch_size
         self.sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=opt.seed, rank=rank, world_size=world_size)
         workers = max(0, int(opt.num_threads))
+        extra = {'persistent_workers': True, 'prefetch_factor': getattr(opt, 'prefetch_factor', 2)} if workers else {}
         self.dataloader = torch.utils.data.DataLoader(
-            dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
-            pin_memory=str(getattr(opt, 'device', 'cpu')).startswith('cuda'),
-            persistent_workers=False, drop_last=False)
+            _EpochKeyed(dataset), batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
+            pin_memory=str(getattr(opt, 'device', 'cpu')).startswith('cuda'), drop_last=False, **extra)
 
     def set_epoch(self, epoch, start_batch=0):
         self.dataset.set_epoch(epoch)
