@@ -1,12 +1,45 @@
 """VFD's detector model: a voice encoder and a face encoder trained with a triplet loss (``--model DFD``)."""
+import contextlib
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import networks
 from .base_model import BaseModel
 
 DATA_OPTION_KEYS = ('load_size', 'preprocess')
 NEGATIVE_MODES = ('sampled', 'in_batch')
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class JointEncoder(nn.Module):
+    """Both encoders behind one ``forward``, so that one DistributedDataParallel wrapper (or one compiled graph)
+    covers every encoder call of a training step.
+
+    forward(voice (B, 1, M, T), face (B, 3, S, S), neg_faces (B, K, 3, S, S) or None)
+        -> voice_emb (B, E), face_emb (B, E), neg_emb (B, K, E) or None
+    ``separate_negatives`` encodes the positives and the negatives in two passes, as the released code does (its
+    position embedding by batch index and its batch statistics make the split matter).
+    """
+
+    def __init__(self, voice, face, separate_negatives):
+        super().__init__()
+        self.voice, self.face = voice, face
+        self.separate_negatives = separate_negatives
+
+    def forward(self, voice, face, neg_faces=None):
+        voice_emb = self.voice(voice)
+        if neg_faces is None:
+            return voice_emb, self.face(face), None
+        b, k = neg_faces.shape[:2]
+        negatives = neg_faces.flatten(0, 1)
+        if self.separate_negatives:
+            face_emb, neg_emb = self.face(face), self.face(negatives)
+        else:
+            faces = self.face(torch.cat([face, negatives]))
+            face_emb, neg_emb = faces[:b], faces[b:]
+        return voice_emb, face_emb, neg_emb.view(b, k, -1)
 
 
 class DFDModel(BaseModel):
@@ -32,6 +65,11 @@ class DFDModel(BaseModel):
       (``in_batch_skipped`` counts them).
 
     Scoring: ``score = -||voice embedding - face embedding||``, higher = more likely real.
+
+    Speed: ``--amp bf16|fp16`` runs the encoders under autocast (fp16 with a gradient scaler), distances and the
+    loss stay in float32; ``--channels_last`` (default on) stores images and feature maps channels-last;
+    ``--compile`` compiles the training step's encoders with ``torch.compile``. Under torchrun the encoders train
+    as one DistributedDataParallel module (``opt.world_size`` > 1).
 
     Networks: ``netG_audio`` (voice encoder) and ``netG_video`` (face encoder), saved as ``<epoch>_net_G_audio.pth``
     and ``<epoch>_net_G_video.pth`` like the released weights. Losses reported: ``triplet`` (optimised) and the
@@ -78,35 +116,57 @@ class DFDModel(BaseModel):
             self.loss_names.append('in_batch_skipped')
         self.netG_audio, self.netG_video = networks.define_encoders(networks.arch_args(opt), opt.init_type,
                                                                     opt.init_gain)
-        self.netG_audio.to(self.device)
-        self.netG_video.to(self.device)
+        self.amp_dtype = AMP_DTYPES.get(getattr(opt, 'amp', 'none'))
+        self.channels_last = getattr(opt, 'channels_last', 'on') == 'on'
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.netG_audio.to(self.device, memory_format=memory_format)
+        self.netG_video.to(self.device, memory_format=memory_format)
+        self.scaler = None
         if self.isTrain:
             params = list(self.netG_audio.parameters()) + list(self.netG_video.parameters())
             self.optimizer_G = torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, 0.999))
             self.optimizers.append(self.optimizer_G)
+            if self.amp_dtype == torch.float16:
+                self.scaler = torch.amp.GradScaler(self.device.type)
+            self.joint = JointEncoder(self.netG_audio, self.netG_video, separate_negatives=self.compat == 'released')
+            self.step_encoder = self.joint
+            if getattr(opt, 'world_size', 1) > 1:
+                from torch.nn.parallel import DistributedDataParallel
+                ids = [self.device.index] if self.device.type == 'cuda' else None
+                self.step_encoder = DistributedDataParallel(self.joint, device_ids=ids, output_device=None if ids is
+                                                            None else ids[0])
+            if getattr(opt, 'compile', False):
+                self.step_encoder = torch.compile(self.step_encoder)
+
+    def autocast(self):
+        """Autocast context for ``--amp`` (a no-op without it)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _to_device(self, tensor):
+        tensor = tensor.to(self.device, non_blocking=True)
+        if self.channels_last and tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
 
     def set_input(self, batch):
         """batch: ``voice`` (B, 1, M, T), ``face`` (B, 3, S, S); for training ``neg_faces`` (B, K, 3, S, S)
         (sampled negatives) or ``identity`` (B,) (in-batch negatives)."""
-        self.voice = batch['voice'].to(self.device, non_blocking=True)
-        self.face = batch['face'].to(self.device, non_blocking=True)
-        self.neg_faces = batch['neg_faces'].to(self.device, non_blocking=True) if 'neg_faces' in batch else None
+        self.voice = self._to_device(batch['voice'])
+        self.face = self._to_device(batch['face'])
+        neg = batch.get('neg_faces') if not self.in_batch else None
+        self.neg_faces = neg.to(self.device, non_blocking=True) if neg is not None else None
         self.identity = batch['identity'].to(self.device, non_blocking=True) if 'identity' in batch else None
 
-    def forward(self):
-        """voice_emb (B, E), face_emb (B, E) and, with negatives, neg_emb (B, K, E)."""
-        self.voice_emb = self.netG_audio(self.voice)
-        if self.neg_faces is None or self.in_batch:
-            self.face_emb, self.neg_emb = self.netG_video(self.face), None
-            return
-        b, k = self.neg_faces.shape[:2]
-        negatives = self.neg_faces.flatten(0, 1)
-        if self.compat == 'released':  # the released code encodes the positive and the negatives in separate passes
-            self.face_emb = self.netG_video(self.face)
-            self.neg_emb = self.netG_video(negatives).view(b, k, -1)
-        else:
-            faces = self.netG_video(torch.cat([self.face, negatives]))
-            self.face_emb, self.neg_emb = faces[:b], faces[b:].view(b, k, -1)
+    def forward(self, encoder=None):
+        """voice_emb (B, E), face_emb (B, E) and, with sampled negatives, neg_emb (B, K, E), all float32.
+
+        ``encoder`` defaults to the training step's encoder (DDP-wrapped and compiled where asked for).
+        """
+        with self.autocast():
+            embs = (encoder or self.step_encoder)(self.voice, self.face, self.neg_faces)
+        self.voice_emb, self.face_emb, self.neg_emb = (e.float() if e is not None else None for e in embs)
 
     def compute_loss(self):
         if self.in_batch:
@@ -136,9 +196,19 @@ class DFDModel(BaseModel):
 
     def optimize_parameters(self):
         self.forward()
+        loss = self.compute_loss()
         self.optimizer_G.zero_grad(set_to_none=True)
-        self.compute_loss().backward()
-        self.optimizer_G.step()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer_G)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer_G.step()
+
+    def recalibrate_batch_norm(self, batches):
+        # the plain joint module: no DDP collectives, so rank 0 can do this alone
+        return BaseModel.recalibrate_batch_norm(self, batches, forward=lambda: self.forward(self.joint))
 
     # -- scoring ----------------------------------------------------------------------------------------------------
     def embed(self, voice=None, face=None):
@@ -148,8 +218,9 @@ class DFDModel(BaseModel):
         (batch of one), so scores do not depend on how pairs are batched.
         """
         alone = self.compat == 'released'
-        voice_emb = self.netG_audio(voice.to(self.device), alone=alone) if voice is not None else None
-        face_emb = self.netG_video(face.to(self.device), alone=alone) if face is not None else None
+        with self.autocast():
+            voice_emb = self.netG_audio(self._to_device(voice), alone=alone).float() if voice is not None else None
+            face_emb = self.netG_video(self._to_device(face), alone=alone).float() if face is not None else None
         return voice_emb, face_emb
 
     def score_pairs(self, voice, face):
@@ -181,3 +252,4 @@ class DFDModel(BaseModel):
                     f'model was built with --encoder_compat {self.compat}; try --encoder_compat {stored}.')
         return ('\nCheck the size options (--dim --depth --mlp_dim --emb_dim --width_mult --crop_size --n_mels '
                 '--n_frames).')
+

@@ -253,13 +253,14 @@ class BaseModel:
             setattr(opt, key, value)
         return metas[0]
 
-    def recalibrate_batch_norm(self, batches):
+    def recalibrate_batch_norm(self, batches, forward=None):
         """Replace the running statistics of every BatchNorm layer that keeps them with exact averages over ``batches``.
 
         The moving averages kept during training lag behind the weights (momentum 0.1), which makes eval-mode
         embeddings, and so validation numbers, swing from epoch to epoch. This runs ``forward`` in training mode
         over the batches, accumulates each layer's input mean and variance over every sample and position, and
-        writes them into the layer's buffers. Weights are untouched. Returns the number of batches used.
+        writes them into the layer's buffers. Weights are untouched. ``forward`` replaces ``self.forward`` (a model
+        may pass one that avoids distributed wrappers). Returns the number of batches used.
         """
         layers = [m for _, net in self.networks() for m in net.modules()
                   if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
@@ -282,7 +283,7 @@ class BaseModel:
             with torch.no_grad():
                 for batch in batches:
                     self.set_input(batch)
-                    self.forward()
+                    (forward or self.forward)()
                     used += 1
         finally:
             for hook in hooks:

@@ -222,7 +222,8 @@ class FaceEncoder(_TokenEncoder):
         for group in FACE_PLAN:
             for channels in group:
                 cout = scaled_channels(channels, width_mult)
-                layers += [nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+                layers += [nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1), nn.BatchNorm2d(cout),
+                           nn.ReLU(inplace=True)]  # in place: same values, one activation less to keep
                 cin = cout
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         self.features = nn.Sequential(*layers)

@@ -80,6 +80,17 @@ class BaseOptions:
         parser.add_argument('--epoch', type=str, default='latest',
                             help='which checkpoint to load: latest, best, or an epoch number')
         parser.add_argument('--verbose', action='store_true', help='print the networks and more debugging information')
+        # speed
+        parser.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
+                            help='mixed precision: run the encoders under autocast in bfloat16 or float16 (float16 '
+                                 'trains with a gradient scaler); distances and losses stay float32')
+        parser.add_argument('--channels_last', type=str, default='on', choices=('on', 'off'),
+                            help='channels-last memory format for images and convolutions (faster on GPUs and on '
+                                 'oneDNN CPUs alike, see docs/benchmarks.md)')
+        parser.add_argument('--compile', action='store_true',
+                            help='compile the training step\'s encoders with torch.compile (slow start, faster steps)')
+        parser.add_argument('--prefetch_factor', type=int, default=2,
+                            help='batches each DataLoader worker prepares ahead (with --num_threads > 0)')
         parser.add_argument('--suffix', default='', type=str,
                             help='appended to --name: e.g. {encoder_compat}_d{dim} gives <name>_fixed_d1024')
         return parser
