@@ -1,11 +1,12 @@
 """Train VFD: pull a clip's voice embedding towards its own face and away from other identities' faces.
 
     python train_DF.py --dataroot ./Dataset/Voxceleb2 --dataset_mode Vox_image --model DFD --no_flip --name NAME
+    torchrun --nproc_per_node 4 train_DF.py ...          # one process per GPU (DistributedDataParallel)
 
 Every ``--save_epoch_freq`` epochs it measures the validation AUC on the held-out identities and writes
 ``<epoch>_net_G_audio.pth``, ``<epoch>_net_G_video.pth``, ``latest_*`` and ``best_*`` (highest validation AUC) to
 ``<checkpoints_dir>/<name>/``, with the options, the identity split and the logs. ``--continue_train`` resumes.
-See ``python train_DF.py --help`` for every option.
+Under torchrun only rank 0 logs, validates and writes. See ``python train_DF.py --help`` for every option.
 """
 import itertools
 import logging
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from data import DatasetError, DatasetLoader, create_dataset
 from models import CheckpointError, create_model
 from options.train_options import TrainOptions
-from util import metrics, util
+from util import distributed, metrics, util
 from util.visualizer import Visualizer
 
 logger = logging.getLogger('train_DF')
@@ -47,14 +48,22 @@ def write_split(opt, loader):
 
 
 def train(opt):
+    distributed.setup(opt)
+    main = distributed.is_main(opt)
+    if not main:
+        logging.getLogger().setLevel(logging.WARNING)
     logger.info('commit %s', util.git_commit())
-    util.seed_everything(opt.seed)
-    train_loader = create_dataset(opt, phase='train')
-    write_split(opt, train_loader)
-    val_loader = create_dataset(opt, phase='val', shuffle=False) if getattr(opt, 'val_ratio', 0) > 0 else None
-    logger.info('%d training clips, %d validation clips', len(train_loader), len(val_loader) if val_loader else 0)
-    if val_loader is None:
-        logger.warning('no validation split (--val_ratio 0): no validation AUC, no best checkpoint')
+    util.seed_everything(opt.seed + opt.rank)
+    train_loader = create_dataset(opt, phase='train', rank=opt.rank, world_size=opt.world_size)
+    val_loader = None
+    if main:
+        write_split(opt, train_loader)
+        if getattr(opt, 'val_ratio', 0) > 0:
+            val_loader = create_dataset(opt, phase='val', shuffle=False)
+        else:
+            logger.warning('no validation split (--val_ratio 0): no validation AUC, no best checkpoint')
+    logger.info('%d training clips (%d per process), %d validation clips', len(train_loader.dataset),
+                len(train_loader), len(val_loader) if val_loader else 0)
 
     model = create_model(opt)
     model.setup(opt)
@@ -64,9 +73,9 @@ def train(opt):
         epoch, start_batch = counters['epoch'], counters['epoch_iter']
         total_iters, best_auc = counters['total_iters'], counters.get('best_auc', -1.0)
         logger.info('resuming at epoch %d, step %d of the epoch (%d steps done)', epoch, start_batch, total_iters)
-    visualizer = Visualizer(opt)
-    # a fixed shuffled view of the training set for recomputing BatchNorm statistics
-    recalib_loader = DatasetLoader(train_loader.dataset, opt, shuffle=True)
+    visualizer = Visualizer(opt, enabled=main)
+    # a fixed shuffled view of the training set for recomputing BatchNorm statistics (rank 0)
+    recalib_loader = DatasetLoader(train_loader.dataset, opt, shuffle=True) if main else None
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     results = None
 
@@ -78,7 +87,7 @@ def train(opt):
         t_data_sum = t_comp_sum = 0.0
         t_mark = time.time()
         bar = tqdm(total=train_loader.num_batches() + epoch_iter, initial=epoch_iter,
-                   desc=f'epoch {epoch}/{last_epoch}', disable=None, dynamic_ncols=True)
+                   desc=f'epoch {epoch}/{last_epoch}', disable=None if main else True, dynamic_ncols=True)
         for batch in train_loader:
             t_loaded = time.time()
             model.set_input(batch)
@@ -88,21 +97,30 @@ def train(opt):
             t_now = time.time()
             t_data_sum, t_comp_sum, t_mark = t_data_sum + (t_loaded - t_mark), t_comp_sum + (t_now - t_loaded), t_now
             bar.update()
-            if total_iters % opt.print_freq == 0:
+            if total_iters % opt.print_freq == 0 and main:
                 losses = model.get_current_losses()
                 n = opt.print_freq
                 visualizer.print_current_losses(epoch, epoch_iter, total_iters, losses, t_comp_sum / n, t_data_sum / n,
                                                 model.optimizers[0].param_groups[0]['lr'])
                 bar.set_postfix({k: f'{v:.3g}' for k, v in losses.items()})
+            if total_iters % opt.print_freq == 0:
                 t_data_sum = t_comp_sum = 0.0
-            if opt.save_latest_freq and total_iters % opt.save_latest_freq == 0:
+            if opt.save_latest_freq and total_iters % opt.save_latest_freq == 0 and main:
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_iters {total_iters})')
                 model.save_networks('latest', epoch=epoch, total_iters=total_iters)
                 model.save_training_state('latest', epoch=epoch, epoch_iter=epoch_iter, total_iters=total_iters,
                                           best_auc=best_auc)
         bar.close()
 
-        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+        checkpoint_epoch = epoch % opt.save_epoch_freq == 0 or epoch == last_epoch
+        if checkpoint_epoch and opt.world_size > 1:  # every rank takes part in the check
+            nets = [net for _, net in model.networks()]
+            distributed.sync_buffers(opt, nets)
+            sums = distributed.weight_checksums(opt, nets)
+            if main:
+                visualizer.log_record({'type': 'ddp_check', 'epoch': epoch, 'world_size': opt.world_size,
+                                       'identical': all(s == sums[0] for s in sums), 'checksums': sums})
+        if checkpoint_epoch and main:
             if opt.bn_recalib_batches > 0:
                 recalib_loader.set_epoch(0)
                 used = model.recalibrate_batch_norm(itertools.islice(recalib_loader, opt.bn_recalib_batches))
@@ -119,16 +137,21 @@ def train(opt):
                 best_auc = results['auc']
                 model.save_networks('best', **extra)
                 logger.info('new best validation AUC %.4f: saved best_net_*', best_auc)
-        model.update_learning_rate(results['auc'] if results else None)
-        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+        auc = distributed.broadcast(opt, results['auc'] if results else None) if checkpoint_epoch else None
+        model.update_learning_rate(auc)
+        if checkpoint_epoch and main:
             model.save_training_state('latest', epoch=epoch + 1, epoch_iter=0, total_iters=total_iters,
                                       best_auc=best_auc)
         logger.info('end of epoch %d / %d \t time taken: %.0f s', epoch, last_epoch, time.time() - epoch_start)
+    distributed.barrier(opt)
+    distributed.cleanup(opt)
     return results
 
 
 def main(argv=None):
-    return util.run_entry(TrainOptions(), train, argv, errors=(DatasetError, CheckpointError))
+    main_rank = distributed.env_world()[0] == 0
+    return util.run_entry(TrainOptions(), train, argv, errors=(DatasetError, CheckpointError),
+                          save=main_rank, verbose=main_rank)
 
 
 if __name__ == '__main__':

@@ -97,14 +97,15 @@ def find_component(package, name, kind, base):
                      f'{name.replace("_", "")}{kind.capitalize()}')
 
 
-def run_entry(options, job, argv=None, errors=()):
+def run_entry(options, job, argv=None, errors=(), **parse_kwargs):
     """Parse the options, set up logging and run ``job(opt)``: the body of an entry script's ``main``.
 
     An exception of the types in ``errors`` (bad data, an unusable checkpoint: the user's to fix) prints one
-    ``error:`` line to stderr and returns 2 instead of a traceback; success returns 0.
+    ``error:`` line to stderr and returns 2 instead of a traceback; success returns 0. ``parse_kwargs`` go to
+    ``options.parse`` (``save``, ``verbose``).
     """
     try:
-        opt = options.parse(argv)
+        opt = options.parse(argv, **parse_kwargs)
         setup_logging(opt.verbose)
         job(opt)
     except errors as err:

@@ -32,6 +32,11 @@ class Visualizer:
         with open(self.metrics_name, 'a') as handle:
             handle.write(json.dumps(record) + '\n')
 
+    def log_record(self, record):
+        """Append one JSON object (with a 'type' key) to metrics.jsonl."""
+        if self.enabled:
+            self._append_json({**record, 'time': time.time()})
+
     def print_current_losses(self, epoch, epoch_iter, total_iters, losses, t_comp, t_data, lr):
         """One loss line (console and loss_log.txt) and one 'train' record in metrics.jsonl.
 
