@@ -1,0 +1,315 @@
+"""Measure training, scoring and data-loading speed and peak memory; append the figures to docs/benchmarks.md.
+
+    python -m scripts.benchmark --config paper --device cpu --baseline          # this project vs the released recipe
+    python -m scripts.benchmark --config paper --device cuda --amp bf16 --batch_size 64
+
+Each measurement runs in its own child process, so its peak memory is its own: RSS on the CPU, the largest
+allocation (``torch.cuda.max_memory_allocated``) on CUDA. After ``--warmup`` steps it times ``--steps`` steps and
+reports the median rate with the slowest and fastest step's rate (for data loading, whose workers deliver batches
+in bursts, the overall rate over the timed batches).
+
+* train: anchors per second of ``DFDModel.optimize_parameters`` on random batches of the configured shape
+  (``--negatives``, ``--batch_size``, ``--n_negatives``, ``--amp``, ``--channels_last``, ``--compile``).
+* score: voice-face pairs per second of ``DFDModel.score_pairs`` (batched, inference mode).
+* data: samples per second of the Vox_image loader (``--num_threads`` workers) over a synthetic dataset in the
+  layout of the SPEC (made once under ``--data_root``).
+* train_loop, score_loop: the same training step and scoring fed by the real loaders (Vox_image, DFDC) as in
+  train_DF.py and test_DF.py, where loader workers and the model share the machine.
+* ``--baseline`` adds the released code's recipe on the same machine: one anchor per step whose five negative
+  faces AND five negative voices are encoded (the voices unused by the loss), released-mode encoders, plain
+  autograd; scoring one pair at a time under ``torch.no_grad``.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+CONFIGS = {
+    'paper': dict(dim=1024, depth=6, heads=8, mlp_dim=2048, emb_dim=2048, width_mult=1.0, crop_size=224,
+                  load_size=224),
+    'tiny': dict(dim=128, depth=2, heads=4, mlp_dim=256, emb_dim=128, width_mult=0.25, crop_size=64, load_size=64),
+}
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def model_opt(args, train, compat=None, negatives=None, batch_size=None):
+    from types import SimpleNamespace
+    return SimpleNamespace(
+        isTrain=train, device=args.device_name, checkpoints_dir=tempfile.gettempdir(), name='benchmark', model='DFD',
+        init_type='kaiming', init_gain=0.02, preprocess='resize_and_crop', n_mels=512, n_frames=301,
+        encoder_compat=compat or args.encoder_compat, lr=2e-4, beta1=0.5, margin=100.0,
+        n_negatives=args.n_negatives, negatives=negatives or args.negatives,
+        batch_size=batch_size or args.batch_size, amp=args.amp, channels_last=args.channels_last,
+        compile=args.compile, world_size=1, **CONFIGS[args.config])
+
+
+def sync(device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def timed(fn, device, warmup, steps):
+    """Per-step seconds of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def random_batch(args, b, with_negatives, k=None, generator=None):
+    size = CONFIGS[args.config]['crop_size']
+    g = generator or torch.Generator().manual_seed(0)
+    batch = {'voice': torch.rand(b, 1, 512, 301, generator=g) - 1,
+             'face': torch.rand(b, 3, size, size, generator=g) * 2 - 1,
+             'identity': torch.arange(b)}
+    if with_negatives:
+        batch['neg_faces'] = torch.rand(b, k or args.n_negatives, 3, size, size, generator=g) * 2 - 1
+    return batch
+
+
+def released_train_step(model, batch, voices_neg):
+    """One step as the released code took it: negatives' voices encoded too, positive and negatives apart."""
+    netv, netf = model.netG_audio, model.netG_video
+    anchor = netv(batch['voice'])
+    netv(voices_neg)                                    # computed by the released forward(), never used
+    negatives = netf(batch['neg_faces'][0])
+    positive = netf(batch['face'])
+    loss = sum(torch.nn.functional.triplet_margin_loss(anchor, positive, n[None], margin=100.0) for n in negatives)
+    model.optimizer_G.zero_grad()
+    loss.backward()
+    model.optimizer_G.step()
+
+
+def child_train(args, baseline):
+    from models.DFD_model import DFDModel
+    if baseline:
+        model = DFDModel(model_opt(args, True, compat='released', negatives='sampled', batch_size=1))
+        batch = {k: v.to(args.device_name) for k, v in random_batch(args, 1, True, k=5).items()}
+        voices_neg = (torch.rand(5, 1, 512, 301) - 1).to(args.device_name)
+        model.train()
+        times = timed(lambda: released_train_step(model, batch, voices_neg), args.device_name, 1, args.steps)
+        return times, 1, {'negatives_per_anchor': 5}
+    model = DFDModel(model_opt(args, True))
+    batch = random_batch(args, args.batch_size, args.negatives == 'sampled')
+    model.train()
+
+    def step():
+        model.set_input(batch)
+        model.optimize_parameters()
+    times = timed(step, args.device_name, args.warmup, args.steps)
+    negatives = args.batch_size - 1 if args.negatives == 'in_batch' else args.n_negatives
+    return times, args.batch_size, {'negatives_per_anchor': negatives}
+
+
+def child_score(args, baseline):
+    from models.DFD_model import DFDModel
+    model = DFDModel(model_opt(args, False, compat='released' if baseline else None))
+    model.eval()
+    if baseline:
+        batch = random_batch(args, 1, False)
+        voice, face = batch['voice'].to(args.device_name), batch['face'].to(args.device_name)
+
+        def one_pair():
+            with torch.no_grad():
+                torch.nn.PairwiseDistance(p=2)(model.netG_audio(voice), model.netG_video(face))
+        return timed(one_pair, args.device_name, 1, args.steps * 4), 1, {}
+    batch = random_batch(args, args.score_batch, False)
+    return (timed(lambda: model.score_pairs(batch['voice'], batch['face']), args.device_name, args.warmup,
+                  args.steps), args.score_batch, {})
+
+
+def loader_for(args, train):
+    """The Vox_image training loader, or the DFDC test loader, over the synthetic data under --data_root."""
+    from data import create_dataset
+    root = ensure_data(args.data_root)
+    opt = model_opt(args, train)
+    for key, value in dict(dataroot=os.path.join(root, 'Voxceleb2' if train else 'DFDC'), seed=20, val_ratio=0.1,
+                           id_prefix='id', max_clips_per_id=40, max_val_clips=15000, max_dataset_size=10 ** 9,
+                           no_flip=True, num_threads=args.num_threads, serial_batches=False,
+                           dataset_mode='Vox_image' if train else 'DFDC', prefetch_factor=2,
+                           batch_size=args.batch_size if train else args.score_batch).items():
+        setattr(opt, key, value)
+    return create_dataset(opt, phase='train' if train else 'test', shuffle=train)
+
+
+def loop_times(loader, needed, step=None):
+    """Seconds per batch over ``needed`` batches (epochs repeat as needed), each batch passed to ``step``."""
+    times, epoch = [], 0
+    while len(times) < needed:
+        epoch += 1
+        loader.set_epoch(epoch)
+        start = time.perf_counter()
+        for batch in loader:
+            if step is not None:
+                step(batch)
+            times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            if len(times) >= needed:
+                break
+    return times
+
+
+def child_data(args):
+    loader = loader_for(args, train=True)
+    times = loop_times(loader, args.warmup + args.steps)[args.warmup:]
+    return times, args.batch_size, {'num_threads': args.num_threads}
+
+
+def child_loop(args, train):
+    """A training or test loop as train_DF.py / test_DF.py run it: loader workers and the model share the CPU."""
+    from models.DFD_model import DFDModel
+    model = DFDModel(model_opt(args, train))
+    loader = loader_for(args, train)
+    if train:
+        model.train()
+
+        def step(batch):
+            model.set_input(batch)
+            model.optimize_parameters()
+            sync(args.device_name)
+    else:
+        model.eval()
+
+        def step(batch):
+            model.score_pairs(batch['voice'], batch['face']).cpu()
+    times = loop_times(loader, args.warmup + args.steps, step)[args.warmup:]
+    return times, args.batch_size if train else args.score_batch, {'num_threads': args.num_threads}
+
+
+def ensure_data(root):
+    """A synthetic Vox_image dataset under ``root`` (made once)."""
+    from scripts import make_sample_data
+    make_sample_data.main(['--out', root, '--sets', 'vox,dfdc', '--vox_ids', '64', '--videos', '2', '--frames', '1'])
+    return root
+
+
+def run_child(args):
+    torch.manual_seed(0)
+    if args.child == 'train':
+        times, per_step, extra = child_train(args, args.baseline_run)
+    elif args.child == 'score':
+        times, per_step, extra = child_score(args, args.baseline_run)
+    elif args.child == 'data':
+        times, per_step, extra = child_data(args)
+    else:
+        times, per_step, extra = child_loop(args, train=args.child == 'train_loop')
+    rates = sorted(per_step / t for t in times)
+    median = statistics.median(rates)
+    if args.child in ('data', 'train_loop', 'score_loop'):  # batches arrive in bursts: report the overall rate
+        median = per_step * len(times) / sum(times)
+    peak = (torch.cuda.max_memory_allocated() if args.device_name.startswith('cuda')
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(json.dumps({'median': median, 'min': rates[0], 'max': rates[-1], 'steps': len(times),
+                      'per_step': per_step, 'peak_bytes': peak, **extra}))
+
+
+def machine(device):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as handle:
+            cpu = next(line.split(':', 1)[1].strip() for line in handle if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    text = f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads'
+    if device.startswith('cuda') and torch.cuda.is_available():
+        text += f', {torch.cuda.get_device_name(0)}'
+    return text
+
+
+def measure(args, what, baseline=False):
+    cmd = [sys.executable, '-m', 'scripts.benchmark', '--child', what] + args.passthrough
+    if baseline:
+        cmd.append('--baseline_run')
+    done = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f'benchmark child {what} failed:\n{done.stderr[-3000:]}')
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--config', choices=sorted(CONFIGS), default='paper', help='model size')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (or cuda:N)')
+    parser.add_argument('--what', default='train,score,data,train_loop,score_loop',
+                        help='measurements to run, comma-separated')
+    parser.add_argument('--encoder_compat', default='fixed', choices=('fixed', 'released'), help='encoder mode')
+    parser.add_argument('--negatives', default='in_batch', choices=('in_batch', 'sampled'), help='negatives')
+    parser.add_argument('--n_negatives', type=int, default=5, help='sampled negatives per anchor')
+    parser.add_argument('--batch_size', type=int, default=8, help='anchors per training step')
+    parser.add_argument('--score_batch', type=int, default=16, help='pairs per scoring step')
+    parser.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'), help='autocast dtype')
+    parser.add_argument('--channels_last', default='on', choices=('on', 'off'), help='memory format')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the training step')
+    parser.add_argument('--num_threads', type=int, default=2, help='DataLoader workers for the data measurement')
+    parser.add_argument('--data_root', default=os.path.join(tempfile.gettempdir(), 'vfd_benchmark_data'),
+                        help='where the synthetic dataset for the data measurement lives')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps first')
+    parser.add_argument('--steps', type=int, default=6, help='timed steps')
+    parser.add_argument('--baseline', action='store_true', help='also measure the released recipe')
+    parser.add_argument('--append', default=os.path.join(HERE, 'docs', 'benchmarks.md'),
+                        help='markdown file that receives the figures ("" = print only)')
+    parser.add_argument('--note', default='', help='a remark written with the figures')
+    parser.add_argument('--child', choices=('train', 'score', 'data', 'train_loop', 'score_loop'),
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--baseline_run', action='store_true', help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    args.device_name = args.device
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error('--device cuda, but torch sees no CUDA device')
+    if args.child:
+        run_child(args)
+        return 0
+    args.passthrough = [a for a in argv if a != '--baseline']
+    rows = []
+    for what in [w.strip() for w in args.what.split(',') if w.strip()]:
+        unit = {'train': 'anchors/s', 'score': 'pairs/s', 'data': 'samples/s', 'train_loop': 'anchors/s',
+                'score_loop': 'pairs/s'}[what]
+        runs = [('this project', measure(args, what))]
+        if args.baseline and what in ('train', 'score'):
+            runs.append(('released recipe', measure(args, what, baseline=True)))
+        for label, r in runs:
+            detail = f'{r["per_step"]} per step'
+            if 'negatives_per_anchor' in r:
+                detail += f', {r["negatives_per_anchor"]} negatives per anchor'
+            if 'num_threads' in r:
+                detail += f', {r["num_threads"]} loader workers'
+            rows.append(f'| {what} | {label} | {r["median"]:.2f} {unit} | {r["min"]:.2f}-{r["max"]:.2f} | '
+                        f'{r["peak_bytes"] / 2 ** 30:.2f} GiB | {detail} |')
+            print(rows[-1], flush=True)
+        if len(runs) == 2:
+            ratio = runs[0][1]['median'] / runs[1][1]['median']
+            rows.append(f'| {what} | ratio | {ratio:.1f}x | | | this project / released recipe |')
+            print(rows[-1], flush=True)
+    if args.append:
+        from util.util import git_commit
+        memory = 'peak RSS' if not args.device.startswith('cuda') else 'max CUDA allocation'
+        section = [f'\n### {time.strftime("%Y-%m-%d %H:%M")} - {args.config} size on {args.device}'
+                   + (f' ({args.note})' if args.note else ''),
+                   '', f'- machine: {machine(args.device)}',
+                   f'- command: `python -m scripts.benchmark {" ".join(argv)}`', f'- commit: {git_commit()}', '',
+                   f'| what | code | median | range (slowest-fastest step) | {memory} | detail |',
+                   '|---|---|---|---|---|---|', *rows, '']
+        with open(args.append, 'a') as handle:
+            handle.write('\n'.join(section))
+        print(f'appended to {args.append}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
