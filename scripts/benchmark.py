@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -302,7 +303,7 @@ def main(argv=None):
         section = [f'\n### {time.strftime("%Y-%m-%d %H:%M")} - {args.config} size on {args.device}'
                    + (f' ({args.note})' if args.note else ''),
                    '', f'- machine: {machine(args.device)}',
-                   f'- command: `python -m scripts.benchmark {" ".join(argv)}`', f'- commit: {git_commit()}', '',
+                   f'- command: `python -m scripts.benchmark {shlex.join(argv)}`', f'- commit: {git_commit()}', '',
                    f'| what | code | median | range (slowest-fastest step) | {memory} | detail |',
                    '|---|---|---|---|---|---|', *rows, '']
         with open(args.append, 'a') as handle:
