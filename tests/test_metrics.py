@@ -80,3 +80,23 @@ def test_summary_keys_and_counts():
     summary = metrics.summarize(LABELS, SCORES)
     assert summary['auc'] == pytest.approx(0.75) and summary['eer'] == pytest.approx(0.5)
     assert (summary['n_real'], summary['n_fake']) == (2, 2)
+
+
+def test_bootstrap_interval_of_the_auc():
+    # perfectly separated: every resample has AUC 1
+    assert metrics.bootstrap_auc([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1], n_resamples=200) == (1.0, 1.0)
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(200), np.zeros(200)].astype(int)
+    scores = np.r_[rng.normal(1, 1, 200), rng.normal(0, 1, 200)]
+    point = metrics.roc_auc(labels, scores)
+    low, high = metrics.bootstrap_auc(labels, scores, n_resamples=500, seed=1)
+    assert low < point < high and high - low < 0.15
+    assert (low, high) == metrics.bootstrap_auc(labels, scores, n_resamples=500, seed=1)  # seeded
+    small = metrics.bootstrap_auc(labels[::10], scores[::10], n_resamples=500, seed=1)
+    assert small[1] - small[0] > high - low  # fewer pairs, wider interval
+    assert all(math.isnan(v) for v in metrics.bootstrap_auc([1, 1], [0.1, 0.2]))
+
+
+def test_rank_auc_matches_sklearn_with_ties():
+    real, fake = np.array([0.5, 0.2, 0.2]), np.array([0.2, 0.1])
+    assert metrics._auc_of(real, fake) == pytest.approx(metrics.roc_auc([1, 1, 1, 0, 0], [0.5, 0.2, 0.2, 0.2, 0.1]))

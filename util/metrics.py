@@ -6,6 +6,7 @@ Convention everywhere: ``labels`` are 1 for real pairs and 0 for fake pairs, ``s
 import math
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
@@ -78,3 +79,24 @@ def summarize(labels, scores):
         'n_real': int(labels_arr.sum()),
         'n_fake': int(labels_arr.size - labels_arr.sum()),
     }
+
+
+def _auc_of(real, fake):
+    """AUC from the scores of reals and fakes (Mann-Whitney U with mid-ranks for ties)."""
+    ranks = rankdata(np.concatenate([real, fake]))
+    return (ranks[:real.size].sum() - real.size * (real.size + 1) / 2) / (real.size * fake.size)
+
+
+def bootstrap_auc(labels, scores, n_resamples=1000, confidence=0.95, seed=0):
+    """Percentile bootstrap interval ``(low, high)`` of the AUC; ``(nan, nan)`` without both classes.
+
+    Reals and fakes are resampled with replacement separately, so every resample keeps the class counts.
+    """
+    labels, scores = _check(labels, scores)
+    if not _both_classes(labels):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    real, fake = scores[labels == 1], scores[labels == 0]
+    aucs = np.array([_auc_of(rng.choice(real, real.size), rng.choice(fake, fake.size)) for _ in range(n_resamples)])
+    low, high = np.quantile(aucs, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)

@@ -1,0 +1,64 @@
+"""PNG figures for the HTML pages: training curves, ROC curves, score histograms.
+
+Uses matplotlib's object API with the Agg canvas, so no global backend is switched and no display is needed.
+"""
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
+
+from util import util
+
+
+def _save(fig, path):
+    FigureCanvasAgg(fig)
+    util.mkdirs(os.path.dirname(path) or '.')
+    fig.savefig(path, dpi=100, bbox_inches='tight')
+
+
+def line_plot(path, series, title, xlabel, ylabel):
+    """One line per entry of ``series`` (name -> (x values, y values)), saved as a PNG."""
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for name, (x, y) in series.items():
+        ax.plot(x, y, label=name, marker='o' if len(x) < 30 else None, markersize=3)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def roc_plot(path, labels, scores, title):
+    """ROC curve (real = positive class) with the chance diagonal."""
+    fpr, tpr, _ = roc_curve(np.asarray(labels), np.asarray(scores))
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(fpr, tpr, label='VFD')
+    ax.plot([0, 1], [0, 1], linestyle='--', color='grey', label='chance')
+    ax.set_xlabel('false positive rate (fakes called real)')
+    ax.set_ylabel('true positive rate (reals called real)')
+    ax.set_title(title)
+    ax.legend(loc='lower right', fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def score_histograms(path, labels, scores, threshold=None):
+    """Histograms of the real and the fake scores, with the decision threshold when there is one."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    bins = np.histogram_bin_edges(scores, bins=30)
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label=f'real ({int((labels == 1).sum())})')
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label=f'fake ({int((labels == 0).sum())})')
+    if threshold is not None:
+        ax.axvline(threshold, color='black', linestyle='--', label='validation threshold')
+    ax.set_xlabel('score = -voice-face distance (higher = more real)')
+    ax.set_ylabel('pairs')
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,93 @@
+"""HTML reports of test runs: one page per run and an index of all runs of an experiment.
+
+    <results_dir>/<name>/<tag>/index.html     metrics with a bootstrap interval, the threshold's origin, ROC curve,
+                                              score histograms, the worst-scored pairs with thumbnails
+    <results_dir>/<name>/index.html           one line per test run of the experiment, linking to its page
+"""
+import json
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from util import plots, util
+from util.html import HTML
+
+
+def _fmt(value, digits=4):
+    return '-' if value is None or (isinstance(value, float) and not np.isfinite(value)) else f'{value:.{digits}f}'
+
+
+def _thumbnail(src, dst, size):
+    """A square thumbnail of an image file; False when the file cannot be read."""
+    try:
+        with Image.open(src) as image:
+            image.convert('RGB').resize((size, size), Image.BICUBIC).save(dst)
+        return True
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+def write_test_report(folder, scored, summary, worst=6, thumb=96):
+    """Write ``folder``/index.html for one test run (``scored``: the per-pair arrays of test_DF.score_dataset)."""
+    labels, scores = np.asarray(scored['label']), np.asarray(scored['score'])
+    page = HTML(folder, f'VFD test: {summary["name"]} on {os.path.basename(summary["dataroot"])}')
+    page.add_header(f'{summary["name"]}, checkpoint {summary["epoch"]} ({summary["encoder_compat"]} encoders) on '
+                    f'{summary["dataroot"]}')
+    low, high = summary.get('auc_ci95') or (None, None)
+    page.add_table(['metric', 'value'], [
+        ['AUC (real = positive)', f'{_fmt(summary["auc"])}  (95 % bootstrap interval {_fmt(low)} - {_fmt(high)}, '
+                                  f'{summary.get("bootstrap_resamples", 0)} resamples)'],
+        ['average precision', _fmt(summary['ap'])],
+        ['equal error rate', _fmt(summary['eer'])],
+        ['accuracy at the threshold', _fmt(summary['accuracy'])],
+        ['threshold', f'{_fmt(summary["threshold"])}: {summary["threshold_source"]}'],
+        ['pairs', f'{summary["n_real"]} real, {summary["n_fake"]} fake'],
+    ])
+    page.add_text('Nothing in this report was chosen on this test set: the checkpoint was picked before testing '
+                  '(--epoch), and the accuracy threshold, when there is one, comes from validation data.')
+    images = []
+    if summary['n_real'] and summary['n_fake']:
+        plots.roc_plot(os.path.join(page.img_dir, 'roc.png'), labels, scores, f'ROC, AUC {_fmt(summary["auc"])}')
+        images.append(('images/roc.png', 'ROC curve'))
+    plots.score_histograms(os.path.join(page.img_dir, 'scores.png'), labels, scores, summary['threshold'])
+    images.append(('images/scores.png', 'scores of real and fake pairs'))
+    page.add_images([i[0] for i in images], [i[1] for i in images], width=420)
+    util.mkdirs(page.img_dir)
+    for title, label, order in (('fakes scored most real', 0, -1), ('reals scored most fake', 1, 1)):
+        idx = np.flatnonzero(labels == label)
+        idx = idx[np.argsort(scores[idx] * order, kind='stable')][:worst]
+        if idx.size == 0:
+            continue
+        ims, txts = [], []
+        for rank, i in enumerate(idx):
+            rel = f'images/{"fake" if label == 0 else "real"}_worst{rank}.png'
+            if _thumbnail(scored['face_path'][i], os.path.join(folder, rel), thumb):
+                ims.append(rel)
+                txts.append(f'{scored["video"][i]}: score {scores[i]:.3f}')
+        page.add_header(f'worst-scored pairs: {title}')
+        page.add_images(ims, txts, width=thumb)
+    page.save()
+
+
+def write_results_index(name_dir):
+    """``name_dir``/index.html: every test run below it (folders holding a summary.json), newest first."""
+    runs = []
+    for tag in sorted(os.listdir(name_dir)):
+        path = os.path.join(name_dir, tag, 'summary.json')
+        if os.path.isfile(path):
+            with open(path) as handle:
+                runs.append((os.path.getmtime(path), tag, json.load(handle)))
+    page = HTML(name_dir, f'VFD test runs: {os.path.basename(os.path.normpath(name_dir))}')
+    page.add_header(f'test runs of {os.path.basename(os.path.normpath(name_dir))}')
+    rows = []
+    for _, tag, s in sorted(runs, reverse=True):
+        low, high = s.get('auc_ci95') or (None, None)
+        rows.append([tag, s.get('dataroot'), s.get('epoch'), f'{_fmt(s.get("auc"))} [{_fmt(low)}, {_fmt(high)}]',
+                     _fmt(s.get('ap')), _fmt(s.get('eer')), _fmt(s.get('accuracy')),
+                     f'{s.get("n_real")} / {s.get("n_fake")}'])
+    page.add_table(['run', 'data', 'checkpoint', 'AUC [95 % interval]', 'AP', 'EER', 'accuracy', 'real / fake'],
+                   rows)
+    for _, tag, _ in sorted(runs, reverse=True):
+        page.add_link(f'{tag}: full report', f'{tag}/index.html')
+    page.save()
