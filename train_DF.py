@@ -26,18 +26,22 @@ from util.visualizer import Visualizer
 logger = logging.getLogger('train_DF')
 
 
-def validate(model, loader):
-    """Validation metrics: real pairs against mismatched pairs (anchor voice with other identities' faces)."""
+def validate(model, loader, n_samples=4):
+    """Validation metrics (real pairs against mismatched pairs: each anchor's voice with other identities' faces),
+    and ``n_samples`` faces of the first batch with their distance to their own voice and to the other voices."""
     model.eval()
-    real, fake = [], []
-    for batch in tqdm(loader, desc='validation', leave=False, disable=None):
+    real, fake, samples = [], [], []
+    for batch in util.progress(loader, total=loader.num_batches(), desc='validation', leave=False):
         r, f = model.score_triplets(batch)
         real.append(r.float().cpu().numpy())
-        fake.append(f.float().cpu().numpy().ravel())
+        fake.append(f.float().cpu().numpy().reshape(len(r), -1))
+        if not samples:
+            faces = ((batch['face'][:n_samples].permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
+            samples = [(face.astype(np.uint8), -real[0][i], -fake[0][i].mean()) for i, face in enumerate(faces)]
     model.train()
-    real, fake = np.concatenate(real), np.concatenate(fake)
+    real, fake = np.concatenate(real), np.concatenate(fake).ravel()
     labels = np.concatenate([np.ones_like(real), np.zeros_like(fake)])
-    return metrics.summarize(labels, np.concatenate([real, fake]))
+    return metrics.summarize(labels, np.concatenate([real, fake])), samples
 
 
 def write_split(opt, loader):
@@ -86,8 +90,8 @@ def train(opt):
         model.train()
         t_data_sum = t_comp_sum = 0.0
         t_mark = time.time()
-        bar = tqdm(total=train_loader.num_batches() + epoch_iter, initial=epoch_iter,
-                   desc=f'epoch {epoch}/{last_epoch}', disable=None if main else True, dynamic_ncols=True)
+        bar = util.progress(total=train_loader.num_batches() + epoch_iter, initial=epoch_iter,
+                            desc=f'epoch {epoch}/{last_epoch}', disable=not main)
         for batch in train_loader:
             t_loaded = time.time()
             model.set_input(batch)
@@ -101,7 +105,8 @@ def train(opt):
                 losses = model.get_current_losses()
                 n = opt.print_freq
                 visualizer.print_current_losses(epoch, epoch_iter, total_iters, losses, t_comp_sum / n, t_data_sum / n,
-                                                model.optimizers[0].param_groups[0]['lr'])
+                                                model.optimizers[0].param_groups[0]['lr'],
+                                                counter_ratio=epoch_iter / max(1, bar.total))
                 bar.set_postfix({k: f'{v:.3g}' for k, v in losses.items()})
             if total_iters % opt.print_freq == 0:
                 t_data_sum = t_comp_sum = 0.0
@@ -127,8 +132,8 @@ def train(opt):
                 logger.info('BatchNorm statistics recomputed over %d training batches', used)
             extra = {'epoch': epoch, 'total_iters': total_iters}
             if val_loader is not None:
-                results = validate(model, val_loader)
-                visualizer.print_validation(epoch, total_iters, results)
+                results, samples = validate(model, val_loader)
+                visualizer.print_validation(epoch, total_iters, results, samples)
                 extra['val'] = results
             logger.info('saving the model at the end of epoch %d, iters %d', epoch, total_iters)
             model.save_networks(epoch, **extra)

@@ -4,11 +4,14 @@ import os
 
 import numpy as np
 
+from util import util
+
 from .audio import load_voice
 from .base_dataset import BaseDataset, DatasetError, is_image, load_face
 
 logger = logging.getLogger(__name__)
 
+SCAN_PROGRESS_FROM = 200  # identities; smaller scans finish before a progress bar would say anything
 LAYOUT = ('<dataroot>/face/<identity>/<video>/<frame>.jpg with its voice at '
           '<dataroot>/voice/<identity>_<video>_<frame>.npy')
 
@@ -141,7 +144,8 @@ def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total):
     """Pair faces with voices for ``identities``; return (face paths, voice paths, identity index per clip)."""
     voices = set(os.listdir(voice_dir))
     faces_out, voices_out, labels, missing = [], [], [], []
-    for label, identity in enumerate(identities):
+    scan = util.progress(identities, desc=f'scanning {face_dir}', disable=len(identities) < SCAN_PROGRESS_FROM)
+    for label, identity in enumerate(scan):
         per_video = []
         id_dir = os.path.join(face_dir, identity)
         for video in sorted(os.listdir(id_dir)):

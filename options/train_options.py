@@ -11,6 +11,18 @@ class TrainOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)
+        # visdom and the HTML page
+        parser.add_argument('--display_id', type=int, default=1,
+                            help='> 0: plot losses and validation AUC on a visdom server; 0: no visdom')
+        parser.add_argument('--display_server', type=str, default='http://localhost',
+                            help='visdom server address (start one with bash scripts/visdom_server.sh)')
+        parser.add_argument('--display_port', type=int, default=8097, help='visdom server port')
+        parser.add_argument('--display_env', type=str, default='main',
+                            help='visdom environment that receives the plots')
+        parser.add_argument('--display_winsize', type=int, default=128,
+                            help='width in pixels of the validation faces on the HTML page')
+        parser.add_argument('--no_html', action='store_true',
+                            help='do not write the HTML page <checkpoints_dir>/<name>/web/index.html')
         # logging and saving
         parser.add_argument('--print_freq', type=int, default=100,
                             help='write a loss line every this many training steps')

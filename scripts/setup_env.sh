@@ -25,9 +25,12 @@ else
 fi
 stamp="$VFD_ROOT/.venv-stamp-$(basename "$REQUIREMENTS")"
 if [ ! -f "$stamp" ] || [ "$VFD_ROOT/$REQUIREMENTS" -nt "$stamp" ] || [ "$VFD_ROOT/requirements.txt" -nt "$stamp" ] \
-        || ! "$PY" -c "import torch, librosa, sklearn" >/dev/null 2>&1; then
+        || ! "$PY" -c "import torch, librosa, sklearn, visdom, dominate, matplotlib" >/dev/null 2>&1; then
     echo "== installing $REQUIREMENTS into $("$PY" -c 'import sys; print(sys.prefix)')"
-    "$PY" -m pip install --disable-pip-version-check -q -r "$VFD_ROOT/$REQUIREMENTS"
+    # visdom builds from source and imports pkg_resources, which setuptools 82 removed: build it without
+    # isolation, against a setuptools below 82 installed first
+    "$PY" -m pip install --disable-pip-version-check -q "setuptools>=70.1,<82" wheel
+    "$PY" -m pip install --disable-pip-version-check -q --no-build-isolation -r "$VFD_ROOT/$REQUIREMENTS"
     touch "$stamp"
 fi
 export PY VFD_ROOT

@@ -86,3 +86,12 @@ def test_test_options_need_a_checkpoint(tmp_path):
         TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'none', '--checkpoints_dir', str(tmp_path)],
                             verbose=False)
     assert not os.path.exists(tmp_path / 'none' / 'test_opt.txt')
+
+
+def test_progress_writes_whole_lines_when_not_on_a_terminal(capsys):
+    from util.util import LineProgress, progress
+    bar = progress(range(20), desc='scan')  # pytest's stderr is not a terminal
+    assert isinstance(bar, LineProgress)
+    assert list(bar) == list(range(20))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[-1].startswith('scan: 20/20') and '\r' not in ''.join(lines)

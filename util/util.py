@@ -6,9 +6,11 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -112,3 +114,59 @@ def run_entry(options, job, argv=None, errors=(), **parse_kwargs):
         print(f'error: {err}', file=sys.stderr)
         return 2
     return 0
+
+
+def progress(iterable=None, *, total=None, desc='', initial=0, leave=True, disable=False):
+    """A progress bar: tqdm on a terminal; on a pipe or a file (CI logs) plain lines instead of redraws.
+
+    The plain form writes one line to stderr every 10 % of ``total`` (or every minute when the total is unknown)
+    and one at the end, so logs stay readable. Both forms iterate, and offer ``update``, ``set_postfix``,
+    ``close`` and ``total``.
+    """
+    if disable or sys.stderr.isatty():
+        return tqdm(iterable, total=total, desc=desc, initial=initial, leave=leave, disable=disable,
+                    dynamic_ncols=True)
+    return LineProgress(iterable, total=total, desc=desc, initial=initial)
+
+
+class LineProgress:
+    """Progress reported as whole lines on stderr (see ``progress``)."""
+
+    def __init__(self, iterable=None, total=None, desc='', initial=0):
+        self.iterable = iterable
+        if total is None and iterable is not None and hasattr(iterable, '__len__'):
+            total = len(iterable)
+        self.total, self.desc, self.n = total, desc, initial
+        self.start = self.last = time.time()
+        self.next_tenth = (10 * initial // total + 1) if total else 0
+        self.postfix = ''
+        self.closed = False
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update()
+        self.close()
+
+    def set_postfix(self, values):
+        self.postfix = ' '.join(f'{k}={v}' for k, v in values.items())
+
+    def _line(self):
+        done = f'{self.n}/{self.total}' if self.total else f'{self.n}'
+        print(f'{self.desc}: {done} in {time.time() - self.start:.0f} s {self.postfix}'.rstrip(), file=sys.stderr,
+              flush=True)
+        self.last = time.time()
+
+    def update(self, n=1):
+        self.n += n
+        if self.total and 10 * self.n >= self.next_tenth * self.total:
+            self.next_tenth = 10 * self.n // self.total + 1
+            if self.n < self.total:
+                self._line()
+        elif not self.total and time.time() - self.last >= 60:
+            self._line()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self._line()

@@ -1,0 +1,97 @@
+"""Watching training: a real visdom server receives the plots; without a server, one warning and training goes on;
+the HTML page is written either way."""
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import train_DF
+from tests.conftest import TINY, vox
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(('127.0.0.1', port)) == 0:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def visdom_server(tmp_path):
+    """A real visdom server on a free loopback port (started like scripts/visdom_server.sh), stopped by its pid."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, '-c', 'from visdom.server.run_server import main; main()',
+                             '-port', str(port), '-env_path', str(tmp_path / 'visdom') + '/', '-bind_local',
+                             '-logging_level', 'WARNING'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_for_port(port), 'the visdom server did not start'
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def run_training(root, tmp_path, *extra):
+    return train_DF.main(['--dataroot', vox(root), '--name', 'watched', *TINY,
+                          '--checkpoints_dir', str(tmp_path / 'ck'),
+                          '--batch_size', '4', '--n_epochs', '2', '--n_epochs_decay', '0', '--num_threads', '0',
+                          '--print_freq', '1', '--gpu_ids', '-1', '--bn_recalib_batches', '2', *extra])
+
+
+def test_losses_and_validation_auc_reach_a_real_visdom_server(visdom_server, sample_root, tmp_path):
+    import visdom
+    assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
+                        '--display_port', str(visdom_server), '--display_env', 'vfd_test') == 0
+    records = [json.loads(line) for line in open(tmp_path / 'ck' / 'watched' / 'metrics.jsonl')]
+    steps = sum(r['type'] == 'train' for r in records)
+    assert steps == 12  # 24 training clips / batch 4 = 6 steps per epoch, a loss line every step, 2 epochs
+    client = visdom.Visdom(server='http://127.0.0.1', port=visdom_server, env='vfd_test', use_incoming_socket=False,
+                           raise_exceptions=True)
+    losses = json.loads(client.get_window_data(win='watched_losses', env='vfd_test'))
+    traces = {trace['name']: trace for trace in losses['content']['data']}
+    assert set(traces) == {'triplet', 'dist_pos', 'dist_neg'}
+    for trace in traces.values():
+        assert len(trace['x']) == steps and len(trace['y']) == steps
+    first = [r for r in records if r['type'] == 'train'][0]
+    assert traces['triplet']['y'][0] == pytest.approx(first['losses']['triplet'])
+    auc = json.loads(client.get_window_data(win='watched_val_auc', env='vfd_test'))['content']['data'][0]
+    assert len(auc['y']) == 2 and auc['y'] == pytest.approx([r['auc'] for r in records if r['type'] == 'val'])
+
+
+def test_unreachable_server_gives_one_warning_and_training_goes_on(sample_root, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
+                        '--display_port', str(free_port())) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert 'scripts/visdom_server.sh' in warnings[0] and '--display_id 0' in warnings[0]
+    assert (tmp_path / 'ck' / 'watched' / '2_net_G_audio.pth').is_file()
+
+
+def test_html_page_shows_curves_and_validation_faces(sample_root, tmp_path):
+    assert run_training(sample_root, tmp_path, '--display_id', '0') == 0
+    web = tmp_path / 'ck' / 'watched' / 'web'
+    page = (web / 'index.html').read_text()
+    for image in ('images/losses.png', 'images/val_auc.png', 'images/epoch001_face0.png', 'images/epoch002_face3.png'):
+        assert image in page and (web / image).stat().st_size > 0
+    assert 'own voice d=' in page and 'other voices d=' in page
+    # a resumed run keeps the earlier validations on the page
+    assert run_training(sample_root, tmp_path, '--display_id', '0', '--continue_train', '--n_epochs', '3') == 0
+    page = (web / 'index.html').read_text()
+    assert 'images/epoch001_face0.png' in page and 'images/epoch003_face0.png' in page
