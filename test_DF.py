@@ -5,7 +5,9 @@
 The architecture is read from the checkpoint (``--epoch``, default latest); plain released-format state dicts use
 the command line, in ``released`` mode unless ``--encoder_compat`` says otherwise. The score of a pair is minus the
 L2 distance between its voice and face embeddings (higher = more real). Results go to
-``<results_dir>/<name>/<dataset folder>_<epoch>/``: ``scores.csv`` (one row per pair) and ``summary.json``.
+``<results_dir>/<name>/<dataset folder>_<epoch>/``: ``scores.csv`` (one row per pair), ``summary.json`` and an HTML
+report (``index.html``: metrics with a bootstrap interval, ROC curve, score histograms, worst-scored pairs);
+``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
 import csv
 import io
@@ -17,21 +19,21 @@ import sys
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 from data import DatasetError, create_dataset
 from models import CheckpointError, create_model
 from options.test_options import TestOptions
-from util import metrics, util
+from util import metrics, report, util
 
 logger = logging.getLogger('test_DF')
+BOOTSTRAP = 1000  # resamples for the AUC interval
 
 
 def score_dataset(model, loader):
     """Scores of every pair in ``loader``: dict of arrays/lists (score, label, video, face_path, voice_path)."""
     model.eval()
     out = {'score': [], 'label': [], 'video': [], 'face_path': [], 'voice_path': []}
-    for batch in tqdm(loader, desc='scoring', disable=None):
+    for batch in util.progress(loader, total=loader.num_batches(), desc='scoring'):
         out['score'].append(model.score_pairs(batch['voice'], batch['face']).float().cpu().numpy())
         out['label'].append(batch['label'].numpy())
         for key in ('video', 'face_path', 'voice_path'):
@@ -63,6 +65,8 @@ def test(opt):
     scored = score_dataset(model, loader)
     elapsed = time.time() - start
     summary = metrics.summarize(scored['label'], scored['score'])
+    summary['auc_ci95'] = list(metrics.bootstrap_auc(scored['label'], scored['score'], n_resamples=BOOTSTRAP))
+    summary['bootstrap_resamples'] = BOOTSTRAP
     meta = opt.checkpoint_meta or {}
     val = meta.get('val') or {}
     threshold = val.get('eer_threshold')
@@ -84,11 +88,16 @@ def test(opt):
     tag = opt.results_tag or f'{os.path.basename(os.path.normpath(opt.dataroot))}_{opt.epoch}'
     folder = os.path.join(opt.results_dir, opt.name, tag)
     write_results(folder, scored, summary)
-    print(f'AUC {summary["auc"]:.4f}  AP {summary["ap"]:.4f}  EER {summary["eer"]:.4f}  '
-          f'({summary["n_real"]} real, {summary["n_fake"]} fake pairs)')
+    report.write_test_report(folder, scored, summary)
+    report.write_results_index(os.path.join(opt.results_dir, opt.name))
+    low, high = summary['auc_ci95']
+    print(f'AUC {summary["auc"]:.4f} (95 % interval {low:.4f}-{high:.4f})  AP {summary["ap"]:.4f}  '
+          f'EER {summary["eer"]:.4f}  ({summary["n_real"]} real, {summary["n_fake"]} fake pairs)')
     if summary['accuracy'] is not None:
         print(f'accuracy {summary["accuracy"]:.4f} at the validation threshold {threshold:.4f}')
-    print(f'results: {os.path.join(folder, "summary.json")} and {os.path.join(folder, "scores.csv")}')
+    else:
+        print('no accuracy: the checkpoint stores no validation threshold (none is chosen on the test set)')
+    print(f'results: {folder}/ (index.html, summary.json, scores.csv)')
     return summary
 
 

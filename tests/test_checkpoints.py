@@ -68,6 +68,8 @@ def test_test_DF_runs_on_released_weights_without_any_size_option(released_files
     assert summary['encoder_compat'] == 'released'
     assert summary['checkpoint_format'].startswith('plain state dict')
     assert summary['accuracy'] is None and 'none' in summary['threshold_source']
+    page = (results / 'authors' / 'DFDC_latest' / 'index.html').read_text()
+    assert 'stores no validation threshold' in page and 'not chosen' not in page
     assert (summary['n_real'], summary['n_fake']) == (4, 4)
     assert 'AUC' in capsys.readouterr().out
 
@@ -121,7 +123,7 @@ def test_explicit_options_do_not_override_the_checkpoint(tmp_path, sample_root, 
     run_dirs = ['--checkpoints_dir', str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res')]
     assert train_DF.main(['--dataroot', os.path.join(str(sample_root), 'Voxceleb2'), '--name', 'x', *TINY,
                           '--n_epochs', '1', '--n_epochs_decay', '0', '--batch_size', '2', '--num_threads', '0',
-                          '--gpu_ids', '-1', '--val_ratio', '0', *run_dirs[:2]]) == 0
+                          '--gpu_ids', '-1', '--val_ratio', '0', '--display_id', '0', *run_dirs[:2]]) == 0
     assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'x', '--dim', '64', '--gpu_ids', '-1',
                          '--num_threads', '0', *run_dirs]) == 0
     assert 'checkpoint was trained with 128' in caplog.text

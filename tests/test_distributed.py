@@ -10,7 +10,7 @@ from tests.conftest import TINY, vox
 
 EXPECTED_FILES = {f'{tag}_net_{net}.pth' for tag in ('1', '2', 'latest', 'best') for net in ('G_audio', 'G_video')} | {
     'latest_train_state.pth', 'loss_log.txt', 'metrics.jsonl', 'split_train.txt', 'split_val.txt', 'train_opt.txt',
-    'train_opt.json'}
+    'train_opt.json', 'web'}
 
 
 @pytest.mark.parametrize('negatives, batch', [('in_batch', '8'), ('sampled', '2')])
@@ -20,7 +20,7 @@ def test_two_process_training_keeps_ranks_identical_and_writes_one_set(sample_ro
            '--dataroot', vox(sample_root), '--name', 'ddp', '--checkpoints_dir', str(checkpoints), *TINY,
            '--gpu_ids', '-1', '--negatives', negatives, '--batch_size', batch, '--n_negatives', '3',
            '--n_epochs', '2', '--n_epochs_decay', '0', '--num_threads', '0', '--print_freq', '1',
-           '--bn_recalib_batches', '2']
+           '--bn_recalib_batches', '2', '--display_id', '0']
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     done = subprocess.run(cmd, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
                           capture_output=True, text=True, timeout=600)

@@ -37,7 +37,7 @@ def test_short_training_separates_real_from_swapped_pairs_of_unseen_identities(i
                           '--negatives', 'in_batch', '--batch_size', '24', '--init_type', 'kaiming', '--margin', '10',
                           '--val_ratio', '0.12', '--n_epochs', '18', '--n_epochs_decay', '6',
                           '--save_epoch_freq', '24', '--save_latest_freq', '0', '--print_freq', '20',
-                          '--bn_recalib_batches', '8']) == 0
+                          '--bn_recalib_batches', '8', '--display_id', '0']) == 0
     val = [json.loads(line) for line in open(tmp_path / 'ck' / 'learn' / 'metrics.jsonl')
            if '"val"' in line][-1]
     assert test_DF.main(['--dataroot', str(identity_data / 'DFDC'), *run, '--results_dir', str(tmp_path / 'res')]) == 0

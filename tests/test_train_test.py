@@ -15,6 +15,7 @@ from tests.conftest import TINY, TINY_ARCH, dfdc, vox
 def train_args(root, run_dirs, name, *extra):
     return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--print_freq', '2', '--gpu_ids', '-1', '--no_flip',
+            '--display_id', '0',
             *run_dirs[:2], *extra]
 
 
@@ -55,6 +56,15 @@ def test_test_restores_the_architecture_from_the_checkpoint(trained, sample_root
     assert (summary['n_real'], summary['n_fake']) == (4, 4)
     assert 0 <= summary['auc'] <= 1 and 0 <= summary['eer'] <= 1
     assert summary['accuracy'] is not None and 'validation' in summary['threshold_source']
+    low, high = summary['auc_ci95']
+    assert low <= summary['auc'] <= high and summary['bootstrap_resamples'] == 1000
+    page = (folder / 'index.html').read_text()
+    for piece in ('images/roc.png', 'images/scores.png', 'fakes scored most real', 'reals scored most fake',
+                  'bootstrap interval', 'validation EER threshold'):
+        assert piece in page, piece
+    assert (folder / 'images' / 'roc.png').stat().st_size > 0 and (folder / 'images' / 'fake_worst0.png').is_file()
+    index = (base / 'results' / 'rt' / 'index.html').read_text()
+    assert 'DFDC_latest/index.html' in index
     rows = list(csv.DictReader(open(folder / 'scores.csv')))
     assert len(rows) == 8 and {r['label'] for r in rows} == {'0', '1'}
     assert all(float(r['score']) == pytest.approx(-float(r['distance'])) for r in rows)
@@ -92,5 +102,6 @@ def test_continue_train_resumes_after_the_last_epoch(trained, sample_root):
 
 def test_bad_dataroot_is_a_clear_error(tmp_path, capsys, run_dirs):
     assert train_DF.main(['--dataroot', str(tmp_path / 'missing'), '--name', 'x', *TINY, '--gpu_ids', '-1',
+                          '--display_id', '0',
                           *run_dirs[:2]]) == 2
     assert 'is not a folder' in capsys.readouterr().err
