@@ -2,6 +2,7 @@
 import os
 
 import pytest
+import torch
 
 from scripts import make_sample_data
 
@@ -9,6 +10,8 @@ TINY = ['--load_size', '64', '--crop_size', '64', '--width_mult', '0.25', '--dim
         '--heads', '4', '--mlp_dim', '256', '--emb_dim', '128']
 TINY_ARCH = dict(encoder_compat='fixed', dim=128, depth=2, heads=4, mlp_dim=256, emb_dim=128, width_mult=0.25,
                  crop_size=64, n_mels=512, n_frames=301)
+# the CPU always; CUDA too where there is one (the suite runs on a GPU machine as it is)
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 PAPER_ARCH = dict(encoder_compat='released', dim=1024, depth=6, heads=8, mlp_dim=2048, emb_dim=2048, width_mult=1.0,
                   crop_size=224, n_mels=512, n_frames=301)
 

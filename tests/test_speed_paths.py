@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.DFD_model import DFDModel
-from tests.conftest import TINY_ARCH
+from tests.conftest import DEVICES, TINY_ARCH
 
 
 def train_model(**extra):
@@ -35,15 +35,16 @@ def step_changes_weights(m, data):
     return loss, changed
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('amp', ['bf16', 'fp16'])
-def test_amp_training_step(amp):
-    m = train_model(amp=amp)
+def test_amp_training_step(amp, device):
+    m = train_model(amp=amp, device=device)
     assert (m.scaler is not None) == (amp == 'fp16')
     data = batch()
     if m.scaler is not None:
         # the scaler skips steps while it lowers its scale from 2**16 until the gradients fit in fp16, and fp16
         # is slow on CPUs: start it lower so that the test needs few steps (same code path)
-        m.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 6)
+        m.scaler = torch.amp.GradScaler(device, init_scale=2.0 ** 6)
     for _ in range(20):
         loss, changed = step_changes_weights(m, data)
         if changed:
@@ -86,8 +87,9 @@ def test_channels_last_training_matches_contiguous():
     assert loss_a == pytest.approx(loss_b, rel=1e-3)
 
 
-def test_compile_training_step():
-    m = train_model(compile=True)
+@pytest.mark.parametrize('device', DEVICES)
+def test_compile_training_step(device):
+    m = train_model(compile=True, device=device)
     loss, changed = step_changes_weights(m, batch())
-    reference, _ = step_changes_weights(train_model(), batch())
+    reference, _ = step_changes_weights(train_model(device=device), batch())
     assert changed and loss == pytest.approx(reference, rel=1e-3)
