@@ -69,11 +69,16 @@ def load_voice(path, n_mels=N_MELS, n_frames=N_FRAMES):
         mel = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise DatasetError(f'{path}: cannot read the mel spectrogram ({err})') from err
+    return voice_array(mel, n_mels, n_frames, source=path)
+
+
+def voice_array(mel, n_mels=N_MELS, n_frames=N_FRAMES, source='mel'):
+    """The encoder input for a mel in dB (n_mels, frames): float32 (1, n_mels, n_frames), values in [-1, 0]."""
     if mel.ndim != 2 or mel.shape[0] != n_mels or mel.shape[1] < 1:
-        raise DatasetError(f'{path}: expected a mel spectrogram of shape ({n_mels}, frames), got {mel.shape}')
+        raise DatasetError(f'{source}: expected a mel spectrogram of shape ({n_mels}, frames), got {mel.shape}')
     if not np.issubdtype(mel.dtype, np.floating):
-        raise DatasetError(f'{path}: expected floating-point values, got dtype {mel.dtype}')
+        raise DatasetError(f'{source}: expected floating-point values, got dtype {mel.dtype}')
     if not np.all(np.isfinite(mel)):
-        raise DatasetError(f'{path}: the mel spectrogram holds NaN or infinite values')
+        raise DatasetError(f'{source}: the mel spectrogram holds NaN or infinite values')
     mel = fit_frames(normalize_mel(mel.astype(np.float32, copy=False)), n_frames)
     return np.ascontiguousarray(mel[None], dtype=np.float32)

@@ -57,16 +57,25 @@ def is_image(name):
 def load_face(path, opt, rng=None, train=False):
     """Read a face image and return the encoder input: float32 (3, crop_size, crop_size) in [-1, 1].
 
-    ``--preprocess``: resize_and_crop (resize to load_size, then crop crop_size), crop (crop crop_size from the
-    original), resize (resize straight to crop_size), none (the image must already be crop_size). Crops are random
-    in training and centred otherwise; training flips horizontally with probability 1/2 unless ``--no_flip``.
-    Resizing is bicubic, as torchvision's Resize on PIL images in the released code.
+    See ``face_array`` for the preprocessing; errors name the file.
     """
     try:
         with Image.open(path) as image:
             image = image.convert('RGB')
     except (OSError, UnidentifiedImageError) as err:
         raise DatasetError(f'{path}: cannot read the face image ({err})') from err
+    return face_array(image, opt, rng=rng, train=train, source=path)
+
+
+def face_array(image, opt, rng=None, train=False, source='image'):
+    """The encoder input for an RGB ``PIL.Image``: float32 (3, crop_size, crop_size) in [-1, 1].
+
+    ``--preprocess``: resize_and_crop (resize to load_size, then crop crop_size), crop (crop crop_size from the
+    original), resize (resize straight to crop_size), none (the image must already be crop_size). Crops are random
+    in training and centred otherwise; training flips horizontally with probability 1/2 unless ``--no_flip``.
+    Resizing is bicubic, as torchvision's Resize on PIL images in the released code. ``source`` names the image in
+    error messages.
+    """
     crop = opt.crop_size
     if opt.preprocess == 'resize_and_crop':
         image = image.resize((opt.load_size, opt.load_size), Image.BICUBIC)
@@ -76,9 +85,9 @@ def load_face(path, opt, rng=None, train=False):
         raise DatasetError(f'unknown --preprocess {opt.preprocess!r}; use resize_and_crop, crop, resize or none')
     width, height = image.size
     if opt.preprocess == 'none' and (width, height) != (crop, crop):
-        raise DatasetError(f'{path}: --preprocess none needs {crop}x{crop} images, got {width}x{height}')
+        raise DatasetError(f'{source}: --preprocess none needs {crop}x{crop} images, got {width}x{height}')
     if width < crop or height < crop:
-        raise DatasetError(f'{path}: image {width}x{height} is smaller than --crop_size {crop}')
+        raise DatasetError(f'{source}: image {width}x{height} is smaller than --crop_size {crop}')
     if train and rng is not None:
         left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
     else:

@@ -21,8 +21,11 @@ def mkdirs(*paths):
         os.makedirs(path, exist_ok=True)
 
 
-def _atomic_write(path, write):
-    """Write through a temporary file in the same folder, then rename it over ``path``."""
+def _atomic_write(path, write, durable=True):
+    """Write through a temporary file in the same folder, then rename it over ``path``.
+
+    ``durable`` also flushes the file to disk before the rename (survives a power cut, not only a killed process).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     mkdirs(folder)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
@@ -30,7 +33,8 @@ def _atomic_write(path, write):
         with os.fdopen(fd, 'wb') as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -41,6 +45,11 @@ def _atomic_write(path, write):
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
     _atomic_write(path, lambda handle: handle.write(text.encode('utf-8')))
+
+
+def atomic_write_bytes(path, data, durable=True):
+    """Write ``data`` (bytes) to ``path`` atomically; see ``_atomic_write`` for ``durable``."""
+    _atomic_write(path, lambda handle: handle.write(data), durable=durable)
 
 
 def atomic_torch_save(obj, path):

@@ -1,0 +1,482 @@
+"""From raw videos to the dataset layouts: decoding, face crops, mels, and a resumable parallel runner.
+
+The per-dataset commands (``scripts/prep_voxceleb2.py``, ``prep_dfdc.py``, ``prep_fakeavceleb.py``,
+``prep_timit.py``) list their clips and hand them to ``run``; ``scripts/detect.py`` uses ``clip_windows`` on one
+video. The rules, the same everywhere:
+
+* Decoding: PyAV (FFmpeg) reads video and audio; the audio comes from the video file itself or from a separate
+  file (VoxCeleb2's ``.m4a`` tree, VidTIMIT's ``.wav``); VidTIMIT's videos are folders of numbered frames.
+* Audio: every channel averaged to mono, at the file's own rate. With ``--trim_leading_silence`` the samples
+  before the first one whose absolute value exceeds ``--silence_threshold`` (default 5e-4, full scale 1.0) are
+  dropped first (the leading-silence shortcut of FakeAVCeleb, see SPEC.md); a clip with no such sample is skipped
+  as ``silent``.
+* Voice window: the first 3 s of that audio, turned into a mel exactly as SPEC.md (cut at the file's rate,
+  resampled to 16 kHz as ``librosa.load(sr=16000, duration=3)`` does, ``melspectrogram(hop_length=160,
+  n_mels=512)``, ``power_to_db(ref=np.max)``), stored as float32 (512, 301).
+* Short clips: a clip with less than 3 s but at least ``--min_seconds`` (default 1.0) of audio keeps the mel of
+  what it has, padded on the right to 301 frames with -80 dB columns (silence: the floor of ``power_to_db``, which
+  the loader's normalisation turns into -1, the value it pads with too); a shorter clip is skipped as
+  ``too_short``.
+* Several windows per video (``--windows K``, DFDC-style layouts): K windows of 3 s spread evenly over the audio,
+  from its start to its end (one window when the audio is not longer than 3 s).
+* Face: the video frame shown in the middle of the voice window (1.5 s into it, or the middle of a shorter clip);
+  dlib's HOG frontal-face detector (built into the ``dlib-bin`` wheel, no model file) on the frame scaled so its
+  longer side is at most ``--detect_size`` (640), upsampled ``--upsample`` times (0); the largest face wins; the
+  crop is a square centred on the box with side (1 + 2 x ``--margin``) x the box's longer side (margin 0.25),
+  moved inside the frame where it crosses an edge (and shrunk to the frame if larger), resized to ``--face_size``
+  (224) with bicubic filtering and stored as JPEG (quality ``--jpeg_quality``, 95). ``--detector none`` keeps the
+  centred square of the whole frame instead (VoxCeleb2's videos are already face-centred crops).
+* Outputs are written atomically (temporary name, then rename): the voice first, the face last, so a clip counts
+  as done when both exist. A second run skips done clips (resumable); temporary files left by a killed run are
+  removed at the start. Clips that cannot be used are listed in ``<out>/skipped.csv`` (input, status, reason,
+  detail): status ``skipped`` (no_audio, no_video, no_face, too_short, silent) or ``failed`` (unreadable: a
+  corrupt or truncated file; error: anything unexpected). One bad file never stops the run.
+"""
+import argparse
+import csv
+import io
+import multiprocessing
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from util import util
+
+from .audio import DURATION, N_FRAMES, mel_from_waveform
+
+SILENCE_DB = -80.0  # power_to_db(ref=np.max) with top_db=80 never goes below this
+SKIP_REASONS = ('no_audio', 'no_video', 'no_face', 'too_short', 'silent')
+FAIL_REASONS = ('unreadable', 'error')
+
+
+class ClipSkipped(Exception):
+    """A clip that gives no usable output; ``reason`` is one of SKIP_REASONS or FAIL_REASONS."""
+
+    def __init__(self, reason, detail):
+        super().__init__(f'{reason}: {detail}')
+        self.reason, self.detail = reason, detail
+
+    @property
+    def status(self):
+        return 'failed' if self.reason in FAIL_REASONS else 'skipped'
+
+
+@dataclass
+class Clip:
+    """One input and where its outputs go.
+
+    ``video``: a video file, or a folder of numbered frame images (``fps`` frames per second). ``audio``: the file
+    whose audio track is used (default: ``video``). With ``windows`` 1, ``face_out`` and ``voice_out`` are the .jpg
+    and .npy paths; with more, they are folders that receive ``<k>.jpg`` and ``<k>.npy`` (k = 0, 1, ...).
+    """
+    video: str
+    face_out: str
+    voice_out: str
+    audio: str = None
+    windows: int = 1
+    fps: float = 25.0
+
+    @property
+    def key(self):
+        return self.video
+
+    def done(self):
+        return os.path.exists(self.voice_out) and os.path.exists(self.face_out)
+
+
+def add_arguments(parser, windows=False):
+    """The options every preprocessing command shares."""
+    parser.add_argument('--out', required=True, help='output dataset folder (created if missing)')
+    parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help='worker processes (1 = in this process)')
+    parser.add_argument('--trim_leading_silence', action='store_true',
+                        help='drop the samples before the first one above --silence_threshold before the 3 s window')
+    parser.add_argument('--silence_threshold', type=float, default=5e-4,
+                        help='absolute amplitude (full scale 1.0) that ends the leading silence')
+    parser.add_argument('--min_seconds', type=float, default=1.0,
+                        help='shortest usable audio in seconds; shorter clips are skipped, longer ones below 3 s '
+                             'are padded with silent (-80 dB) columns')
+    parser.add_argument('--detector', choices=('dlib', 'none'), default='dlib',
+                        help="face detector: dlib's HOG detector, or none (centred square of the whole frame)")
+    parser.add_argument('--face_size', type=int, default=224, help='side of the stored face crop in pixels')
+    parser.add_argument('--margin', type=float, default=0.25,
+                        help='context around the detected box, as a fraction of its side, on each side')
+    parser.add_argument('--upsample', type=int, default=0, help='dlib upsampling passes (finds smaller faces, slower)')
+    parser.add_argument('--detect_size', type=int, default=640,
+                        help='frames are scaled down to at most this longer side for detection (0 = never)')
+    parser.add_argument('--jpeg_quality', type=int, default=95, help='JPEG quality of the face crops')
+    parser.add_argument('--limit', type=int, default=0, help='process only the first N inputs (0 = all)')
+    if windows:
+        parser.add_argument('--windows', type=int, default=1,
+                            help='voice windows and frames per video: 1 writes <video>.jpg/.npy, K > 1 writes '
+                                 '<video>/<k>.jpg and audio_feat/<video>/<k>.npy')
+    return parser
+
+
+def config_from(args):
+    """The picklable settings that workers need."""
+    return {key: getattr(args, key) for key in ('trim_leading_silence', 'silence_threshold', 'min_seconds',
+                                                 'detector', 'face_size', 'margin', 'upsample', 'detect_size',
+                                                 'jpeg_quality')}
+
+
+# ---------------------------------------------------------------------------------------------------- decoding
+
+def _open(path):
+    import av
+    if not os.path.isfile(path):
+        raise ClipSkipped('unreadable', f'{path}: no such file')
+    try:
+        return av.open(path)
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise ClipSkipped('unreadable', f'{path}: {err}') from err
+
+
+def decode_audio(path, seconds=None, trim_threshold=None):
+    """Mono float32 samples of ``path``'s first audio track, its sample rate, and the seconds trimmed off the start.
+
+    ``trim_threshold``: drop the samples before the first whose absolute value exceeds it. ``seconds``: stop
+    decoding once that much audio (after trimming) is in hand (None = all).
+    """
+    import av
+    if not os.path.exists(path):
+        raise ClipSkipped('no_audio', f'{path}: no such audio file')
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise ClipSkipped('no_audio', f'{path}: no audio track')
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format='fltp')  # float32 planar, the file's own layout and rate
+        chunks, rate, have, trimmed, started = [], None, 0, 0, trim_threshold is None
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    rate = out.sample_rate
+                    samples = out.to_ndarray().astype(np.float32, copy=False).mean(axis=0)
+                    if not started:
+                        loud = np.flatnonzero(np.abs(samples) > trim_threshold)
+                        if len(loud) == 0:
+                            trimmed += len(samples)
+                            continue
+                        trimmed += int(loud[0])
+                        samples, started = samples[loud[0]:], True
+                    chunks.append(samples)
+                    have += len(samples)
+                if seconds is not None and rate and have >= seconds * rate:
+                    break
+        except av.FFmpegError as err:
+            raise ClipSkipped('unreadable', f'{path}: audio decoding failed ({err})') from err
+    if rate is None:
+        raise ClipSkipped('no_audio', f'{path}: the audio track holds no samples')
+    if not started:
+        raise ClipSkipped('silent', f'{path}: no sample above the silence threshold {trim_threshold}')
+    return np.concatenate(chunks), rate, trimmed / rate
+
+
+def decode_frames(path, times):
+    """RGB uint8 arrays (H, W, 3) of the frames on screen at each of ``times`` (seconds), in that order.
+
+    A time past the end gets the last frame.
+    """
+    import av
+    order = np.argsort(times)
+    found = [None] * len(times)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise ClipSkipped('no_video', f'{path}: no video track')
+        stream = container.streams.video[0]
+        stream.thread_type = 'AUTO'
+        fps = float(stream.average_rate or 25)
+        nxt, last, count = 0, None, 0
+        try:
+            for frame in container.decode(stream):
+                t = frame.time if frame.time is not None else count / fps
+                count += 1
+                # the frame on screen at time T is the last one that starts at or before T (half a frame of slack)
+                while nxt < len(order) and t > times[order[nxt]] + 0.5 / fps:
+                    found[order[nxt]] = last if last is not None else frame.to_ndarray(format='rgb24')
+                    nxt += 1
+                if nxt == len(order):
+                    break
+                last = frame.to_ndarray(format='rgb24')
+        except av.FFmpegError as err:
+            if last is None:
+                raise ClipSkipped('unreadable', f'{path}: video decoding failed ({err})') from err
+        if last is None and nxt == 0:
+            raise ClipSkipped('no_video', f'{path}: the video track holds no frames')
+    for i in order[nxt:]:
+        found[i] = last
+    return found
+
+
+def frames_from_folder(folder, times, fps=25.0):
+    """Frames of a video stored as numbered images (VidTIMIT): the image shown at each of ``times``."""
+    from .base_dataset import is_image
+    if not os.path.isdir(folder):
+        raise ClipSkipped('unreadable', f'{folder}: no such frame folder')
+    names = sorted(n for n in os.listdir(folder) if is_image(n) or n.isdigit())
+    if not names:
+        raise ClipSkipped('no_video', f'{folder}: holds no frame images')
+    out = []
+    for t in times:
+        path = os.path.join(folder, names[min(len(names) - 1, max(0, int(t * fps)))])
+        try:
+            with Image.open(path) as image:
+                out.append(np.asarray(image.convert('RGB')))
+        except OSError as err:
+            raise ClipSkipped('unreadable', f'{path}: {err}') from err
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- voices
+
+def window_starts(seconds, windows):
+    """Start times (s) of ``windows`` 3 s windows spread evenly over ``seconds`` of audio (one if it is short)."""
+    span = seconds - DURATION
+    if windows <= 1 or span <= 1e-6:
+        return [0.0]
+    return [float(s) for s in np.linspace(0.0, span, windows)]
+
+
+def window_mel(y, sr, start=0.0):
+    """The stored mel of the 3 s window starting at ``start`` s: float32 (512, 301), short windows padded."""
+    y = y[int(round(start * sr)):]
+    mel = mel_from_waveform(y, sr)
+    if mel.shape[1] < N_FRAMES:
+        pad = np.full((mel.shape[0], N_FRAMES - mel.shape[1]), SILENCE_DB, dtype=np.float32)
+        mel = np.concatenate([mel, pad], axis=1)
+    return np.ascontiguousarray(mel[:, :N_FRAMES], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------- faces
+
+class FaceCropper:
+    """Detect the largest face in an RGB frame and return its square crop as a PIL image (None if no face)."""
+
+    def __init__(self, detector='dlib', face_size=224, margin=0.25, upsample=0, detect_size=640, **_):
+        self.kind, self.size, self.margin = detector, face_size, margin
+        self.upsample, self.detect_size = upsample, detect_size
+        self._dlib = None
+        if detector == 'dlib':
+            import dlib
+            self._dlib = dlib.get_frontal_face_detector()
+        elif detector != 'none':
+            raise ValueError(f'unknown detector {detector!r}; use dlib or none')
+
+    def boxes(self, rgb):
+        """Face boxes (left, top, right, bottom) in frame pixels, largest first."""
+        h, w = rgb.shape[:2]
+        scale = 1.0
+        small = rgb
+        if self.detect_size and max(h, w) > self.detect_size:
+            scale = self.detect_size / max(h, w)
+            small = np.asarray(Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                                                            Image.BILINEAR))
+        found = self._dlib(np.ascontiguousarray(small), self.upsample)
+        out = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale) for r in found]
+        return sorted(out, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+    def crop(self, rgb):
+        h, w = rgb.shape[:2]
+        if self.kind == 'none':
+            side = min(h, w)
+            left, top = (w - side) / 2, (h - side) / 2
+        else:
+            found = self.boxes(rgb)
+            if not found:
+                return None
+            x0, y0, x1, y1 = found[0]
+            side = min(max(x1 - x0, y1 - y0) * (1 + 2 * self.margin), h, w)
+            left = min(max((x0 + x1) / 2 - side / 2, 0), w - side)
+            top = min(max((y0 + y1) / 2 - side / 2, 0), h - side)
+        box = tuple(int(round(v)) for v in (left, top, left + side, top + side))
+        return Image.fromarray(rgb).crop(box).resize((self.size, self.size), Image.BICUBIC)
+
+
+# ---------------------------------------------------------------------------------------------------- one clip
+
+def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=None):
+    """Decode one clip and cut it into voice/face windows.
+
+    Returns a list of dicts, one per window: ``start`` (s into the audio, after any trimming), ``mel`` (float32
+    (512, 301), dB), ``face`` (PIL image or None when no face was found), ``time`` (s into the video of the frame).
+    Raises ClipSkipped when the clip gives nothing (no audio, too short, silent, unreadable, no video).
+    """
+    config = config or {}
+    min_seconds = config.get('min_seconds', 1.0)
+    threshold = config.get('silence_threshold', 5e-4) if config.get('trim_leading_silence') else None
+    audio = audio or video
+    y, sr, offset = decode_audio(audio, seconds=None if windows > 1 else DURATION, trim_threshold=threshold)
+    seconds = len(y) / sr
+    if seconds < min_seconds:
+        raise ClipSkipped('too_short', f'{audio}: {seconds:.2f} s of audio, fewer than --min_seconds {min_seconds}')
+    starts = window_starts(seconds, windows)
+    times = [offset + s + min(DURATION, seconds - s) / 2 for s in starts]
+    frames = frames_from_folder(video, times, fps) if os.path.isdir(video) else decode_frames(video, times)
+    cropper = cropper or FaceCropper(**config)
+    return [{'start': s, 'time': t, 'mel': window_mel(y, sr, s), 'face': cropper.crop(frame)}
+            for s, t, frame in zip(starts, times, frames)]
+
+
+def _jpeg(image, quality):
+    buffer = io.BytesIO()
+    image.save(buffer, format='JPEG', quality=quality)
+    return buffer.getvalue()
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _replace_folder(tmp, final):
+    if os.path.isdir(final):
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+
+
+def process_clip(clip, config, cropper=None):
+    """Preprocess one clip and write its outputs; returns a short detail string. Raises ClipSkipped."""
+    found = clip_windows(clip.video, clip.audio, clip.windows, clip.fps, cropper, config)
+    usable = [w for w in found if w['face'] is not None]
+    if not usable:
+        raise ClipSkipped('no_face', f'{clip.video}: no face found in {len(found)} frame(s)')
+    quality = config.get('jpeg_quality', 95)
+    if clip.windows == 1:
+        util.atomic_write_bytes(clip.voice_out, _npy(usable[0]['mel']), durable=False)
+        util.atomic_write_bytes(clip.face_out, _jpeg(usable[0]['face'], quality), durable=False)
+        return ''
+    tmp_voice, tmp_face = (os.path.join(os.path.dirname(p), f'.{os.path.basename(p)}.{os.getpid()}.tmp')
+                           for p in (clip.voice_out, clip.face_out))
+    for tmp in (tmp_voice, tmp_face):
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+    for k, w in enumerate(usable):
+        with open(os.path.join(tmp_voice, f'{k}.npy'), 'wb') as handle:
+            handle.write(_npy(w['mel']))
+        with open(os.path.join(tmp_face, f'{k}.jpg'), 'wb') as handle:
+            handle.write(_jpeg(w['face'], quality))
+    _replace_folder(tmp_voice, clip.voice_out)
+    _replace_folder(tmp_face, clip.face_out)
+    dropped = len(found) - len(usable)
+    return f'{dropped} of {len(found)} windows without a face' if dropped else ''
+
+
+# ---------------------------------------------------------------------------------------------------- the runner
+
+_WORKER = {}
+
+
+def _init_worker(config):
+    _WORKER['config'] = config
+    _WORKER['cropper'] = FaceCropper(**config)
+
+
+def _work(clip):
+    try:
+        detail = process_clip(clip, _WORKER['config'], _WORKER['cropper'])
+        return clip.key, 'done', '', detail
+    except ClipSkipped as err:
+        return clip.key, err.status, err.reason, err.detail
+    except Exception as err:  # one bad file never stops the run: it is listed with the error
+        return clip.key, 'failed', 'error', f'{type(err).__name__}: {err}'
+
+
+def remove_stale_temporaries(root):
+    """Delete the temporary files and folders (``.<name>.*.tmp``) that a killed run left under ``root``."""
+    removed = 0
+    for folder, dirs, files in os.walk(root):
+        for name in list(dirs):
+            if name.startswith('.') and name.endswith('.tmp'):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+                dirs.remove(name)
+                removed += 1
+        for name in files:
+            if name.startswith('.') and name.endswith('.tmp'):
+                os.remove(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+def run(clips, config, out, workers=1, desc='clips'):
+    """Process every clip not done yet; write ``<out>/skipped.csv``; print and return the counts.
+
+    Returns a dict: total, done (this run), already (done before), skipped, failed, rows (the skipped.csv rows).
+    """
+    util.mkdirs(out)
+    stale = remove_stale_temporaries(out)
+    if stale:
+        print(f'removed {stale} temporary file(s) left by an interrupted run')
+    todo = [clip for clip in clips if not clip.done()]
+    counts = {'total': len(clips), 'done': 0, 'already': len(clips) - len(todo), 'skipped': 0, 'failed': 0}
+    rows = []
+    if todo:
+        if workers > 1:
+            context = multiprocessing.get_context('spawn')
+            pool = context.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(config,))
+            results = pool.imap_unordered(_work, todo, chunksize=max(1, min(16, len(todo) // (workers * 8))))
+        else:
+            pool = None
+            _init_worker(config)
+            results = map(_work, todo)
+        try:
+            for key, status, reason, detail in util.progress(results, total=len(todo), desc=desc):
+                counts[status] += 1
+                if status != 'done' or detail:
+                    rows.append([key, status, reason, detail])
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    rows.sort()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['input', 'status', 'reason', 'detail'])
+    writer.writerows(rows)
+    util.atomic_write_text(os.path.join(out, 'skipped.csv'), buffer.getvalue())
+    counts['rows'] = rows
+    print(f'{desc}: done {counts["done"]} (+{counts["already"]} already done) / skipped {counts["skipped"]} / '
+          f'failed {counts["failed"]}  (list: {os.path.join(out, "skipped.csv")})')
+    return counts
+
+
+def exit_status(counts):
+    """0 when anything usable exists after the run (new or from before), 1 otherwise."""
+    return 0 if counts['done'] + counts['already'] > 0 else 1
+
+
+def write_table(path, header, rows):
+    """A CSV file written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(rows)
+    util.atomic_write_text(path, buffer.getvalue())
+
+
+def main_for(description, add_arguments_fn, build, argv=None, windows=False):
+    """The shared entry of the prep scripts.
+
+    ``add_arguments_fn(parser)`` adds the script's own options; ``build(args)`` returns (clips, desc) and raises
+    ValueError or OSError, with a message for the user, when the input folders do not fit. Returns the exit status:
+    0 when anything usable exists after the run, 1 when nothing does, 2 for bad arguments or input folders.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(parser, windows=windows)
+    add_arguments_fn(parser)
+    args = parser.parse_args(argv)
+    try:
+        clips, desc = build(args)
+    except (OSError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    if args.limit:
+        clips = clips[:args.limit]
+    if not clips:
+        print('error: no input clips found', file=sys.stderr)
+        return 1
+    return exit_status(run(clips, config_from(args), args.out, args.workers, desc))

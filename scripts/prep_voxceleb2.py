@@ -1,0 +1,69 @@
+"""VoxCeleb2 videos -> the VoxCeleb2 layout of Vox_image (face/<id>/<video>/<clip>.jpg, voice/<id>_<video>_<clip>.npy).
+
+    python -m scripts.prep_voxceleb2 --src VoxCeleb2/dev/mp4 --out Dataset/Voxceleb2 --workers 8
+    python -m scripts.prep_voxceleb2 --src VoxCeleb2/dev/mp4 --audio_src VoxCeleb2/dev/aac --out Dataset/Voxceleb2
+
+``--src`` holds ``<id>/<video>/<clip>.mp4``; the audio is the mp4's own track, or ``<audio_src>/<id>/<video>/
+<clip>.m4a`` when ``--audio_src`` is given. Each clip gives one face (the frame 1.5 s in) and the mel of its first
+3 s; the clip number plays the part of the SPEC's frame number. VoxCeleb2's videos are already face-centred
+crops: ``--detector none`` keeps the whole frame and runs much faster than the default dlib detector. The
+decoding, cropping, short-clip and silence rules, resuming and ``skipped.csv`` are those of data/preprocess.py.
+"""
+import os
+import sys
+
+if __package__ in (None, ''):
+    raise SystemExit('run it from the repository root as a module: python -m scripts.prep_voxceleb2 ...')
+
+from data.preprocess import Clip, main_for
+
+
+def add_arguments(parser):
+    parser.add_argument('--src', required=True, help='the mp4 tree: <src>/<id>/<video>/<clip>.mp4')
+    parser.add_argument('--audio_src', default='', help='optional aac tree: <audio_src>/<id>/<video>/<clip>.m4a')
+    parser.add_argument('--max_clips_per_id', type=int, default=0,
+                        help='at most this many clips per identity, taken round-robin over its videos (0 = all)')
+
+
+def sorted_dirs(folder):
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir())
+
+
+def build(args):
+    if not os.path.isdir(args.src):
+        raise ValueError(f'--src {args.src} is not a folder (expected <src>/<id>/<video>/<clip>.mp4)')
+    if args.audio_src and not os.path.isdir(args.audio_src):
+        raise ValueError(f'--audio_src {args.audio_src} is not a folder (expected <audio_src>/<id>/<video>/<clip>.m4a)')
+    identities = [name for name in sorted_dirs(args.src) if name.startswith('id')]
+    if not identities:
+        raise ValueError(f'--src {args.src} holds no identity folders (id...); expected <src>/<id>/<video>/<clip>.mp4')
+    clips = []
+    for identity in identities:
+        per_video = []
+        for video in sorted_dirs(os.path.join(args.src, identity)):
+            folder = os.path.join(args.src, identity, video)
+            names = sorted(n for n in os.listdir(folder) if n.lower().endswith('.mp4'))
+            per_video.append([(video, n[:-4]) for n in names])
+        order = [item for round_ in _round_robin(per_video) for item in round_]
+        if args.max_clips_per_id:
+            order = order[:args.max_clips_per_id]
+        for video, clip in order:
+            audio = os.path.join(args.audio_src, identity, video, clip + '.m4a') if args.audio_src else None
+            clips.append(Clip(video=os.path.join(args.src, identity, video, clip + '.mp4'), audio=audio,
+                              face_out=os.path.join(args.out, 'face', identity, video, clip + '.jpg'),
+                              voice_out=os.path.join(args.out, 'voice', f'{identity}_{video}_{clip}.npy')))
+    return clips, 'VoxCeleb2 clips'
+
+
+def _round_robin(lists):
+    """[[a1, a2], [b1]] -> [[a1, b1], [a2]]: one item of each list per round."""
+    depth = max((len(x) for x in lists), default=0)
+    return [[x[i] for x in lists if i < len(x)] for i in range(depth)]
+
+
+def main(argv=None):
+    return main_for(__doc__.split('\n\n')[0], add_arguments, build, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
