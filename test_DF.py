@@ -58,6 +58,13 @@ def write_results(folder, scored, summary):
 def test(opt):
     logger.info('commit %s', util.git_commit())
     util.seed_everything(opt.seed)
+    util.set_deterministic(opt.deterministic)
+    tag = opt.results_tag or f'{os.path.basename(os.path.normpath(opt.dataroot))}_{opt.epoch}'
+    folder = os.path.join(opt.results_dir, opt.name, tag)
+    util.check_writable(folder, 'the test results')  # before scoring, not after
+    opt.skip_log = os.path.join(folder, 'skipped_samples.csv')
+    if os.path.isfile(opt.skip_log):
+        os.remove(opt.skip_log)                      # the list of this run, not of an earlier one
     loader = create_dataset(opt, phase='test', shuffle=False)
     model = create_model(opt)
     model.setup(opt)
@@ -85,8 +92,9 @@ def test(opt):
         'checkpoint_format': 'vfd-checkpoint' if meta else 'plain state dict (released format)',
         'commit': util.git_commit(), 'seconds': round(elapsed, 2), 'pairs_per_second': len(scored['label']) / elapsed,
     })
-    tag = opt.results_tag or f'{os.path.basename(os.path.normpath(opt.dataroot))}_{opt.epoch}'
-    folder = os.path.join(opt.results_dir, opt.name, tag)
+    if loader.skip_log is not None and loader.skip_log.count:
+        summary['skipped_samples'] = loader.skip_log.count
+        print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): {opt.skip_log}')
     write_results(folder, scored, summary)
     report.write_test_report(folder, scored, summary)
     report.write_results_index(os.path.join(opt.results_dir, opt.name))
@@ -102,7 +110,7 @@ def test(opt):
 
 
 def main(argv=None):
-    return util.run_entry(TestOptions(), test, argv, errors=(DatasetError, CheckpointError))
+    return util.run_entry(TestOptions(), test, argv, errors=(DatasetError, CheckpointError, util.WriteCheckError))
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data import DatasetError, DatasetLoader, create_dataset
-from models import CheckpointError, create_model
+from models import CheckpointError, TrainingError, create_model
 from options.train_options import TrainOptions
 from util import distributed, metrics, util
 from util.visualizer import Visualizer
@@ -51,6 +51,22 @@ def write_split(opt, loader):
                                ''.join(i + '\n' for i in identities))
 
 
+def checkpoint_bytes(model):
+    """About the disk space one round of saving takes: weights as <epoch>, latest and best files, and the training
+    state (weights again and Adam's two moments)."""
+    weights = sum(t.numel() * t.element_size() for _, net in model.networks() for t in net.state_dict().values())
+    return weights * 7
+
+
+def stop_if_nonfinite(model, opt, epoch, total_iters, where):
+    """Stop with a TrainingError when a loss since the start was NaN or infinite (checked on every rank)."""
+    if distributed.any_rank(opt, model.loss_went_nonfinite()):
+        raise TrainingError(f'the training loss became NaN or infinite (noticed {where}, epoch {epoch}, step '
+                            f'{total_iters}); training stopped without saving, so the last checkpoint in '
+                            f'{os.path.join(opt.checkpoints_dir, opt.name)} is the last good one. Try a lower --lr, '
+                            f'--amp none (or bf16 instead of fp16), and check the data')
+
+
 def train(opt):
     distributed.setup(opt)
     main = distributed.is_main(opt)
@@ -58,6 +74,9 @@ def train(opt):
         logging.getLogger().setLevel(logging.WARNING)
     logger.info('commit %s', util.git_commit())
     util.seed_everything(opt.seed + opt.rank)
+    util.set_deterministic(opt.deterministic)
+    expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    opt.skip_log = os.path.join(expr_dir, 'skipped_samples.csv' if main else f'skipped_samples.rank{opt.rank}.csv')
     train_loader = create_dataset(opt, phase='train', rank=opt.rank, world_size=opt.world_size)
     val_loader = None
     if main:
@@ -71,6 +90,8 @@ def train(opt):
 
     model = create_model(opt)
     model.setup(opt)
+    if main:  # before hours of work: can the checkpoints be written, and is there room for them?
+        util.check_writable(expr_dir, 'the checkpoints', need_bytes=checkpoint_bytes(model))
     epoch, start_batch, total_iters, best_auc = opt.epoch_count, 0, 0, -1.0
     if opt.continue_train:
         counters = model.load_training_state(opt.epoch)
@@ -79,7 +100,8 @@ def train(opt):
         logger.info('resuming at epoch %d, step %d of the epoch (%d steps done)', epoch, start_batch, total_iters)
     visualizer = Visualizer(opt, enabled=main)
     # a fixed shuffled view of the training set for recomputing BatchNorm statistics (rank 0)
-    recalib_loader = DatasetLoader(train_loader.dataset, opt, shuffle=True) if main else None
+    recalib_loader = (DatasetLoader(train_loader.dataset, opt, shuffle=True, skip_log=train_loader.skip_log)
+                      if main else None)
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     results = None
 
@@ -101,6 +123,8 @@ def train(opt):
             t_now = time.time()
             t_data_sum, t_comp_sum, t_mark = t_data_sum + (t_loaded - t_mark), t_comp_sum + (t_now - t_loaded), t_now
             bar.update()
+            if total_iters % opt.print_freq == 0:
+                stop_if_nonfinite(model, opt, epoch, total_iters, 'at a print step')
             if total_iters % opt.print_freq == 0 and main:
                 losses = model.get_current_losses()
                 n = opt.print_freq
@@ -110,6 +134,8 @@ def train(opt):
                 bar.set_postfix({k: f'{v:.3g}' for k, v in losses.items()})
             if total_iters % opt.print_freq == 0:
                 t_data_sum = t_comp_sum = 0.0
+            if opt.save_latest_freq and total_iters % opt.save_latest_freq == 0:
+                stop_if_nonfinite(model, opt, epoch, total_iters, 'before saving')
             if opt.save_latest_freq and total_iters % opt.save_latest_freq == 0 and main:
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_iters {total_iters})')
                 model.save_networks('latest', epoch=epoch, total_iters=total_iters)
@@ -118,6 +144,7 @@ def train(opt):
         bar.close()
 
         checkpoint_epoch = epoch % opt.save_epoch_freq == 0 or epoch == last_epoch
+        stop_if_nonfinite(model, opt, epoch, total_iters, 'at the end of the epoch')
         if checkpoint_epoch and opt.world_size > 1:  # every rank takes part in the check
             nets = [net for _, net in model.networks()]
             distributed.sync_buffers(opt, nets)
@@ -155,7 +182,8 @@ def train(opt):
 
 def main(argv=None):
     main_rank = distributed.env_world()[0] == 0
-    return util.run_entry(TrainOptions(), train, argv, errors=(DatasetError, CheckpointError),
+    return util.run_entry(TrainOptions(), train, argv,
+                          errors=(DatasetError, CheckpointError, TrainingError, util.WriteCheckError),
                           save=main_rank, verbose=main_rank)
 
 

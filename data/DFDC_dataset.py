@@ -39,24 +39,27 @@ class DFDCDataset(BaseDataset):
         if not os.path.isdir(audio_dir):
             raise DatasetError(f'{audio_dir} is missing; DFDC expects {LAYOUT}')
         self.items = []  # (video, face path, voice path, label)
+        problems, used = [], set()
         for folder, label in (('real', 1), ('fake', 0)):
             face_dir = os.path.join(self.root, folder)
             if not os.path.isdir(face_dir):
                 raise DatasetError(f'{face_dir} is missing; DFDC expects {LAYOUT}')
-            missing = []
-            for name in sorted(f for f in os.listdir(face_dir) if is_image(f)):
+            names = sorted(f for f in os.listdir(face_dir) if is_image(f))
+            if not names:
+                raise DatasetError(f'{face_dir} holds no face images (an empty folder); DFDC expects {LAYOUT}')
+            for name in names:
                 video = os.path.splitext(name)[0]
                 voice = os.path.join(audio_dir, video + '.npy')
                 if not os.path.isfile(voice):
-                    missing.append(os.path.join(face_dir, name))
+                    problems.append((os.path.join(face_dir, name), f'no voice file {voice}'))
                     continue
+                used.add(video + '.npy')
                 self.items.append((video, os.path.join(face_dir, name), voice, label))
-            if missing:
-                examples = '\n  '.join(missing[:5])
-                raise DatasetError(f'{len(missing)} face image(s) in {face_dir} have no voice file; expected {LAYOUT}. '
-                                   f'First ones:\n  {examples}')
+        for name in sorted(n for n in os.listdir(audio_dir) if n.endswith('.npy') and n not in used):
+            problems.append((os.path.join(audio_dir, name), 'no face image in real/ or fake/ for this voice'))
+        self.report_problems(problems, LAYOUT)
         if not self.items:
-            raise DatasetError(f'no face images under {self.root}; DFDC expects {LAYOUT}')
+            raise DatasetError(f'no usable voice-face pairs under {self.root}; DFDC expects {LAYOUT}')
         if len(self.items) > opt.max_dataset_size:  # an evenly spaced subset keeps reals and fakes in proportion
             keep = np.linspace(0, len(self.items) - 1, num=max(1, opt.max_dataset_size)).round().astype(int)
             self.items = [self.items[i] for i in np.unique(keep)]

@@ -39,6 +39,8 @@ class VoxImageDataset(BaseDataset):
         neg_identities  int64   (K,)          identity indices of the negatives (never ``identity``)
         index           int64   ()            the anchor's index in the dataset
         face_path       str                   path of the anchor's face image
+        problems        str                   with --skip_bad and sampled negatives: unreadable negatives that
+                                              were replaced, one message per line ('' when none)
 
     Negatives are drawn without replacement from the clips of all other identities of the same split, from a
     generator seeded by ``(--seed, epoch, index)``: a new draw every training epoch, a fixed one for validation.
@@ -82,8 +84,10 @@ class VoxImageDataset(BaseDataset):
         if opt.phase == 'val' and not ids:
             raise DatasetError('no validation identities: --val_ratio is 0')
         self.identities = ids
-        self.face_paths, self.voice_paths, self.labels = scan_clips(self.face_dir, self.voice_dir, ids,
-                                                                    opt.max_clips_per_id, cap)
+        self.face_paths, self.voice_paths, self.labels, problems = scan_clips(
+            self.face_dir, self.voice_dir, ids, opt.max_clips_per_id, cap,
+            all_identities=all_ids if opt.phase == 'train' else None)
+        self.report_problems(problems, LAYOUT)
         if len(set(self.labels)) < 2:
             raise DatasetError(f'the {opt.phase} split has clips of fewer than two identities under {self.face_dir}; '
                                f'other-identity negatives need at least two ({LAYOUT})')
@@ -120,9 +124,27 @@ class VoxImageDataset(BaseDataset):
         }
         if not (train and self.in_batch):
             negatives = self.sample_negatives(index, rng)
-            item['neg_faces'] = np.stack([load_face(self.face_paths[j], self.opt, rng, train) for j in negatives])
+            faces, problems = [], []
+            for slot, j in enumerate(negatives):
+                faces.append(self._negative_face(index, j, rng, train, problems, negatives, slot))
+            item['neg_faces'] = np.stack(faces)
             item['neg_identities'] = self.labels[negatives]
+            if getattr(self.opt, 'skip_bad', False):
+                item['problems'] = '\n'.join(problems)   # the loader lists them in the skip log
         return item
+
+    def _negative_face(self, index, j, rng, train, problems, negatives, slot, attempts=10):
+        """Load negative ``j``; with ``--skip_bad`` an unreadable one is noted and replaced by another draw."""
+        for _ in range(attempts):
+            try:
+                return load_face(self.face_paths[j], self.opt, rng, train)
+            except DatasetError as err:
+                if not getattr(self.opt, 'skip_bad', False):
+                    raise
+                problems.append(str(err))
+                j = int(self.sample_negatives(index, rng)[0])
+                negatives[slot] = j
+        raise DatasetError(f'{attempts} negatives in a row for {self.face_paths[index]} could not be read')
 
 
 def split_identities(identities, val_ratio, where):
@@ -140,12 +162,30 @@ def split_identities(identities, val_ratio, where):
     return identities[n_val:], identities[:n_val]
 
 
-def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total):
-    """Pair faces with voices for ``identities``; return (face paths, voice paths, identity index per clip)."""
-    voices = set(os.listdir(voice_dir))
-    faces_out, voices_out, labels, missing = [], [], [], []
+def voice_owner(name, identities):
+    """The identity in ``identities`` (a set) whose ``<identity>_`` prefix starts voice file ``name``, or None."""
+    pos = name.find('_')
+    while pos != -1:
+        if name[:pos] in identities:
+            return name[:pos]
+        pos = name.find('_', pos + 1)
+    return None
+
+
+def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total, all_identities=None):
+    """Pair faces with voices for ``identities``.
+
+    Returns (face paths, voice paths, identity index per clip, problems). ``problems`` lists (path, reason) for
+    faces without a voice, voices of these identities without a face, empty folders and, when ``all_identities``
+    is given, voice files that belong to no identity folder at all.
+    """
+    voices = {n for n in os.listdir(voice_dir) if n.endswith('.npy')}
+    faces_out, voices_out, labels, problems, matched, scanned = [], [], [], [], set(), set()
     scan = util.progress(identities, desc=f'scanning {face_dir}', disable=len(identities) < SCAN_PROGRESS_FROM)
     for label, identity in enumerate(scan):
+        if len(faces_out) >= max_total:
+            break
+        scanned.add(identity)
         per_video = []
         id_dir = os.path.join(face_dir, identity)
         for video in sorted(os.listdir(id_dir)):
@@ -153,27 +193,34 @@ def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total):
             if not os.path.isdir(video_dir):
                 continue
             frames = sorted(f for f in os.listdir(video_dir) if is_image(f))
+            if not frames:
+                problems.append((video_dir, 'empty folder: no face images'))
             per_video.append([(video, f) for f in frames])
         clips = _round_robin(per_video)
+        if not clips and not per_video:
+            problems.append((id_dir, 'empty folder: no video folders with face images'))
         taken = 0
         for video, frame in clips:
             voice_name = f'{identity}_{video}_{os.path.splitext(frame)[0]}.npy'
+            face_path = os.path.join(id_dir, video, frame)
             if voice_name not in voices:
-                missing.append(os.path.join(id_dir, video, frame))
+                problems.append((face_path, f'no voice file {os.path.join(voice_dir, voice_name)}'))
                 continue
-            faces_out.append(os.path.join(id_dir, video, frame))
-            voices_out.append(os.path.join(voice_dir, voice_name))
-            labels.append(label)
-            taken += 1
-            if (max_per_id and taken >= max_per_id) or len(faces_out) >= max_total:
-                break
-        if len(faces_out) >= max_total:
-            break
-    if missing:
-        examples = '\n  '.join(missing[:5])
-        raise DatasetError(f'{len(missing)} face image(s) have no voice file; expected {LAYOUT}. First ones:\n  '
-                           f'{examples}')
-    return faces_out, voices_out, labels
+            matched.add(voice_name)
+            full = (max_per_id and taken >= max_per_id) or len(faces_out) >= max_total
+            if not full:
+                faces_out.append(face_path)
+                voices_out.append(os.path.join(voice_dir, voice_name))
+                labels.append(label)
+                taken += 1
+    owners = set(all_identities) if all_identities is not None else scanned
+    for name in sorted(voices - matched):
+        owner = voice_owner(name, owners)
+        if owner in scanned:
+            problems.append((os.path.join(voice_dir, name), f'no face image: expected one in {face_dir}/{owner}/'))
+        elif owner is None and all_identities is not None:
+            problems.append((os.path.join(voice_dir, name), f'belongs to no identity folder of {face_dir}'))
+    return faces_out, voices_out, labels, problems
 
 
 def _round_robin(lists):

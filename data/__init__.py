@@ -5,6 +5,8 @@ is the mode without underscores plus ``Dataset``, compared case-insensitively (`
 dataset, add ``data/<mode>_dataset.py`` with such a class; see ``data/base_dataset.py`` for the contract.
 """
 import copy
+import csv
+import logging
 import math
 import os
 
@@ -19,6 +21,7 @@ __all__ = ['available_datasets', 'find_dataset_using_name', 'get_option_setter',
            'EpochSampler', 'BaseDataset', 'DatasetError']
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+logger = logging.getLogger(__name__)
 
 
 def available_datasets():
@@ -97,7 +100,54 @@ class _EpochKeyed(torch.utils.data.Dataset):
         epoch, index = key
         if self.dataset.epoch != epoch:
             self.dataset.set_epoch(epoch)
-        return self.dataset[index]
+        try:
+            return self.dataset[index]
+        except DatasetError as err:  # reported by the main process (DatasetLoader.__iter__), not as a worker crash
+            return _BadSample(index, str(err))
+
+
+class _BadSample:
+    """Stands in for a sample whose files could not be used; carries the message naming the file."""
+
+    def __init__(self, index, message):
+        self.index, self.message = index, message
+
+
+def _collate(items):
+    """Default collation, except that bad samples are set aside: ``{'__bad__': [...], 'batch': good or None}``."""
+    bad = [item for item in items if isinstance(item, _BadSample)]
+    if not bad:
+        return torch.utils.data.default_collate(items)
+    good = [item for item in items if not isinstance(item, _BadSample)]
+    return {'__bad__': [(b.index, b.message) for b in bad],
+            'batch': torch.utils.data.default_collate(good) if good else None}
+
+
+class SkipLog:
+    """The list of skipped samples of a run (``--skip_bad``): a CSV file with phase, file and reason per line."""
+
+    HEADER = ['phase', 'path', 'reason']
+
+    def __init__(self, path):
+        self.path = path
+        self.seen = set()   # (phase, path) already listed, by this run's other loaders or an earlier run
+        self.count = 0      # lines this object added
+        if os.path.isfile(path):
+            with open(path, newline='') as handle:
+                self.seen = {(row.get('phase'), row.get('path')) for row in csv.DictReader(handle)}
+
+    def add(self, phase, path, reason):
+        if (phase, path) in self.seen:
+            return
+        self.seen.add((phase, path))
+        self.count += 1
+        new = not os.path.isfile(self.path)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, 'a', newline='') as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(self.HEADER)
+            writer.writerow([phase, path, reason])
 
 
 class DatasetLoader:
@@ -108,7 +158,9 @@ class DatasetLoader:
     epochs and each prefetches ``--prefetch_factor`` batches; batches are pinned when the model runs on CUDA.
     """
 
-    def __init__(self, dataset, opt, *, shuffle, rank=0, world_size=1):
+    def __init__(self, dataset, opt, *, shuffle, rank=0, world_size=1, skip_log=None):
+        """``skip_log``: a SkipLog to share with another loader over the same run (default: one for
+        ``opt.skip_log`` when it is set)."""
         self.dataset = dataset
         self.opt = opt
         self.batch_size = opt.batch_size
@@ -117,7 +169,16 @@ class DatasetLoader:
         extra = {'persistent_workers': True, 'prefetch_factor': getattr(opt, 'prefetch_factor', 2)} if workers else {}
         self.dataloader = torch.utils.data.DataLoader(
             _EpochKeyed(dataset), batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
-            pin_memory=str(getattr(opt, 'device', 'cpu')).startswith('cuda'), drop_last=False, **extra)
+            collate_fn=_collate, pin_memory=str(getattr(opt, 'device', 'cpu')).startswith('cuda'), drop_last=False,
+            **extra)
+        self.skip_bad = bool(getattr(opt, 'skip_bad', False))
+        self.skip_log = skip_log or (SkipLog(opt.skip_log) if getattr(opt, 'skip_log', None) else None)
+        for path, reason in getattr(dataset, 'skipped', []):    # found while scanning (--skip_bad)
+            self._record(path, reason)
+
+    def _record(self, path, reason):
+        if self.skip_log is not None:
+            self.skip_log.add(self.dataset.opt.phase, path, reason)
 
     def set_epoch(self, epoch, start_batch=0):
         self.dataset.set_epoch(epoch)
@@ -131,4 +192,22 @@ class DatasetLoader:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self):
-        return iter(self.dataloader)
+        """Collated batches; a sample whose files cannot be used stops the run with a DatasetError that names the
+        file, raised here in the main process, or with ``--skip_bad`` is left out of its batch and listed in the
+        skip log."""
+        for batch in self.dataloader:
+            if isinstance(batch, dict) and '__bad__' in batch:
+                for index, message in batch['__bad__']:
+                    if not self.skip_bad:
+                        raise DatasetError(f'{message}\n(sample {index} of the {self.dataset.opt.phase} set; '
+                                           f'--skip_bad leaves such samples out and lists them)')
+                    logger.warning('skipped sample %d: %s', index, message)
+                    self._record(message.split(': ', 1)[0], message)
+                batch = batch['batch']
+                if batch is None:
+                    continue
+            if isinstance(batch, dict) and 'problems' in batch:    # replaced negatives (--skip_bad)
+                for message in (m for text in batch.pop('problems') for m in text.splitlines() if m):
+                    logger.warning('replaced an unreadable negative: %s', message)
+                    self._record(message.split(': ', 1)[0], message)
+            yield batch

@@ -9,13 +9,21 @@ It subclasses ``BaseDataset`` and implements:
 * ``__len__()`` and ``__getitem__(index)``: a dict whose keys, shapes and dtypes the class docstring lists;
 * ``set_epoch(epoch)`` (optional): draws that change every epoch (negatives, augmentation) depend only on
   ``(opt.seed, epoch, index)``, so results do not depend on the number of loader workers.
+
+Files that do not fit are the user's to fix, so a dataset says which and why: problems found while scanning
+(a face without its voice, a voice without its face, an empty folder) go through ``report_problems``, which raises
+one ``DatasetError`` listing them, or with ``--skip_bad`` leaves those samples out and keeps them in
+``self.skipped`` for the run's skip log; a file that cannot be read raises ``DatasetError`` from ``__getitem__``,
+which the loader turns into an error in the main process (or a skipped sample with ``--skip_bad``).
 """
+import logging
 import os
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+logger = logging.getLogger(__name__)
 
 
 class DatasetError(ValueError):
@@ -29,8 +37,24 @@ class BaseDataset:
         self.opt = opt
         self.root = opt.dataroot
         self.epoch = 0
+        self.skipped = []  # (path, reason) of samples left out while scanning (--skip_bad)
         if not os.path.isdir(self.root):
             raise DatasetError(f'--dataroot {self.root} is not a folder')
+
+    def report_problems(self, problems, layout):
+        """``problems``: (path, reason) pairs found while scanning. Raise one DatasetError that lists them (the
+        first ten) with the expected ``layout``, or with ``--skip_bad`` keep them in ``self.skipped``."""
+        if not problems:
+            return
+        if getattr(self.opt, 'skip_bad', False):
+            self.skipped.extend(problems)
+            logger.warning('%s: %d sample(s) left out (--skip_bad), e.g. %s: %s', self.root, len(problems),
+                           *problems[0])
+            return
+        lines = '\n  '.join(f'{path}: {reason}' for path, reason in problems[:10])
+        more = f'\n  ... and {len(problems) - 10} more' if len(problems) > 10 else ''
+        raise DatasetError(f'{len(problems)} problem(s) under {self.root}; expected {layout}:\n  {lines}{more}\n'
+                           f'(--skip_bad leaves such samples out and lists them in the experiment folder)')
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

@@ -197,6 +197,7 @@ class DFDModel(BaseModel):
     def optimize_parameters(self):
         self.forward()
         loss = self.compute_loss()
+        self.flag_nonfinite(loss)
         self.optimizer_G.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -7,10 +7,10 @@ import os
 
 from util.util import available_components, find_component
 
-from .base_model import BaseModel, CheckpointError, read_checkpoint
+from .base_model import BaseModel, CheckpointError, TrainingError, read_checkpoint
 
 __all__ = ['available_models', 'find_model_using_name', 'get_option_setter', 'create_model', 'BaseModel',
-           'CheckpointError', 'read_checkpoint']
+           'CheckpointError', 'TrainingError', 'read_checkpoint']
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -33,7 +33,11 @@ CHECKPOINT_VERSION = 1
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or does not fit the model; the message says which file and why."""
+    """A checkpoint that cannot be read, written, or does not fit the model; the message says which file and why."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss); the message says what is kept and what to try."""
 
 
 def read_checkpoint(path):
@@ -97,6 +101,7 @@ class BaseModel:
         self.optimizers = []
         self.schedulers = []
         self.loaded_meta = {}
+        self.nonfinite = None  # a device flag set by the training step when a loss is NaN or infinite
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -140,6 +145,15 @@ class BaseModel:
         """name -> float for every name in ``loss_names`` (this synchronises with the device; call it sparingly)."""
         return OrderedDict((name, float(getattr(self, 'loss_' + name).detach())) for name in self.loss_names)
 
+    def flag_nonfinite(self, loss):
+        """Remember, on the device and without waiting for it, whether ``loss`` is NaN or infinite."""
+        bad = ~torch.isfinite(loss.detach())
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
+
+    def loss_went_nonfinite(self):
+        """Whether any loss since the start was NaN or infinite (one host-device synchronisation)."""
+        return self.nonfinite is not None and bool(self.nonfinite)
+
     def update_learning_rate(self, metric=None):
         """Step every scheduler once (an epoch); ``metric`` feeds the plateau policy."""
         old = self.optimizers[0].param_groups[0]['lr']
@@ -168,10 +182,18 @@ class BaseModel:
         for name, net in self.networks():
             net = getattr(net, 'module', net)
             state = {k: v.detach().to('cpu', copy=True) for k, v in net.state_dict().items()}
-            util.atomic_torch_save({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, 'net': name,
-                                    'model': self.opt.model, 'options': self.checkpoint_options(),
-                                    'commit': util.git_commit(), **extra, 'state_dict': state},
-                                   self.checkpoint_path(tag, name))
+            self._write({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, 'net': name,
+                         'model': self.opt.model, 'options': self.checkpoint_options(),
+                         'commit': util.git_commit(), **extra, 'state_dict': state}, self.checkpoint_path(tag, name))
+
+    @staticmethod
+    def _write(obj, path):
+        """Atomic save (temporary file, then rename); a failed write leaves the previous file as it was."""
+        try:
+            util.atomic_torch_save(obj, path)
+        except OSError as err:
+            raise CheckpointError(f'could not write {path}: {err.strerror or err}; the checkpoint files written '
+                                  f'before are intact') from err
 
     def load_networks(self, epoch):
         """Load ``<epoch>_net_<name>.pth`` into every network with strict key and shape checks."""
@@ -195,14 +217,23 @@ class BaseModel:
         return os.path.join(self.save_dir, f'{epoch}_train_state.pth')
 
     def save_training_state(self, tag, **counters):
-        """Write optimisers, schedulers, RNG states and ``counters`` (epoch, iterations) to resume training."""
-        state = {'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, 'kind': 'train_state',
+        """Write the network weights, optimisers, schedulers, gradient scaler, RNG states and ``counters`` (epoch,
+        iterations) to resume training.
+
+        The weights are in this file too, so that a run killed between writing ``latest_net_*`` and this file
+        resumes from one consistent moment: ``load_training_state`` takes them from here.
+        """
+        nets = {name: {k: v.detach().to('cpu', copy=True) for k, v in getattr(net, 'module', net).state_dict().items()}
+                for name, net in self.networks()}
+        scaler = getattr(self, 'scaler', None)
+        state = {'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, 'kind': 'train_state', 'nets': nets,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers],
+                 'scaler': scaler.state_dict() if scaler is not None else {},
                  'torch_rng': torch.get_rng_state(),
                  'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                  **counters}
-        util.atomic_torch_save(state, self.training_state_path(tag))
+        self._write(state, self.training_state_path(tag))
 
     def load_training_state(self, epoch):
         """Restore what ``save_training_state`` wrote; return its counters."""
@@ -219,6 +250,11 @@ class BaseModel:
             raise CheckpointError(f'{path} cannot be read; the file may be truncated ({err})') from err
         if not isinstance(state, dict) or state.get('kind') != 'train_state':
             raise CheckpointError(f'{path} is not a VFD training state')
+        for name, net in self.networks():
+            if name in state.get('nets', {}):
+                getattr(net, 'module', net).load_state_dict(state['nets'][name], strict=True)
+        if state.get('scaler') and getattr(self, 'scaler', None) is not None:
+            self.scaler.load_state_dict(state['scaler'])
         for optimizer, saved in zip(self.optimizers, state['optimizers']):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state['schedulers']):
@@ -226,7 +262,7 @@ class BaseModel:
         torch.set_rng_state(state['torch_rng'])
         if state['cuda_rng'] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state['cuda_rng'])
-        skip = {'format', 'version', 'kind', 'optimizers', 'schedulers', 'torch_rng', 'cuda_rng'}
+        skip = {'format', 'version', 'kind', 'nets', 'optimizers', 'schedulers', 'scaler', 'torch_rng', 'cuda_rng'}
         return {k: v for k, v in state.items() if k not in skip}
 
     @classmethod

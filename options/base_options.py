@@ -9,6 +9,7 @@ the checkpoint or the user has the last word on the architecture).
 """
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -50,6 +51,12 @@ class BaseOptions:
                                  'else the CPU. More than one GPU: launch with torchrun instead (see README)')
         parser.add_argument('--checkpoints_dir', type=str, default='./checkpoints', help='models are saved here')
         parser.add_argument('--seed', type=int, default=20, help='random seed (the released code used 20)')
+        parser.add_argument('--deterministic', action='store_true',
+                            help='deterministic algorithms only (torch.use_deterministic_algorithms; cuDNN '
+                                 'autotuning off): the same seed gives the same losses and scores, a little slower')
+        parser.add_argument('--skip_bad', action='store_true',
+                            help='leave out samples whose files are missing, unreadable or malformed instead of '
+                                 'stopping, and list them in skipped_samples.csv in the experiment folder')
         # model parameters
         parser.add_argument('--model', type=str, default='DFD',
                             help=f'which model to use, from models/<name>_model.py '
@@ -126,7 +133,13 @@ class BaseOptions:
     def save_options(self, opt, message):
         """Write the option table as <phase>_opt.txt and <phase>_opt.json in the experiment folder."""
         expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        util.mkdirs(expr_dir)
+        try:
+            util.check_writable(expr_dir, 'the option table and checkpoints')
+        except util.WriteCheckError as err:
+            if not self.isTrain:  # testing only reads the checkpoints: a read-only folder is fine
+                logging.getLogger(__name__).warning('option table not saved: %s', err)
+                return
+            raise SystemExit(f'error: {err}') from err
         util.atomic_write_text(os.path.join(expr_dir, f'{opt.phase}_opt.txt'), message + '\n')
         table = {k: v for k, v in sorted(vars(opt).items()) if k not in ('explicit', 'device', 'checkpoint_meta')}
         table['explicit'] = sorted(opt.explicit)

@@ -96,3 +96,13 @@ def weight_checksums(opt, nets):
     gathered = [torch.zeros_like(total) for _ in range(opt.world_size)]
     dist.all_gather(gathered, total)
     return [g.tolist() for g in gathered]
+
+
+def any_rank(opt, flag):
+    """True on every rank when ``flag`` (a bool) is true on any rank: one small all-reduce under torchrun."""
+    if getattr(opt, 'world_size', 1) == 1:
+        return bool(flag)
+    device = opt.device if str(opt.device).startswith('cuda') else 'cpu'
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

@@ -3,6 +3,7 @@ import importlib
 import logging
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,43 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
     torch.manual_seed(seed)
+
+
+def set_deterministic(enabled):
+    """Deterministic algorithms only (``--deterministic``): same seed, same losses and scores on the same machine.
+
+    Called once, from the entry scripts. On CUDA, cuBLAS needs CUBLAS_WORKSPACE_CONFIG set before its first use.
+    """
+    if not enabled:
+        return
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+class WriteCheckError(RuntimeError):
+    """A folder the run must write to cannot take the files (not writable, or too little free space)."""
+
+
+def check_writable(folder, what, need_bytes=0):
+    """Make ``folder`` and prove it takes a file; with ``need_bytes``, check the free space too.
+
+    Raises WriteCheckError with a message that says which folder and what to do, before any long work starts.
+    """
+    try:
+        mkdirs(folder)
+        fd, probe = tempfile.mkstemp(prefix='.write_check.', dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise WriteCheckError(f'cannot write {what} to {folder}: {err.strerror or err}; choose another folder '
+                              f'or fix its permissions') from err
+    if need_bytes:
+        free = shutil.disk_usage(folder).free
+        if free < need_bytes:
+            raise WriteCheckError(f'{folder} has {free / 2 ** 30:.2f} GiB free, and {what} need about '
+                                  f'{need_bytes / 2 ** 30:.2f} GiB; free some space or choose another folder')
 
 
 def setup_logging(verbose=False):

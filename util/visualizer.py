@@ -51,6 +51,7 @@ class Visualizer:
         self.samples = self._load_samples()  # per validation: [epoch, [[image path, caption], ...]]
         if self.enabled:
             util.mkdirs(self.expr_dir)
+            end_partial_line(self.metrics_name)   # a run killed mid-line leaves one; the next record starts anew
             with open(self.log_name, 'a') as log_file:
                 log_file.write(f'================ Training Loss ({time.strftime("%c")}) ================\n')
         if self.display_id > 0:
@@ -215,6 +216,15 @@ class Visualizer:
             page.add_images([e[0] for e in entries], [e[1] for e in entries],
                             width=getattr(self.opt, 'display_winsize', 128))
         page.save()
+
+
+def end_partial_line(path):
+    """Append a newline to ``path`` if it does not end with one (so that appended records stay one per line)."""
+    if os.path.isfile(path) and os.path.getsize(path):
+        with open(path, 'rb+') as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b'\n':
+                handle.write(b'\n')
 
 
 def read_metrics(path):
