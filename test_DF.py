@@ -4,10 +4,13 @@
 
 The architecture is read from the checkpoint (``--epoch``, default latest); plain released-format state dicts use
 the command line, in ``released`` mode unless ``--encoder_compat`` says otherwise. The score of a pair is minus the
-L2 distance between its voice and face embeddings (higher = more real). Results go to
-``<results_dir>/<name>/<dataset folder>_<epoch>/``: ``scores.csv`` (one row per pair), ``summary.json`` and an HTML
-report (``index.html``: metrics with a bootstrap interval, ROC curve, score histograms, worst-scored pairs);
-``<results_dir>/<name>/index.html`` lists every test run of the experiment.
+L2 distance between its voice and face embeddings (higher = more real). A video with several windows gets the
+``--video_agg`` (mean, median, max) of its window scores; results are reported per window (frame level) and per
+video (video level, the headline), with the AUC per fake category when the dataset has a ``categories.csv``.
+``--protocol original`` reports the released evaluation instead (frame level, its sampling of fakes). Results go to
+``<results_dir>/<name>/<dataset folder>_<epoch>/``: ``scores.csv`` (one row per window), ``video_scores.csv``,
+``summary.json`` and an HTML report (``index.html``: metrics with a bootstrap interval, ROC curve, score
+histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
 import csv
 import io
@@ -30,29 +33,61 @@ BOOTSTRAP = 1000  # resamples for the AUC interval
 
 
 def score_dataset(model, loader):
-    """Scores of every pair in ``loader``: dict of arrays/lists (score, label, video, face_path, voice_path)."""
+    """Scores of every window in ``loader``: dict of arrays/lists (score, label, video, window, face_path,
+    voice_path)."""
     model.eval()
-    out = {'score': [], 'label': [], 'video': [], 'face_path': [], 'voice_path': []}
+    out = {'score': [], 'label': [], 'window': [], 'video': [], 'face_path': [], 'voice_path': []}
     for batch in util.progress(loader, total=loader.num_batches(), desc='scoring'):
         out['score'].append(model.score_pairs(batch['voice'], batch['face']).float().cpu().numpy())
         out['label'].append(batch['label'].numpy())
+        out['window'].append(batch['window'].numpy())
         for key in ('video', 'face_path', 'voice_path'):
             out[key].extend(batch[key])
-    out['score'] = np.concatenate(out['score']).astype(np.float64)
-    out['label'] = np.concatenate(out['label']).astype(int)
+    for key, dtype in (('score', np.float64), ('label', int), ('window', int)):
+        out[key] = np.concatenate(out[key]).astype(dtype)
     return out
 
 
-def write_results(folder, scored, summary):
-    """scores.csv (one row per pair: video, label, score, distance, paths) and summary.json in ``folder``."""
+def by_video(scored, how):
+    """One row per video: the ``how`` (mean, median, max) of its window scores, its first window's face."""
+    names, labels, scores, counts = metrics.aggregate_by_video(scored['video'], scored['label'], scored['score'], how)
+    first = {}
+    for i, key in enumerate(zip(scored['video'], scored['label'].tolist())):
+        first.setdefault(key, i)
+    rows = [first[key] for key in zip(names, labels.tolist())]
+    return {'video': names, 'label': labels, 'score': scores, 'windows': counts,
+            'face_path': [scored['face_path'][i] for i in rows], 'voice_path': [scored['voice_path'][i] for i in rows]}
+
+
+def _csv(rows, header):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(['video', 'label', 'score', 'distance', 'face_path', 'voice_path'])
-    for i, score in enumerate(scored['score']):
-        writer.writerow([scored['video'][i], int(scored['label'][i]), f'{score:.6f}', f'{-score:.6f}',
-                         scored['face_path'][i], scored['voice_path'][i]])
-    util.atomic_write_text(os.path.join(folder, 'scores.csv'), buffer.getvalue())
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_results(folder, scored, videos, summary):
+    """scores.csv (one row per window), video_scores.csv (one row per video) and summary.json in ``folder``."""
+    util.atomic_write_text(os.path.join(folder, 'scores.csv'), _csv(
+        ([scored['video'][i], int(scored['label'][i]), int(scored['window'][i]), f'{score:.6f}', f'{-score:.6f}',
+          scored['face_path'][i], scored['voice_path'][i]] for i, score in enumerate(scored['score'])),
+        ['video', 'label', 'window', 'score', 'distance', 'face_path', 'voice_path']))
+    util.atomic_write_text(os.path.join(folder, 'video_scores.csv'), _csv(
+        ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]), f'{score:.6f}']
+         for i, score in enumerate(videos['score'])), ['video', 'label', 'windows', f'score_{summary["video_agg"]}']))
     util.atomic_write_text(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1, default=str) + '\n')
+
+
+def level_summary(labels, scores, threshold, categories=None):
+    """Metrics of one level (frame or video): AUC with its bootstrap interval, AP, EER, accuracy at the
+    validation threshold, and the AUC per fake category when ``categories`` (one per score) is given."""
+    out = metrics.summarize(labels, scores)
+    out['auc_ci95'] = list(metrics.bootstrap_auc(labels, scores, n_resamples=BOOTSTRAP))
+    out['accuracy'] = metrics.accuracy_at(labels, scores, threshold) if threshold is not None else None
+    if categories is not None:
+        out['categories'] = metrics.per_category_auc(labels, scores, categories)
+    return out
 
 
 def test(opt):
@@ -71,41 +106,58 @@ def test(opt):
     start = time.time()
     scored = score_dataset(model, loader)
     elapsed = time.time() - start
-    summary = metrics.summarize(scored['label'], scored['score'])
-    summary['auc_ci95'] = list(metrics.bootstrap_auc(scored['label'], scored['score'], n_resamples=BOOTSTRAP))
-    summary['bootstrap_resamples'] = BOOTSTRAP
+    protocol = getattr(opt, 'protocol', 'sound')
     meta = opt.checkpoint_meta or {}
-    val = meta.get('val') or {}
-    threshold = val.get('eer_threshold')
-    if threshold is not None and math.isfinite(threshold):
-        summary['threshold'] = threshold
-        summary['threshold_source'] = 'validation EER threshold stored with the checkpoint'
-        summary['accuracy'] = metrics.accuracy_at(scored['label'], scored['score'], threshold)
-    else:
-        summary['threshold'] = None
-        summary['threshold_source'] = ('none: the checkpoint stores no validation threshold, and none is chosen on '
-                                       'the test set; accuracy is not reported')
-        summary['accuracy'] = None
+    threshold = (meta.get('val') or {}).get('eer_threshold')
+    threshold = threshold if threshold is not None and math.isfinite(threshold) else None
+    category_of = loader.dataset.categories() if hasattr(loader.dataset, 'categories') else {}
+    videos = by_video(scored, opt.video_agg)
+    frame = level_summary(scored['label'], scored['score'], threshold,
+                          [category_of.get(v) for v in scored['video']] if category_of else None)
+    video = level_summary(videos['label'], videos['score'], threshold,
+                          [category_of.get(v) for v in videos['video']] if category_of else None)
+    level = 'frame' if protocol == 'original' else 'video'
+    headline = frame if level == 'frame' else video
+    summary = {**headline, 'level': level, 'protocol': protocol, 'video_agg': opt.video_agg,
+               'frame_level': frame, 'video_level': video, 'bootstrap_resamples': BOOTSTRAP,
+               'n_windows': int(len(scored['label'])), 'n_videos': int(len(videos['label']))}
+    summary['threshold'] = threshold
+    summary['threshold_source'] = (
+        'validation EER threshold stored with the checkpoint' if threshold is not None else
+        'none: the checkpoint stores no validation threshold, and none is chosen on the test set; accuracy is not '
+        'reported')
+    summary['selection'] = (f'checkpoint {opt.epoch!r} chosen before testing ("best" = highest validation AUC); '
+                            f'threshold from validation; nothing chosen on this test set')
     summary.update({
         'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode, 'name': opt.name,
         'epoch': opt.epoch, 'checkpoint_epoch': meta.get('epoch'), 'encoder_compat': opt.encoder_compat,
         'checkpoint_format': 'vfd-checkpoint' if meta else 'plain state dict (released format)',
+        'split_file': getattr(opt, 'split_file', ''),
         'commit': util.git_commit(), 'seconds': round(elapsed, 2), 'pairs_per_second': len(scored['label']) / elapsed,
     })
     if loader.skip_log is not None and loader.skip_log.count:
         summary['skipped_samples'] = loader.skip_log.count
         print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): {opt.skip_log}')
-    write_results(folder, scored, summary)
-    report.write_test_report(folder, scored, summary)
+    write_results(folder, scored, videos, summary)
+    report.write_test_report(folder, scored if level == 'frame' else videos, summary)
     report.write_results_index(os.path.join(opt.results_dir, opt.name))
-    low, high = summary['auc_ci95']
-    print(f'AUC {summary["auc"]:.4f} (95 % interval {low:.4f}-{high:.4f})  AP {summary["ap"]:.4f}  '
-          f'EER {summary["eer"]:.4f}  ({summary["n_real"]} real, {summary["n_fake"]} fake pairs)')
-    if summary['accuracy'] is not None:
+    for name, part, unit in (('frame', frame, 'windows'), ('video', video, 'videos')):
+        if name == 'video' and protocol == 'original':
+            continue
+        low, high = part['auc_ci95']
+        mark = '  <- headline' if name == level and protocol != 'original' else ''
+        print(f'{name}-level{f" ({opt.video_agg} over windows)" if name == "video" else ""}: AUC {part["auc"]:.4f} '
+              f'(95 % interval {low:.4f}-{high:.4f})  AP {part["ap"]:.4f}  EER {part["eer"]:.4f}  '
+              f'({part["n_real"]} real, {part["n_fake"]} fake {unit}){mark}')
+    for category, row in (headline.get('categories') or {}).items():
+        print(f'  {category}: AUC {row["auc"]:.4f} against the reals ({row["n_fake"]} fakes)')
+    if protocol == 'original':
+        print('protocol original: frame-level, the released sampling of fakes per real')
+    if threshold is not None:
         print(f'accuracy {summary["accuracy"]:.4f} at the validation threshold {threshold:.4f}')
     else:
         print('no accuracy: the checkpoint stores no validation threshold (none is chosen on the test set)')
-    print(f'results: {folder}/ (index.html, summary.json, scores.csv)')
+    print(f'results: {folder}/ (index.html, summary.json, scores.csv, video_scores.csv)')
     return summary
 
 

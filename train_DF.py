@@ -32,6 +32,15 @@ def validate(model, loader, n_samples=4):
     model.eval()
     real, fake, samples = [], [], []
     for batch in util.progress(loader, total=loader.num_batches(), desc='validation', leave=False):
+        if 'label' in batch:   # deepfake data (fine-tuning): real and fake pairs as they come
+            scores = model.score_pairs(batch['voice'], batch['face']).float().cpu().numpy()
+            labels = batch['label'].numpy()
+            real.append(scores[labels == 1])
+            fake.append(scores[labels == 0])
+            if not samples:
+                faces = ((batch['face'][:n_samples].permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
+                samples = [(face.astype(np.uint8), -scores[i], float('nan')) for i, face in enumerate(faces)]
+            continue
         r, f = model.score_triplets(batch)
         real.append(r.float().cpu().numpy())
         fake.append(f.float().cpu().numpy().reshape(len(r), -1))
@@ -81,15 +90,18 @@ def train(opt):
     val_loader = None
     if main:
         write_split(opt, train_loader)
-        if getattr(opt, 'val_ratio', 0) > 0:
+        if train_loader.dataset.has_validation():
             val_loader = create_dataset(opt, phase='val', shuffle=False)
         else:
-            logger.warning('no validation split (--val_ratio 0): no validation AUC, no best checkpoint')
+            logger.warning('no validation data (--val_ratio 0, or no val part in --split_file): no validation AUC, '
+                           'no best checkpoint, no threshold stored with the checkpoints')
     logger.info('%d training clips (%d per process), %d validation clips', len(train_loader.dataset),
                 len(train_loader), len(val_loader) if val_loader else 0)
 
     model = create_model(opt)
     model.setup(opt)
+    if opt.pretrained_name and not opt.continue_train:   # fine-tuning starts from a trained model's weights
+        model.load_networks(opt.pretrained_epoch, directory=os.path.join(opt.checkpoints_dir, opt.pretrained_name))
     if main:  # before hours of work: can the checkpoints be written, and is there room for them?
         util.check_writable(expr_dir, 'the checkpoints', need_bytes=checkpoint_bytes(model))
     epoch, start_batch, total_iters, best_auc = opt.epoch_count, 0, 0, -1.0

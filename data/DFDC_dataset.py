@@ -1,4 +1,6 @@
-"""Deepfake test data (DFDC, and the FakeAVCeleb sample of the authors): real and fake videos, one pair each."""
+"""Deepfake data (DFDC, FakeAVCeleb, DeepfakeTIMIT in the DFDC layout): real and fake videos, one or more
+voice-face windows each; test pairs, or fine-tuning anchors with fake faces as negatives."""
+import json
 import logging
 import os
 
@@ -10,72 +12,237 @@ from .base_dataset import BaseDataset, DatasetError, is_image, load_face
 logger = logging.getLogger(__name__)
 
 LAYOUT = ('<dataroot>/real/<video>.jpg and <dataroot>/fake/<video>.jpg, each with its voice at '
-          '<dataroot>/audio_feat/<video>.npy')
+          '<dataroot>/audio_feat/<video>.npy (several windows per video: <dataroot>/real/<video>/<k>.jpg with '
+          '<dataroot>/audio_feat/<video>/<k>.npy)')
+SPLIT_PARTS = {'train': 'train', 'val': 'val', 'test': 'test'}
+ORIGINAL_FAKES_PER_REAL = 30
 
 
 class DFDCDataset(BaseDataset):
-    """Every real and every fake video as one voice-face pair (``--dataset_mode DFDC``).
+    """Real and fake videos as voice-face pairs (``--dataset_mode DFDC``).
 
-    Layout::
+    Layout (both forms may be mixed; ``make_splits.py`` and the prep scripts write the side files)::
 
-        <dataroot>/real/<video>.jpg        face of a real video          (label 1)
-        <dataroot>/fake/<video>.jpg        face of a fake video          (label 0)
-        <dataroot>/audio_feat/<video>.npy  the video's mel in dB, float (n_mels, frames)
+        <dataroot>/real/<video>.jpg             one window: the face of a real video        (label 1)
+        <dataroot>/fake/<video>.jpg             one window of a fake video                   (label 0)
+        <dataroot>/audio_feat/<video>.npy       its mel in dB, float (n_mels, frames)
+        <dataroot>/real/<video>/<k>.jpg         several windows of one video (k = 0, 1, ...), each with
+        <dataroot>/audio_feat/<video>/<k>.npy   the mel of the same window
+        <dataroot>/categories.csv               optional: video, category (FakeAVCeleb) for per-category results
 
-    Items are the real videos in name order, then the fake ones. Each item is a dict
-    (S = ``--crop_size``, M = ``--n_mels``, T = ``--n_frames``)::
+    ``--split_file`` (a JSON file of ``scripts/make_splits.py``) keeps the videos of one part: ``train``, ``val``
+    or ``test`` after ``--phase``. ``--protocol original`` reproduces the released evaluation: one pair per file
+    and, for each real video i of n (sorted), the fakes ``round(s * i)`` to ``round(s * (i + 1))`` (at most 30) of
+    the sorted fakes, s = fakes / reals.
 
-        face        float32 (3, S, S)   the video's face, values in [-1, 1] (centre crop, never flipped)
-        voice       float32 (1, M, T)   the video's normalised mel, values in [-1, 0]
+    Test and validation items (a window; test_DF.py aggregates windows per video), S = ``--crop_size``,
+    M = ``--n_mels``, T = ``--n_frames``::
+
+        face        float32 (3, S, S)   the window's face, values in [-1, 1] (centre crop, never flipped)
+        voice       float32 (1, M, T)   the window's normalised mel, values in [-1, 0]
         label       int64   ()          1 = real, 0 = fake
         video       str                 the video name
+        window      int64   ()          the window number within the video (0 for a single file)
         face_path   str
         voice_path  str
+
+    Training items (fine-tuning, the journal version's second stage): every window of a real video is an anchor
+    (its voice) with its positive (its face) and ``--n_negatives`` faces of fake videos (K), drawn per
+    ``(--seed, epoch, index)``; fine-tuning needs ``--negatives sampled``::
+
+        voice           float32 (1, M, T)
+        face            float32 (3, S, S)
+        neg_faces       float32 (K, 3, S, S)   faces of fake windows
+        identity        int64   ()             the real video's index
+        neg_identities  int64   (K,)           -1 - index of each fake video (never equal to an identity)
+        index           int64   ()
+        face_path       str
     """
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.add_argument('--split_file', type=str, default='',
+                            help='JSON of scripts/make_splits.py: keep the videos of the part named by --phase '
+                                 '(train, val, test); empty = every video')
+        parser.add_argument('--protocol', choices=('sound', 'original'), default='sound',
+                            help='sound: every window, video-level results; original: the released evaluation '
+                                 '(frame-level, its sampling of fakes per real)')
+        if is_train:
+            parser.add_argument('--n_negatives', type=int, default=5, help='fake faces per real anchor (fine-tuning)')
+        return parser
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
         audio_dir = os.path.join(self.root, 'audio_feat')
         if not os.path.isdir(audio_dir):
             raise DatasetError(f'{audio_dir} is missing; DFDC expects {LAYOUT}')
-        self.items = []  # (video, face path, voice path, label)
+        self.split = read_split_file(opt.split_file) if getattr(opt, 'split_file', '') else None
+        keep = None
+        if self.split is not None:
+            part = SPLIT_PARTS.get(opt.phase)
+            if part is None:
+                raise DatasetError(f'--split_file: no part for --phase {opt.phase}; use train, val or test')
+            keep = set(self.split.get(part, []))
+            if not keep:
+                raise DatasetError(f'--split_file {opt.split_file} lists no {part} videos')
+        self.items = []  # (video, face path, voice path, label, window)
         problems, used = [], set()
         for folder, label in (('real', 1), ('fake', 0)):
             face_dir = os.path.join(self.root, folder)
             if not os.path.isdir(face_dir):
                 raise DatasetError(f'{face_dir} is missing; DFDC expects {LAYOUT}')
-            names = sorted(f for f in os.listdir(face_dir) if is_image(f))
-            if not names:
+            entries = sorted(os.listdir(face_dir))
+            if not any(is_image(e) or os.path.isdir(os.path.join(face_dir, e)) for e in entries):
                 raise DatasetError(f'{face_dir} holds no face images (an empty folder); DFDC expects {LAYOUT}')
-            for name in names:
-                video = os.path.splitext(name)[0]
-                voice = os.path.join(audio_dir, video + '.npy')
-                if not os.path.isfile(voice):
-                    problems.append((os.path.join(face_dir, name), f'no voice file {voice}'))
+            for entry in entries:
+                path = os.path.join(face_dir, entry)
+                if os.path.isdir(path):
+                    video = entry
+                    windows = sorted((f for f in os.listdir(path) if is_image(f)), key=_window_key)
+                    if not windows:
+                        problems.append((path, 'empty folder: no window images'))
+                        continue
+                    pairs = [(os.path.join(path, f), os.path.join(audio_dir, video, os.path.splitext(f)[0] + '.npy'),
+                              _window_key(f)[0]) for f in windows]
+                elif is_image(entry):
+                    video = os.path.splitext(entry)[0]
+                    pairs = [(path, os.path.join(audio_dir, video + '.npy'), 0)]
+                else:
                     continue
-                used.add(video + '.npy')
-                self.items.append((video, os.path.join(face_dir, name), voice, label))
-        for name in sorted(n for n in os.listdir(audio_dir) if n.endswith('.npy') and n not in used):
-            problems.append((os.path.join(audio_dir, name), 'no face image in real/ or fake/ for this voice'))
+                if keep is not None and video not in keep:
+                    continue
+                for face, voice, window in pairs:
+                    if not os.path.isfile(voice):
+                        problems.append((face, f'no voice file {voice}'))
+                        continue
+                    used.add(voice)
+                    self.items.append((video, face, voice, label, window))
+        problems += self._orphans(audio_dir, used, keep)
         self.report_problems(problems, LAYOUT)
         if not self.items:
             raise DatasetError(f'no usable voice-face pairs under {self.root}; DFDC expects {LAYOUT}')
+        if getattr(opt, 'protocol', 'sound') == 'original':
+            self.items = original_sampling(self.items)
         if len(self.items) > opt.max_dataset_size:  # an evenly spaced subset keeps reals and fakes in proportion
-            keep = np.linspace(0, len(self.items) - 1, num=max(1, opt.max_dataset_size)).round().astype(int)
-            self.items = [self.items[i] for i in np.unique(keep)]
+            pick = np.linspace(0, len(self.items) - 1, num=max(1, opt.max_dataset_size)).round().astype(int)
+            self.items = [self.items[i] for i in np.unique(pick)]
+        self.training = opt.phase == 'train' and getattr(opt, 'isTrain', False)
+        if self.training:
+            self._setup_training(opt)
         labels = [item[3] for item in self.items]
-        logger.info('DFDC %s: %d real and %d fake pairs', self.root, sum(labels), len(labels) - sum(labels))
+        videos = {(item[0], item[3]) for item in self.items}
+        logger.info('DFDC %s (%s): %d real and %d fake windows of %d videos', self.root, opt.phase, sum(labels),
+                    len(labels) - sum(labels), len(videos))
+
+    @staticmethod
+    def _orphans(audio_dir, used, keep):
+        """Voice files (or window folders) with no face; only for the kept videos when a split is given."""
+        out = []
+        for entry in sorted(os.listdir(audio_dir)):
+            path = os.path.join(audio_dir, entry)
+            video = entry if os.path.isdir(path) else os.path.splitext(entry)[0]
+            if keep is not None and video not in keep:
+                continue
+            files = ([os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith('.npy')]
+                     if os.path.isdir(path) else [path] if entry.endswith('.npy') else [])
+            out += [(f, 'no face image in real/ or fake/ for this voice') for f in files if f not in used]
+        return out
+
+    def _setup_training(self, opt):
+        if getattr(opt, 'negatives', 'sampled') != 'sampled':
+            raise DatasetError('fine-tuning on DFDC takes its negatives from the fake faces: use --negatives sampled')
+        if opt.n_negatives < 1:
+            raise DatasetError('--n_negatives must be at least 1')
+        self.fakes = [item for item in self.items if item[3] == 0]
+        self.reals = [item for item in self.items if item[3] == 1]
+        if not self.reals or not self.fakes:
+            raise DatasetError(f'fine-tuning needs real and fake videos in the training part of {self.root}')
+        self.video_index = {v: i for i, v in enumerate(sorted({item[0] for item in self.items}))}
+
+    def split_lists(self):
+        """The videos of each part of the split file (saved with a training run), or nothing."""
+        return {part: list(self.split.get(part, [])) for part in ('train', 'val')} if self.split else {}
+
+    def has_validation(self):
+        """Fine-tuning validates on the split file's ``val`` part."""
+        return bool(self.split and self.split.get('val'))
+
+    def categories(self):
+        """{video: category} from ``<dataroot>/categories.csv`` (FakeAVCeleb), or {} without that file."""
+        return read_categories(os.path.join(self.root, 'categories.csv'))
 
     def __len__(self):
-        return len(self.items)
+        return len(self.reals) if self.training else len(self.items)
 
     def __getitem__(self, index):
-        video, face_path, voice_path, label = self.items[index]
+        if self.training:
+            return self._training_item(index)
+        video, face_path, voice_path, label, window = self.items[index]
         return {
             'face': load_face(face_path, self.opt),
             'voice': load_voice(voice_path, self.opt.n_mels, self.opt.n_frames),
             'label': np.int64(label),
             'video': video,
+            'window': np.int64(window),
             'face_path': face_path,
             'voice_path': voice_path,
         }
+
+    def _training_item(self, index):
+        rng = self.rng(index)
+        video, face_path, voice_path, _, _ = self.reals[index]
+        k = self.opt.n_negatives
+        picks = rng.choice(len(self.fakes), size=k, replace=k > len(self.fakes))
+        return {
+            'voice': load_voice(voice_path, self.opt.n_mels, self.opt.n_frames),
+            'face': load_face(face_path, self.opt, rng, train=True),
+            'neg_faces': np.stack([load_face(self.fakes[j][1], self.opt, rng, train=True) for j in picks]),
+            'identity': np.int64(self.video_index[video]),
+            'neg_identities': np.asarray([-1 - self.video_index[self.fakes[j][0]] for j in picks], dtype=np.int64),
+            'index': np.int64(index),
+            'face_path': face_path,
+        }
+
+
+def _window_key(name):
+    stem = os.path.splitext(name)[0]
+    return (int(stem), stem) if stem.isdigit() else (0, stem)
+
+
+def original_sampling(items):
+    """The released evaluation's pairs: every real window, and for real i of n the sorted fakes
+    round(s * i) .. round(s * (i + 1)) (at most 30), s = number of fakes / number of reals."""
+    reals = [item for item in items if item[3] == 1]
+    fakes = sorted((item for item in items if item[3] == 0), key=lambda item: (item[0], item[4]))
+    scale = len(fakes) / max(1, len(reals))
+    chosen = []
+    for i in range(len(reals)):
+        start = int(round(scale * i))
+        stop = min(int(round(scale * (i + 1))), start + ORIGINAL_FAKES_PER_REAL)
+        chosen.extend(fakes[start:stop])
+    return reals + chosen
+
+
+def read_split_file(path):
+    """The {'train': [...], 'val': [...], 'test': [...]} video lists of a split file."""
+    try:
+        with open(path) as handle:
+            split = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise DatasetError(f'--split_file {path}: cannot read it as JSON ({err})') from err
+    if not isinstance(split, dict) or not any(isinstance(split.get(p), list) for p in SPLIT_PARTS.values()):
+        raise DatasetError(f'--split_file {path}: expected {{"train": [videos], "val": [...], "test": [...]}}, as '
+                           f'written by scripts/make_splits.py')
+    return split
+
+
+def read_categories(path):
+    """{video: category} from a CSV with the columns video and category; {} when the file does not exist."""
+    import csv
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline='') as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or 'video' not in reader.fieldnames or 'category' not in reader.fieldnames:
+            raise DatasetError(f'{path}: expected the columns video and category')
+        return {row['video']: row['category'] for row in reader}

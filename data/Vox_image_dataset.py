@@ -100,6 +100,10 @@ class VoxImageDataset(BaseDataset):
         """The identity split, to save with the run: {'train': [...], 'val': [...]}."""
         return {'train': list(self.train_ids), 'val': list(self.val_ids)}
 
+    def has_validation(self):
+        """Validation runs on the held-out identities (``--val_ratio`` above 0)."""
+        return self.opt.val_ratio > 0
+
     def __len__(self):
         return len(self.face_paths)
 

@@ -63,6 +63,14 @@ class BaseDataset:
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
+    def split_lists(self):
+        """Lists to save with a training run (e.g. the identity split): {name: [...]}."""
+        return {}
+
+    def has_validation(self):
+        """Whether this dataset offers a validation part (``phase='val'``) for training runs."""
+        return False
+
     def rng(self, index):
         """The random generator for sample ``index`` in the current epoch."""
         return np.random.default_rng([int(self.opt.seed) % 2 ** 32, self.epoch, int(index)])

@@ -195,10 +195,11 @@ class BaseModel:
             raise CheckpointError(f'could not write {path}: {err.strerror or err}; the checkpoint files written '
                                   f'before are intact') from err
 
-    def load_networks(self, epoch):
-        """Load ``<epoch>_net_<name>.pth`` into every network with strict key and shape checks."""
+    def load_networks(self, epoch, directory=None):
+        """Load ``<epoch>_net_<name>.pth`` (from ``directory``, default this run's folder) into every network with
+        strict key and shape checks."""
         for name, net in self.networks():
-            path = self.checkpoint_path(epoch, name)
+            path = os.path.join(directory or self.save_dir, f'{epoch}_net_{name}.pth')
             state_dict, meta = read_checkpoint(path)
             net = getattr(net, 'module', net)
             problems = describe_mismatch(net, state_dict)

@@ -22,6 +22,8 @@ class TestOptions(BaseOptions):
         parser.add_argument('--results_tag', type=str, default='',
                             help='sub-folder name for this test run; default <dataroot folder name>_<epoch>')
         parser.add_argument('--phase', type=str, default='test', help='train, val, test, etc.')
+        parser.add_argument('--video_agg', choices=('mean', 'median', 'max'), default='mean',
+                            help='how the scores of a video\'s windows make its video-level score')
         parser.set_defaults(dataset_mode='DFDC', batch_size=16)
         return parser
 

@@ -35,6 +35,11 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--epoch_count', type=int, default=1,
                             help='number of the first epoch; --continue_train sets it from the checkpoint')
         parser.add_argument('--phase', type=str, default='train', help='train, val, test, etc.')
+        parser.add_argument('--pretrained_name', type=str, default='',
+                            help='fine-tuning: start from the weights of <checkpoints_dir>/<pretrained_name> (its '
+                                 'architecture options are taken over); empty = train from scratch')
+        parser.add_argument('--pretrained_epoch', type=str, default='best',
+                            help='which checkpoint of --pretrained_name: best, latest or an epoch number')
         parser.add_argument('--bn_recalib_batches', type=int, default=25,
                             help='before each validation and epoch checkpoint, recompute the BatchNorm running '
                                  'statistics exactly over this many training batches (0 = keep the moving averages '
@@ -50,6 +55,21 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--lr_decay_iters', type=int, default=50,
                             help='step policy: multiply the learning rate by 0.1 every this many epochs')
         return parser
+
+    def finalize(self, opt):
+        """Fine-tuning: the architecture comes from the pre-trained checkpoint (see BaseModel.restore_options)."""
+        if opt.pretrained_name and not opt.continue_train:
+            import copy
+
+            import models
+            probe = copy.copy(opt)
+            probe.name, probe.epoch = opt.pretrained_name, opt.pretrained_epoch
+            try:
+                models.find_model_using_name(opt.model).restore_options(probe)
+            except models.CheckpointError as err:
+                raise SystemExit(f'error: --pretrained_name {opt.pretrained_name}: {err}') from err
+            for key in models.find_model_using_name(opt.model).checkpoint_option_keys:
+                setattr(opt, key, getattr(probe, key))
 
     def validate(self, opt):
         BaseOptions.validate(self, opt)

@@ -27,8 +27,9 @@ if __package__ in (None, ''):
 import numpy as np
 import torch
 
+from util.metrics import AGGREGATES
+
 EXIT_NO_AUDIO, EXIT_NO_FACE, EXIT_UNUSABLE, EXIT_BAD_ARGUMENTS = 3, 4, 5, 2
-AGGREGATES = {'mean': np.mean, 'median': np.median, 'max': np.max}
 
 
 def parse(argv):

@@ -19,7 +19,8 @@ It writes three sets under ``--out`` (identities never shared between sets):
 
     Voxceleb2/    face/<id>/<video>/<frame>.jpg, voice/<id>_<video>_<frame>.npy   (training, Vox_image)
     DFDC/         real/, fake/, audio_feat/   (fake = one identity's face with another identity's voice, the two
-                                               at least --min_distance apart in trait space)
+                                               at least --min_distance apart in trait space), and videos.csv
+                                               (video, label, face identity, voice identity)
     FakeAVCeleb/  the same layout, plus categories.csv (video, category, face identity, voice identity):
                   FakeVideo-RealAudio (face swapped), RealVideo-FakeAudio (cloned voice: traits half-way to another
                   identity's) and FakeVideo-FakeAudio (both); fake audio starts with a short silence, like the
@@ -216,16 +217,21 @@ def make_dfdc(root, first_id, n_ids, reals_per_id, seed, size, min_distance):
     """DFDC layout: ``reals_per_id`` real videos per identity and as many fakes (face of one, voice of another)."""
     numbers = list(range(first_id, first_id + n_ids))
     rng = np.random.default_rng([seed, 2, first_id])
+    rows = ['video,label,face_identity,voice_identity']
     for i, number in enumerate(numbers):
         traits = identity_traits(seed, number)
         for r in range(reals_per_id):
             name = ''.join(rng.choice(list(string.ascii_lowercase), size=10))
             write_pair(draw_face(traits, rng, size), synth_voice(traits, rng),
                        os.path.join(root, 'real', name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
+            rows.append(f'{name},real,id{number:05d},id{number:05d}')
             other = pick_other(rng, seed, number, numbers, min_distance)
             name = ''.join(rng.choice(list(string.ascii_lowercase), size=10))
             write_pair(draw_face(identity_traits(seed, other), rng, size), synth_voice(traits, rng),
                        os.path.join(root, 'fake', name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
+            rows.append(f'{name},fake,id{other:05d},id{number:05d}')
+    with open(os.path.join(root, 'videos.csv'), 'w') as handle:
+        handle.write('\n'.join(rows) + '\n')
 
 
 def make_fakeavceleb(root, first_id, n_ids, seed, size, min_distance, silence=0.3):

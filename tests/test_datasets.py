@@ -150,7 +150,7 @@ def dfdc_root(tmp_path):
 
 def test_dfdc_pairs_and_labels(dfdc_root):
     ds = DFDCDataset(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'))
-    pairs = [(video, label) for video, _, _, label in ds.items]
+    pairs = [(video, label) for video, _, _, label, _ in ds.items]
     assert pairs == [('r-2', 1), ('r_1', 1), ('f-2', 0), ('f3', 0), ('f_1', 0)]
     item = ds[0]
     assert item['face'].shape == (3, 32, 32) and item['voice'].shape == (1, 512, 301)

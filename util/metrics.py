@@ -100,3 +100,41 @@ def bootstrap_auc(labels, scores, n_resamples=1000, confidence=0.95, seed=0):
     aucs = np.array([_auc_of(rng.choice(real, real.size), rng.choice(fake, fake.size)) for _ in range(n_resamples)])
     low, high = np.quantile(aucs, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
+
+
+AGGREGATES = {'mean': np.mean, 'median': np.median, 'max': np.max}
+
+
+def aggregate_by_video(videos, labels, scores, how='mean'):
+    """Window scores -> one score per video: ``(videos, labels, scores, windows)`` in first-seen order.
+
+    A video is identified by its name and label together; ``how`` is mean, median or max of its window scores.
+    """
+    if how not in AGGREGATES:
+        raise ValueError(f'unknown aggregation {how!r}; use {", ".join(AGGREGATES)}')
+    labels, scores = _check(labels, scores)
+    if len(videos) != labels.size:
+        raise ValueError(f'{len(videos)} video names for {labels.size} scores')
+    groups = {}
+    for i, key in enumerate(zip(videos, labels.tolist())):
+        groups.setdefault(key, []).append(i)
+    names = [key[0] for key in groups]
+    out_labels = np.asarray([key[1] for key in groups], dtype=int)
+    out_scores = np.asarray([AGGREGATES[how](scores[idx]) for idx in groups.values()], dtype=float)
+    counts = np.asarray([len(idx) for idx in groups.values()], dtype=int)
+    return names, out_labels, out_scores, counts
+
+
+def per_category_auc(labels, scores, categories):
+    """AUC of all reals against the fakes of each category: {category: {'auc', 'n_fake'}}.
+
+    ``categories``: one entry per score (the reals' entries are ignored; a fake without a category is left out).
+    """
+    labels, scores = _check(labels, scores)
+    real = scores[labels == 1]
+    out = {}
+    for name in sorted({c for c, y in zip(categories, labels) if y == 0 and c}):
+        fake = scores[(labels == 0) & np.asarray([c == name for c in categories])]
+        out[name] = {'auc': float(_auc_of(real, fake)) if real.size and fake.size else float('nan'),
+                     'n_fake': int(fake.size)}
+    return out

@@ -35,17 +35,33 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
     page.add_header(f'{summary["name"]}, checkpoint {summary["epoch"]} ({summary["encoder_compat"]} encoders) on '
                     f'{summary["dataroot"]}')
     low, high = summary.get('auc_ci95') or (None, None)
+    level = summary.get('level', 'frame')
+    unit = 'videos' if level == 'video' else 'pairs'
     page.add_table(['metric', 'value'], [
+        ['level', f'{level} level' + (f' ({summary.get("video_agg")} of the window scores of each video)'
+                                      if level == 'video' else '') + f', protocol {summary.get("protocol", "sound")}'],
         ['AUC (real = positive)', f'{_fmt(summary["auc"])}  (95 % bootstrap interval {_fmt(low)} - {_fmt(high)}, '
                                   f'{summary.get("bootstrap_resamples", 0)} resamples)'],
         ['average precision', _fmt(summary['ap'])],
         ['equal error rate', _fmt(summary['eer'])],
         ['accuracy at the threshold', _fmt(summary['accuracy'])],
         ['threshold', f'{_fmt(summary["threshold"])}: {summary["threshold_source"]}'],
-        ['pairs', f'{summary["n_real"]} real, {summary["n_fake"]} fake'],
+        [unit, f'{summary["n_real"]} real, {summary["n_fake"]} fake'],
     ])
+    levels = [(name, summary[key]) for name, key in (('frame (window)', 'frame_level'), ('video', 'video_level'))
+              if summary.get(key)]
+    if levels:
+        page.add_header('frame level and video level')
+        page.add_table(['level', 'AUC', '95 % interval', 'AP', 'EER', 'accuracy', 'real', 'fake'], [
+            [name, _fmt(part['auc']), f'{_fmt(part["auc_ci95"][0])} - {_fmt(part["auc_ci95"][1])}', _fmt(part['ap']),
+             _fmt(part['eer']), _fmt(part['accuracy']), part['n_real'], part['n_fake']] for name, part in levels])
+    if summary.get('categories'):
+        page.add_header('AUC per fake category (each against all reals)')
+        page.add_table(['category', 'AUC', 'fakes'], [[name, _fmt(row['auc']), row['n_fake']]
+                                                       for name, row in summary['categories'].items()])
     page.add_text('Nothing in this report was chosen on this test set: the checkpoint was picked before testing '
-                  '(--epoch), and the accuracy threshold, when there is one, comes from validation data.')
+                  '(--epoch; "best" is the highest validation AUC), and the accuracy threshold, when there is one, '
+                  'comes from validation data.')
     images = []
     if summary['n_real'] and summary['n_fake']:
         plots.roc_plot(os.path.join(page.img_dir, 'roc.png'), labels, scores, f'ROC, AUC {_fmt(summary["auc"])}')

@@ -1,0 +1,143 @@
+"""Identity-disjoint train / validation / test lists for a deepfake dataset in the DFDC layout.
+
+    python -m scripts.make_splits --dataroot Dataset/FakeAVCeleb_full --out splits/fakeavceleb.json
+    python train_DF.py --dataset_mode DFDC --dataroot Dataset/FakeAVCeleb_full --split_file splits/fakeavceleb.json ...
+    python test_DF.py --dataroot Dataset/FakeAVCeleb_full --split_file splits/fakeavceleb.json ...   # the test part
+
+The identities of each video come from the side files that the prep scripts write in the dataroot:
+``categories.csv`` (FakeAVCeleb: source, target1, target2; the sample data: face_identity, voice_identity) or
+``videos.csv`` (DeepfakeTIMIT: subject, face_subject; DFDC, which has no identity labels: the real video a fake was
+made from, ``original``, so that a fake and its source never fall into different splits). ``--identity_columns``
+names other columns. The identities are shuffled with ``--seed`` and dealt out by ``--ratios`` (train, val, test);
+a video goes to the split that holds all of its identities, and a video whose identities fall into two splits
+(a face swap between a training and a test identity, say) is left out and listed under ``dropped``, so that no
+identity appears in two splits. The JSON holds the video lists (``train``, ``val``, ``test``), the identities of
+each split, the dropped videos and how the file was made.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+
+if __package__ in (None, ''):
+    raise SystemExit('run it from the repository root as a module: python -m scripts.make_splits ...')
+
+from data.base_dataset import is_image
+from util import util
+
+IDENTITY_COLUMNS = ('face_identity', 'voice_identity', 'source', 'target1', 'target2', 'subject', 'face_subject',
+                    'original')
+PARTS = ('train', 'val', 'test')
+
+
+def layout_videos(root):
+    """{video: label} of the DFDC layout under ``root`` (one file or one folder of windows per video)."""
+    videos = {}
+    for folder, label in (('real', 1), ('fake', 0)):
+        path = os.path.join(root, folder)
+        if not os.path.isdir(path):
+            raise ValueError(f'{path} is missing; expected the DFDC layout (real/, fake/, audio_feat/)')
+        for entry in os.listdir(path):
+            if os.path.isdir(os.path.join(path, entry)):
+                videos[entry] = label
+            elif is_image(entry):
+                videos[os.path.splitext(entry)[0]] = label
+    if not videos:
+        raise ValueError(f'no videos under {root}/real and {root}/fake')
+    return videos
+
+
+def video_identities(root, videos, columns=None):
+    """{video: set of identities} from categories.csv or videos.csv in ``root``; also the columns used."""
+    for name in ('categories.csv', 'videos.csv'):
+        path = os.path.join(root, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, newline='') as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+        use = [c for c in (columns or IDENTITY_COLUMNS) if c in fields]
+        if not use:
+            raise ValueError(f'{path} has none of the identity columns {", ".join(columns or IDENTITY_COLUMNS)}')
+        out = {}
+        for row in rows:
+            ids = {row[c].strip() for c in use if row.get(c) and row[c].strip() not in ('', '-')}
+            if 'original' in use and not row.get('original'):
+                ids.add(row['video'])               # DFDC: a real video is its own group
+            out[row['video']] = ids
+        missing = sorted(v for v in videos if not out.get(v))
+        if missing:
+            raise ValueError(f'{path}: {len(missing)} video(s) of the layout have no identity there, e.g. '
+                             f'{", ".join(missing[:5])}')
+        return {v: out[v] for v in videos}, use
+    raise ValueError(f'{root} holds neither categories.csv nor videos.csv: the identities of the videos are unknown '
+                     f'(the scripts/prep_*.py commands write them)')
+
+
+def make_splits(videos, identities, ratios, seed):
+    """Deal the identities out by ``ratios`` and place each video; returns the split dictionary."""
+    names = sorted(set().union(*identities.values()))
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    counts = [int(round(r * len(order))) for r in ratios[:2]]
+    counts = [max(1, c) if r > 0 else 0 for c, r in zip(counts, ratios[:2])]
+    bounds = np.cumsum([0] + counts + [len(order)])
+    if bounds[2] >= len(order) and ratios[2] > 0:
+        raise ValueError(f'{len(order)} identities are too few for the ratios {ratios}')
+    part_of = {}
+    for part, (lo, hi) in zip(PARTS, zip(bounds[:-1], bounds[1:])):
+        for identity in order[lo:hi]:
+            part_of[identity] = part
+    split = {part: [] for part in PARTS}
+    dropped = []
+    for video in sorted(videos):
+        parts = {part_of[i] for i in identities[video]}
+        if len(parts) == 1:
+            split[parts.pop()].append(video)
+        else:
+            dropped.append({'video': video, 'identities': sorted(identities[video]), 'parts': sorted(parts)})
+    split['identities'] = {part: sorted(i for i, p in part_of.items() if p == part) for part in PARTS}
+    split['dropped'] = dropped
+    return split
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--dataroot', required=True, help='a dataset in the DFDC layout with its side files')
+    parser.add_argument('--out', required=True, help='the JSON file to write')
+    parser.add_argument('--ratios', type=float, nargs=3, default=(0.7, 0.1, 0.2), metavar=('TRAIN', 'VAL', 'TEST'),
+                        help='shares of the identities for train, validation and test')
+    parser.add_argument('--seed', type=int, default=20, help='seed of the identity shuffle')
+    parser.add_argument('--identity_columns', default='',
+                        help=f'comma-separated columns that hold identities (default: those of '
+                             f'{", ".join(IDENTITY_COLUMNS)} present)')
+    args = parser.parse_args(argv)
+    if any(r < 0 for r in args.ratios) or not abs(sum(args.ratios) - 1) < 1e-6:
+        parser.error(f'--ratios must be non-negative and add up to 1, got {args.ratios}')
+    try:
+        videos = layout_videos(args.dataroot)
+        columns = [c.strip() for c in args.identity_columns.split(',') if c.strip()] or None
+        identities, used = video_identities(args.dataroot, videos, columns)
+        split = make_splits(videos, identities, list(args.ratios), args.seed)
+    except (OSError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    split['made_by'] = {'dataroot': os.path.abspath(args.dataroot), 'identity_columns': used,
+                        'ratios': list(args.ratios), 'seed': args.seed}
+    util.atomic_write_text(args.out, json.dumps(split, indent=1) + '\n')
+    for part in PARTS:
+        real = sum(videos[v] for v in split[part])
+        print(f'{part}: {len(split[part])} videos ({real} real, {len(split[part]) - real} fake) of '
+              f'{len(split["identities"][part])} identities')
+        if split[part] and (real == 0 or real == len(split[part])):
+            print(f'  warning: the {part} part holds only {"fakes" if real == 0 else "reals"}')
+    print(f'dropped: {len(split["dropped"])} videos whose identities fall into two parts; written {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Sound evaluation: video-level scores from several windows, per-category AUC, identity-disjoint splits,
+fine-tuning on deepfake data, and the released protocol for comparison."""
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import test_DF
+import train_DF
+from data.DFDC_dataset import DFDCDataset, original_sampling
+from models import read_checkpoint
+from scripts import make_splits
+from tests.conftest import TINY, dfdc, vox
+from tests.test_datasets import make_opt
+from util import metrics
+
+
+@pytest.fixture(scope='module')
+def pretrained(sample_root, tmp_path_factory):
+    base = tmp_path_factory.mktemp('eval')
+    args = ['--dataroot', vox(sample_root), '--name', 'pre', *TINY, '--batch_size', '4', '--n_epochs', '1',
+            '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip', '--display_id', '0',
+            '--checkpoints_dir', str(base / 'ck'), '--init_type', 'kaiming', '--margin', '10']
+    assert train_DF.main(args) == 0
+    return base
+
+
+def run_test(base, dataroot, *extra, name='pre'):
+    assert test_DF.main(['--dataroot', str(dataroot), '--name', name, '--checkpoints_dir', str(base / 'ck'),
+                         '--results_dir', str(base / 'res'), '--gpu_ids', '-1', '--num_threads', '0', *extra]) == 0
+    tag = next(extra[i + 1] for i in range(len(extra)) if extra[i] == '--results_tag') if '--results_tag' in extra \
+        else f'{os.path.basename(str(dataroot))}_latest'
+    folder = base / 'res' / name / tag
+    return folder, json.loads((folder / 'summary.json').read_text())
+
+
+def read_csv(path):
+    with open(path, newline='') as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_aggregation_and_per_category_auc_by_hand():
+    names, labels, scores, counts = metrics.aggregate_by_video(['a', 'a', 'b', 'c', 'c', 'c'], [1, 1, 0, 0, 0, 0],
+                                                               [1.0, 3.0, -1.0, 0.0, 6.0, 3.0], 'mean')
+    assert names == ['a', 'b', 'c'] and labels.tolist() == [1, 0, 0] and counts.tolist() == [2, 1, 3]
+    assert scores.tolist() == [2.0, -1.0, 3.0]
+    assert metrics.aggregate_by_video(['c', 'c', 'c'], [0, 0, 0], [0.0, 6.0, 3.0], 'median')[2].tolist() == [3.0]
+    assert metrics.aggregate_by_video(['c', 'c'], [0, 0], [0.0, 6.0], 'max')[2].tolist() == [6.0]
+    with pytest.raises(ValueError, match='unknown aggregation'):
+        metrics.aggregate_by_video(['a'], [1], [0.0], 'mode')
+    # reals 0.9, 0.8; fakes of A: 0.1 (below both: AUC 1), of B: 0.85, 0.95 (1 of 4 pairs ranked right: 0.25)
+    per = metrics.per_category_auc([1, 1, 0, 0, 0], [0.9, 0.8, 0.1, 0.85, 0.95], [None, None, 'A', 'B', 'B'])
+    assert per == {'A': {'auc': 1.0, 'n_fake': 1}, 'B': {'auc': 0.25, 'n_fake': 2}}
+
+
+@pytest.fixture(scope='module')
+def windowed(sample_root, tmp_path_factory):
+    """The sample DFDC set with half of its videos turned into folders of three windows (mixed layout)."""
+    root = tmp_path_factory.mktemp('win') / 'DFDCwin'
+    shutil.copytree(dfdc(sample_root), root)
+    convert = [(folder, name) for folder in ('real', 'fake') for name in sorted(os.listdir(root / folder))[::2]]
+    keep = [(folder, name) for folder in ('real', 'fake') for name in sorted(os.listdir(root / folder))[1::2]]
+    donors = [(root / folder / name, root / 'audio_feat' / (os.path.splitext(name)[0] + '.npy'))
+              for folder, name in keep[:2]]
+    for folder, name in convert:
+        video = os.path.splitext(name)[0]
+        (root / folder / video).mkdir()
+        (root / 'audio_feat' / video).mkdir()
+        for k, (face, voice) in enumerate([(root / folder / name, root / 'audio_feat' / (video + '.npy'))] + donors):
+            shutil.copy(face, root / folder / video / f'{k}.jpg')
+            shutil.copy(voice, root / 'audio_feat' / video / f'{k}.npy')
+        os.remove(root / folder / name)
+        os.remove(root / 'audio_feat' / (video + '.npy'))
+    return root
+
+
+@pytest.mark.parametrize('how', ['mean', 'max'])
+def test_video_level_scores_aggregate_the_windows(pretrained, windowed, how):
+    folder, summary = run_test(pretrained, windowed, '--video_agg', how, '--results_tag', f'win_{how}')
+    windows = read_csv(folder / 'scores.csv')
+    videos = read_csv(folder / 'video_scores.csv')
+    assert summary['level'] == 'video' and summary['video_agg'] == how
+    assert summary['n_videos'] == len(videos) == 8 and summary['n_windows'] == len(windows) == 4 * 3 + 4
+    per_video = {}
+    for row in windows:
+        per_video.setdefault(row['video'], []).append(float(row['score']))
+    assert sorted(len(v) for v in per_video.values()) == [1] * 4 + [3] * 4
+    for row in videos:
+        expected = np.mean(per_video[row['video']]) if how == 'mean' else np.max(per_video[row['video']])
+        assert float(row[f'score_{how}']) == pytest.approx(expected, abs=1e-5)
+    frame_auc = roc_auc_score([int(r['label']) for r in windows], [float(r['score']) for r in windows])
+    video_auc = roc_auc_score([int(r['label']) for r in videos], [float(r[f'score_{how}']) for r in videos])
+    assert summary['frame_level']['auc'] == pytest.approx(frame_auc, abs=1e-6)
+    assert summary['auc'] == summary['video_level']['auc'] == pytest.approx(video_auc, abs=1e-5)
+    assert 'nothing chosen on this test set' in summary['selection']
+    assert 'frame level and video level' in (folder / 'index.html').read_text()
+
+
+def test_per_category_auc_on_the_fakeavceleb_sample(pretrained, sample_root):
+    folder, summary = run_test(pretrained, os.path.join(str(sample_root), 'FakeAVCeleb'))
+    categories = {r['video']: r['category'] for r in read_csv(os.path.join(str(sample_root), 'FakeAVCeleb',
+                                                                             'categories.csv'))}
+    videos = read_csv(folder / 'video_scores.csv')
+    assert set(summary['categories']) == {'FakeVideo-RealAudio', 'RealVideo-FakeAudio', 'FakeVideo-FakeAudio'}
+    reals = [float(r['score_mean']) for r in videos if r['label'] == '1']
+    for category, row in summary['categories'].items():
+        fakes = [float(r['score_mean']) for r in videos if categories[r['video']] == category]
+        expected = roc_auc_score([1] * len(reals) + [0] * len(fakes), reals + fakes)
+        assert row['auc'] == pytest.approx(expected, abs=1e-6) and row['n_fake'] == len(fakes)
+    assert 'AUC per fake category' in (folder / 'index.html').read_text()
+
+
+def test_protocol_original_samples_fakes_per_real_and_reports_frames(pretrained, windowed):
+    items = [(f'r{i}', '', '', 1, 0) for i in range(2)] + [(f'f{i}', '', '', 0, 0) for i in range(5)]
+    chosen = original_sampling(items)
+    assert [i[0] for i in chosen] == ['r0', 'r1', 'f0', 'f1', 'f2', 'f3', 'f4']      # s = 2.5: [0, 2), [2, 5)
+    many = [('r', '', '', 1, 0)] + [(f'f{i:02d}', '', '', 0, 0) for i in range(35)]
+    assert len(original_sampling(many)) == 1 + 30                                        # at most 30 per real
+    folder, summary = run_test(pretrained, windowed, '--protocol', 'original', '--results_tag', 'orig')
+    assert summary['level'] == 'frame' and summary['protocol'] == 'original'
+    assert summary['auc'] == summary['frame_level']['auc']
+
+
+def fake_avceleb_layout(root, n_ids=20, seed=0):
+    """Names-only FakeAVCeleb-like layout: a real per identity and fakes mixing two identities."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for folder in ('real', 'fake', 'audio_feat'):
+        (root / folder).mkdir(parents=True)
+    for i in range(n_ids):
+        ident = f'id{i:05d}'
+        rows.append([f'RVRA_{ident}', 'RealVideo-RealAudio', 'real', ident, '-', '-'])
+        for j in rng.choice([x for x in range(n_ids) if x != i], size=2, replace=False):
+            rows.append([f'FVRA_{ident}_{j}', 'FakeVideo-RealAudio', 'faceswap', ident, f'id{j:05d}', '-'])
+    for video, category, *_ in rows:
+        (root / ('real' if category.startswith('RealVideo-Real') else 'fake') / f'{video}.jpg').write_bytes(b'')
+        (root / 'audio_feat' / f'{video}.npy').write_bytes(b'')
+    with open(root / 'categories.csv', 'w', newline='') as handle:
+        csv.writer(handle).writerows([['video', 'category', 'method', 'source', 'target1', 'target2'], *rows])
+    return {r[0]: {x for x in r[3:] if x != '-'} for r in rows}
+
+
+def test_make_splits_keeps_identities_apart_and_datasets_take_the_lists(tmp_path, capsys):
+    root = tmp_path / 'FAVC'
+    identities = fake_avceleb_layout(root)
+    out = tmp_path / 'split.json'
+    assert make_splits.main(['--dataroot', str(root), '--out', str(out), '--ratios', '0.6', '0.2', '0.2']) == 0
+    split = json.loads(out.read_text())
+    parts = ('train', 'val', 'test')
+    for a in parts:
+        for b in parts:
+            if a < b:
+                assert not set(split['identities'][a]) & set(split['identities'][b])
+        for video in split[a]:
+            assert identities[video] <= set(split['identities'][a])
+    placed = {v for p in parts for v in split[p]}
+    assert placed | {d['video'] for d in split['dropped']} == set(identities) and split['dropped']
+    assert all(len(d['parts']) == 2 for d in split['dropped'])
+    assert 'dropped:' in capsys.readouterr().out
+    ds = DFDCDataset(make_opt(root, dataset_mode='DFDC', phase='test', split_file=str(out), isTrain=False))
+    assert {item[0] for item in ds.items} == set(split['test'])
+    again = tmp_path / 'again.json'
+    assert make_splits.main(['--dataroot', str(root), '--out', str(again), '--ratios', '0.6', '0.2', '0.2']) == 0
+    assert json.loads(again.read_text())['test'] == split['test']                  # the same seed, the same lists
+    os.remove(root / 'categories.csv')
+    assert make_splits.main(['--dataroot', str(root), '--out', str(again)]) == 2
+    assert 'identities of the videos are unknown' in capsys.readouterr().err
+
+
+def test_fine_tuning_on_deepfake_data_from_a_pretrained_checkpoint(pretrained, sample_root, tmp_path, capsys):
+    root = dfdc(sample_root)
+    reals = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'real')))
+    fakes = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'fake')))
+    split = tmp_path / 'split.json'
+    split.write_text(json.dumps({'train': reals[:3] + fakes[:3], 'val': reals[3:] + fakes[3:], 'test': reals}))
+    common = ['--dataroot', root, '--dataset_mode', 'DFDC', '--split_file', str(split), '--pretrained_name', 'pre',
+              '--pretrained_epoch', 'latest', '--checkpoints_dir', str(pretrained / 'ck'), '--gpu_ids', '-1',
+              '--num_threads', '0', '--batch_size', '2', '--n_negatives', '2', '--n_epochs', '1',
+              '--n_epochs_decay', '0', '--display_id', '0', '--bn_recalib_batches', '0']
+    assert train_DF.main([*common, '--name', 'ft0', '--lr', '0']) == 0         # no size options: from 'pre'
+    before, _ = read_checkpoint(str(pretrained / 'ck' / 'pre' / 'latest_net_G_video.pth'))
+    after, meta = read_checkpoint(str(pretrained / 'ck' / 'ft0' / 'latest_net_G_video.pth'))
+    weights = [k for k in before if 'running_' not in k and 'num_batches' not in k]
+    assert all(torch.equal(before[k], after[k]) for k in weights)                # started from the pre-trained one
+    assert meta['options']['dim'] == 128 and np.isfinite(meta['val']['eer_threshold'])
+    assert (pretrained / 'ck' / 'ft0' / 'best_net_G_audio.pth').is_file()
+    assert train_DF.main([*common, '--name', 'ft1']) == 0
+    tuned, _ = read_checkpoint(str(pretrained / 'ck' / 'ft1' / 'latest_net_G_video.pth'))
+    assert any(not torch.equal(before[k], tuned[k]) for k in weights)
+    assert train_DF.main([*common, '--name', 'ft2', '--negatives', 'in_batch', '--batch_size', '4']) == 2
+    assert 'use --negatives sampled' in capsys.readouterr().err
