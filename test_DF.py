@@ -12,8 +12,6 @@ video (video level, the headline), with the AUC per fake category when the datas
 ``summary.json`` and an HTML report (``index.html``: metrics with a bootstrap interval, ROC curve, score
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
-import csv
-import io
 import json
 import logging
 import math
@@ -59,23 +57,17 @@ def by_video(scored, how):
             'face_path': [scored['face_path'][i] for i in rows], 'voice_path': [scored['voice_path'][i] for i in rows]}
 
 
-def _csv(rows, header):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def write_results(folder, scored, videos, summary):
     """scores.csv (one row per window), video_scores.csv (one row per video) and summary.json in ``folder``."""
-    util.atomic_write_text(os.path.join(folder, 'scores.csv'), _csv(
+    header = ['video', 'label', 'window', 'score', 'distance', 'face_path', 'voice_path']
+    util.atomic_write_csv(
+        os.path.join(folder, 'scores.csv'), header,
         ([scored['video'][i], int(scored['label'][i]), int(scored['window'][i]), f'{score:.6f}', f'{-score:.6f}',
-          scored['face_path'][i], scored['voice_path'][i]] for i, score in enumerate(scored['score'])),
-        ['video', 'label', 'window', 'score', 'distance', 'face_path', 'voice_path']))
-    util.atomic_write_text(os.path.join(folder, 'video_scores.csv'), _csv(
+          scored['face_path'][i], scored['voice_path'][i]] for i, score in enumerate(scored['score'])))
+    util.atomic_write_csv(
+        os.path.join(folder, 'video_scores.csv'), ['video', 'label', 'windows', f'score_{summary["video_agg"]}'],
         ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]), f'{score:.6f}']
-         for i, score in enumerate(videos['score'])), ['video', 'label', 'windows', f'score_{summary["video_agg"]}']))
+         for i, score in enumerate(videos['score'])))
     util.atomic_write_text(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1, default=str) + '\n')
 
 

@@ -1,5 +1,6 @@
 """Deepfake data (DFDC, FakeAVCeleb, DeepfakeTIMIT in the DFDC layout): real and fake videos, one or more
 voice-face windows each; test pairs, or fine-tuning anchors with fake faces as negatives."""
+import csv
 import json
 import logging
 import os
@@ -238,7 +239,6 @@ def read_split_file(path):
 
 def read_categories(path):
     """{video: category} from a CSV with the columns video and category; {} when the file does not exist."""
-    import csv
     if not os.path.isfile(path):
         return {}
     with open(path, newline='') as handle:

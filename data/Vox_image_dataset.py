@@ -200,7 +200,7 @@ def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total, all_ident
             if not frames:
                 problems.append((video_dir, 'empty folder: no face images'))
             per_video.append([(video, f) for f in frames])
-        clips = _round_robin(per_video)
+        clips = interleave(per_video)
         if not clips and not per_video:
             problems.append((id_dir, 'empty folder: no video folders with face images'))
         taken = 0
@@ -227,7 +227,7 @@ def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total, all_ident
     return faces_out, voices_out, labels, problems
 
 
-def _round_robin(lists):
+def interleave(lists):
     """Interleave lists: first items of each, then second items, ..."""
     out = []
     for depth in range(max((len(x) for x in lists), default=0)):

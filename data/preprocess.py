@@ -33,7 +33,6 @@ video. The rules, the same everywhere:
   corrupt or truncated file; error: anything unexpected). One bad file never stops the run.
 """
 import argparse
-import csv
 import io
 import multiprocessing
 import os
@@ -433,11 +432,7 @@ def run(clips, config, out, workers=1, desc='clips'):
                 pool.terminate()
                 pool.join()
     rows.sort()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(['input', 'status', 'reason', 'detail'])
-    writer.writerows(rows)
-    util.atomic_write_text(os.path.join(out, 'skipped.csv'), buffer.getvalue())
+    util.atomic_write_csv(os.path.join(out, 'skipped.csv'), ['input', 'status', 'reason', 'detail'], rows)
     counts['rows'] = rows
     print(f'{desc}: done {counts["done"]} (+{counts["already"]} already done) / skipped {counts["skipped"]} / '
           f'failed {counts["failed"]}  (list: {os.path.join(out, "skipped.csv")})')
@@ -447,15 +442,6 @@ def run(clips, config, out, workers=1, desc='clips'):
 def exit_status(counts):
     """0 when anything usable exists after the run (new or from before), 1 otherwise."""
     return 0 if counts['done'] + counts['already'] > 0 else 1
-
-
-def write_table(path, header, rows):
-    """A CSV file written atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(header)
-    writer.writerows(rows)
-    util.atomic_write_text(path, buffer.getvalue())
 
 
 def main_for(description, add_arguments_fn, build, argv=None, windows=False):

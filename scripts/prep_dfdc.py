@@ -16,7 +16,8 @@ import sys
 if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.prep_dfdc ...')
 
-from data.preprocess import Clip, main_for, write_table
+from data.preprocess import Clip, main_for
+from util import util
 
 LABELS = {'REAL': 'real', 'FAKE': 'fake'}
 
@@ -63,7 +64,7 @@ def build(args):
                               windows=args.windows))
             rows.append([video, label, os.path.basename(part), os.path.splitext(info.get('original') or '')[0]])
     os.makedirs(args.out, exist_ok=True)
-    write_table(os.path.join(args.out, 'videos.csv'), ['video', 'label', 'part', 'original'], rows)
+    util.atomic_write_csv(os.path.join(args.out, 'videos.csv'), ['video', 'label', 'part', 'original'], rows)
     return clips, 'DFDC videos'
 
 

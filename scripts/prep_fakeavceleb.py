@@ -19,8 +19,9 @@ import sys
 if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.prep_fakeavceleb ...')
 
-from data.preprocess import Clip, main_for, write_table
+from data.preprocess import Clip, main_for
 from scripts.prep_dfdc import layout_paths
+from util import util
 
 CATEGORIES = {'RealVideo-RealAudio': 'RVRA', 'FakeVideo-RealAudio': 'FVRA', 'RealVideo-FakeAudio': 'RVFA',
               'FakeVideo-FakeAudio': 'FVFA'}
@@ -81,7 +82,7 @@ def build(args):
                 rows.append([video, category, method, source, target1, target2,
                              os.path.relpath(os.path.join(folder, name), args.src)])
     os.makedirs(args.out, exist_ok=True)
-    write_table(os.path.join(args.out, 'categories.csv'),
+    util.atomic_write_csv(os.path.join(args.out, 'categories.csv'),
                 ['video', 'category', 'method', 'source', 'target1', 'target2', 'input'], rows)
     return clips, 'FakeAVCeleb videos'
 

@@ -19,8 +19,9 @@ import sys
 if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.prep_timit ...')
 
-from data.preprocess import Clip, main_for, write_table
+from data.preprocess import Clip, main_for
 from scripts.prep_dfdc import layout_paths
+from util import util
 
 QUALITIES = ('higher_quality', 'lower_quality')
 
@@ -79,7 +80,7 @@ def build(args):
                               windows=args.windows, fps=args.fps))
             rows.append([video, 'real', subject, sentence, subject, ''])
     os.makedirs(args.out, exist_ok=True)
-    write_table(os.path.join(args.out, 'videos.csv'),
+    util.atomic_write_csv(os.path.join(args.out, 'videos.csv'),
                 ['video', 'label', 'subject', 'sentence', 'face_subject', 'quality'], rows)
     return clips, 'DeepfakeTIMIT/VidTIMIT videos'
 

@@ -16,13 +16,14 @@ if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.prep_voxceleb2 ...')
 
 from data.preprocess import Clip, main_for
+from data.Vox_image_dataset import interleave
 
 
 def add_arguments(parser):
     parser.add_argument('--src', required=True, help='the mp4 tree: <src>/<id>/<video>/<clip>.mp4')
     parser.add_argument('--audio_src', default='', help='optional aac tree: <audio_src>/<id>/<video>/<clip>.m4a')
     parser.add_argument('--max_clips_per_id', type=int, default=0,
-                        help='at most this many clips per identity, taken round-robin over its videos (0 = all)')
+                        help='at most this many clips per identity, taken in turn from its videos (0 = all)')
 
 
 def sorted_dirs(folder):
@@ -44,7 +45,7 @@ def build(args):
             folder = os.path.join(args.src, identity, video)
             names = sorted(n for n in os.listdir(folder) if n.lower().endswith('.mp4'))
             per_video.append([(video, n[:-4]) for n in names])
-        order = [item for round_ in _round_robin(per_video) for item in round_]
+        order = interleave(per_video)
         if args.max_clips_per_id:
             order = order[:args.max_clips_per_id]
         for video, clip in order:
@@ -53,12 +54,6 @@ def build(args):
                               face_out=os.path.join(args.out, 'face', identity, video, clip + '.jpg'),
                               voice_out=os.path.join(args.out, 'voice', f'{identity}_{video}_{clip}.npy')))
     return clips, 'VoxCeleb2 clips'
-
-
-def _round_robin(lists):
-    """[[a1, a2], [b1]] -> [[a1, b1], [a2]]: one item of each list per round."""
-    depth = max((len(x) for x in lists), default=0)
-    return [[x[i] for x in lists if i < len(x)] for i in range(depth)]
 
 
 def main(argv=None):

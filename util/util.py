@@ -48,6 +48,17 @@ def atomic_write_text(path, text):
     _atomic_write(path, lambda handle: handle.write(text.encode('utf-8')))
 
 
+def atomic_write_csv(path, header, rows):
+    """A CSV file (``header``, then ``rows``), written atomically."""
+    import csv
+    import io
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
 def atomic_write_bytes(path, data, durable=True):
     """Write ``data`` (bytes) to ``path`` atomically; see ``_atomic_write`` for ``durable``."""
     _atomic_write(path, lambda handle: handle.write(data), durable=durable)
