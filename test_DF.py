@@ -48,12 +48,10 @@ def score_dataset(model, loader):
 
 def by_video(scored, how):
     """One row per video: the ``how`` (mean, median, max) of its window scores, its first window's face."""
-    names, labels, scores, counts = metrics.aggregate_by_video(scored['video'], scored['label'], scored['score'], how)
-    first = {}
-    for i, key in enumerate(zip(scored['video'], scored['label'].tolist())):
-        first.setdefault(key, i)
-    rows = [first[key] for key in zip(names, labels.tolist())]
-    return {'video': names, 'label': labels, 'score': scores, 'windows': counts,
+    names, labels, scores, members = metrics.aggregate_by_video(scored['video'], scored['label'], scored['score'],
+                                                                how)
+    rows = [windows[0] for windows in members]
+    return {'video': names, 'label': labels, 'score': scores, 'windows': [len(windows) for windows in members],
             'face_path': [scored['face_path'][i] for i in rows], 'voice_path': [scored['voice_path'][i] for i in rows]}
 
 

@@ -37,16 +37,15 @@ def validate(model, loader, n_samples=4):
             labels = batch['label'].numpy()
             real.append(scores[labels == 1])
             fake.append(scores[labels == 0])
-            if not samples:
-                faces = ((batch['face'][:n_samples].permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
-                samples = [(face.astype(np.uint8), -scores[i], float('nan')) for i, face in enumerate(faces)]
-            continue
-        r, f = model.score_triplets(batch)
-        real.append(r.float().cpu().numpy())
-        fake.append(f.float().cpu().numpy().reshape(len(r), -1))
+            own, others = -scores, np.full(len(scores), np.nan)
+        else:
+            r, f = model.score_triplets(batch)
+            real.append(r.float().cpu().numpy())
+            fake.append(f.float().cpu().numpy().reshape(len(r), -1))
+            own, others = -real[-1], -fake[-1].mean(1)
         if not samples:
             faces = ((batch['face'][:n_samples].permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
-            samples = [(face.astype(np.uint8), -real[0][i], -fake[0][i].mean()) for i, face in enumerate(faces)]
+            samples = [(face.astype(np.uint8), own[i], others[i]) for i, face in enumerate(faces)]
     model.train()
     real, fake = np.concatenate(real), np.concatenate(fake).ravel()
     labels = np.concatenate([np.ones_like(real), np.zeros_like(fake)])

@@ -172,19 +172,24 @@ class BaseModel:
     def checkpoint_options(self):
         return {key: getattr(self.opt, key) for key in self.checkpoint_option_keys}
 
-    def checkpoint_path(self, epoch, name):
-        return os.path.join(self.save_dir, f'{epoch}_net_{name}.pth')
+    def checkpoint_path(self, epoch, name, directory=None):
+        """``<directory>/<epoch>_net_<name>.pth``; the directory defaults to this run's folder."""
+        return os.path.join(directory or self.save_dir, f'{epoch}_net_{name}.pth')
+
+    @staticmethod
+    def cpu_state_dict(net):
+        """A CPU copy of a network's state dict, without a DDP/compile wrapper's ``module.`` prefix."""
+        return {k: v.detach().to('cpu', copy=True) for k, v in getattr(net, 'module', net).state_dict().items()}
 
     def save_networks(self, tag, **extra):
         """Write ``<tag>_net_<name>.pth`` for every network (tag: an epoch, 'latest', 'best'), with the options and
         ``extra`` facts (epoch, total_iters, validation results)."""
         util.mkdirs(self.save_dir)
         for name, net in self.networks():
-            net = getattr(net, 'module', net)
-            state = {k: v.detach().to('cpu', copy=True) for k, v in net.state_dict().items()}
             self._write({'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, 'net': name,
                          'model': self.opt.model, 'options': self.checkpoint_options(),
-                         'commit': util.git_commit(), **extra, 'state_dict': state}, self.checkpoint_path(tag, name))
+                         'commit': util.git_commit(), **extra, 'state_dict': self.cpu_state_dict(net)},
+                        self.checkpoint_path(tag, name))
 
     @staticmethod
     def _write(obj, path):
@@ -199,7 +204,7 @@ class BaseModel:
         """Load ``<epoch>_net_<name>.pth`` (from ``directory``, default this run's folder) into every network with
         strict key and shape checks."""
         for name, net in self.networks():
-            path = os.path.join(directory or self.save_dir, f'{epoch}_net_{name}.pth')
+            path = self.checkpoint_path(epoch, name, directory)
             state_dict, meta = read_checkpoint(path)
             net = getattr(net, 'module', net)
             problems = describe_mismatch(net, state_dict)
@@ -224,8 +229,7 @@ class BaseModel:
         The weights are in this file too, so that a run killed between writing ``latest_net_*`` and this file
         resumes from one consistent moment: ``load_training_state`` takes them from here.
         """
-        nets = {name: {k: v.detach().to('cpu', copy=True) for k, v in getattr(net, 'module', net).state_dict().items()}
-                for name, net in self.networks()}
+        nets = {name: self.cpu_state_dict(net) for name, net in self.networks()}
         scaler = getattr(self, 'scaler', None)
         state = {'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION, 'kind': 'train_state', 'nets': nets,
                  'optimizers': [o.state_dict() for o in self.optimizers],

@@ -62,13 +62,14 @@ class TrainOptions(BaseOptions):
             import copy
 
             import models
+            model_class = models.find_model_using_name(opt.model)
             probe = copy.copy(opt)
             probe.name, probe.epoch = opt.pretrained_name, opt.pretrained_epoch
             try:
-                models.find_model_using_name(opt.model).restore_options(probe)
+                model_class.restore_options(probe)
             except models.CheckpointError as err:
                 raise SystemExit(f'error: --pretrained_name {opt.pretrained_name}: {err}') from err
-            for key in models.find_model_using_name(opt.model).checkpoint_option_keys:
+            for key in model_class.checkpoint_option_keys:
                 setattr(opt, key, getattr(probe, key))
 
     def validate(self, opt):

@@ -45,9 +45,10 @@ def read_csv(path):
 
 
 def test_aggregation_and_per_category_auc_by_hand():
-    names, labels, scores, counts = metrics.aggregate_by_video(['a', 'a', 'b', 'c', 'c', 'c'], [1, 1, 0, 0, 0, 0],
-                                                               [1.0, 3.0, -1.0, 0.0, 6.0, 3.0], 'mean')
-    assert names == ['a', 'b', 'c'] and labels.tolist() == [1, 0, 0] and counts.tolist() == [2, 1, 3]
+    names, labels, scores, members = metrics.aggregate_by_video(['a', 'a', 'b', 'c', 'c', 'c'], [1, 1, 0, 0, 0, 0],
+                                                                [1.0, 3.0, -1.0, 0.0, 6.0, 3.0], 'mean')
+    assert names == ['a', 'b', 'c'] and labels.tolist() == [1, 0, 0] and [len(m) for m in members] == [2, 1, 3]
+    assert members == [[0, 1], [2], [3, 4, 5]]
     assert scores.tolist() == [2.0, -1.0, 3.0]
     assert metrics.aggregate_by_video(['c', 'c', 'c'], [0, 0, 0], [0.0, 6.0, 3.0], 'median')[2].tolist() == [3.0]
     assert metrics.aggregate_by_video(['c', 'c'], [0, 0], [0.0, 6.0], 'max')[2].tolist() == [6.0]

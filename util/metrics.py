@@ -106,9 +106,10 @@ AGGREGATES = {'mean': np.mean, 'median': np.median, 'max': np.max}
 
 
 def aggregate_by_video(videos, labels, scores, how='mean'):
-    """Window scores -> one score per video: ``(videos, labels, scores, windows)`` in first-seen order.
+    """Window scores -> one score per video: ``(videos, labels, scores, members)`` in first-seen order.
 
-    A video is identified by its name and label together; ``how`` is mean, median or max of its window scores.
+    A video is identified by its name and label together; ``how`` is mean, median or max of its window scores;
+    ``members`` lists, per video, the indices of its windows in the input (in input order).
     """
     if how not in AGGREGATES:
         raise ValueError(f'unknown aggregation {how!r}; use {", ".join(AGGREGATES)}')
@@ -121,8 +122,7 @@ def aggregate_by_video(videos, labels, scores, how='mean'):
     names = [key[0] for key in groups]
     out_labels = np.asarray([key[1] for key in groups], dtype=int)
     out_scores = np.asarray([AGGREGATES[how](scores[idx]) for idx in groups.values()], dtype=float)
-    counts = np.asarray([len(idx) for idx in groups.values()], dtype=int)
-    return names, out_labels, out_scores, counts
+    return names, out_labels, out_scores, list(groups.values())
 
 
 def per_category_auc(labels, scores, categories):

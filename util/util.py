@@ -1,5 +1,7 @@
 """Small helpers shared by the entry scripts: folders, atomic writes, seeding, logging, the git commit."""
+import csv
 import importlib
+import io
 import logging
 import os
 import random
@@ -50,8 +52,6 @@ def atomic_write_text(path, text):
 
 def atomic_write_csv(path, header, rows):
     """A CSV file (``header``, then ``rows``), written atomically."""
-    import csv
-    import io
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(header)
