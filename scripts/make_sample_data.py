@@ -11,6 +11,17 @@ to match voices with faces on some identities can match them on identities it ha
     t2     spectral tilt and breathiness                 hair colour (dark, breathy voice -> dark hair)
     t3     a high resonance (about 2.6-4.3 kHz)          eye spacing and mouth width
 
+``--variant b`` draws the same kind of people through another generator, so that a training recipe can be checked on
+data it was not tuned on. Each modality reads the traits through its own mapping (a permutation, sign flips and
+one fold |t| that no linear map undoes), and the renderers differ (striped backgrounds, ears and a visible neck;
+faster syllables, a mains hum and a different vowel set):
+
+    trait  voice (variant b)                             face (variant b)
+    t0     spectral tilt and breathiness                 face size and jaw
+    t1     a high resonance                              skin tone from |t1| (folded)
+    t2     pitch, inverted (high t2 -> low voice)        eye spacing and mouth width
+    t3     formant scale                                 hair colour, inverted
+
 Clips of one identity differ in what is said (random vowel-like syllables, pitch contour, noise) and in how the
 face is shown (position, scale, rotation, light, background, expression, JPEG quality). Mels follow the SPEC
 recipe on the synthesised 16 kHz waveform (data/audio.py: mel_from_waveform).
@@ -30,6 +41,7 @@ A set whose folder holds a ``.complete`` file written with the same parameters i
 """
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import string
@@ -49,6 +61,14 @@ VOWELS = np.array([  # first three formants (Hz) of five vowels for an average a
     [530, 1840, 2480],   # e
     [570, 840, 2410],    # o
 ], dtype=np.float64)
+VOWELS_B = np.array([  # variant b: a different inventory (ae, schwa, open o, near-close i, rounded y)
+    [660, 1720, 2410],
+    [500, 1500, 2500],
+    [570, 840, 2410],
+    [390, 1990, 2550],
+    [250, 1750, 2150],
+], dtype=np.float64)
+VARIANTS = ('a', 'b')
 YT_CHARS = string.ascii_letters + string.digits + '_-'
 
 
@@ -58,6 +78,17 @@ YT_CHARS = string.ascii_letters + string.digits + '_-'
 def identity_traits(seed, number):
     """The four traits of identity ``number`` (a function of the seed and the number only)."""
     return np.random.default_rng([seed, 7, number]).uniform(-1.0, 1.0, size=N_TRAITS)
+
+
+def modality_traits(traits, variant):
+    """(voice traits, face traits) of an identity: the traits as they are (variant a), or each modality's own
+    permutation, sign flips and fold (variant b; see the module docstring)."""
+    if variant == 'a':
+        return traits, traits
+    t = np.asarray(traits, dtype=np.float64)
+    voice = np.array([-t[2], t[3], t[0], t[1]])            # pitch, formants, tilt, resonance
+    face = np.array([2.0 * abs(t[1]) - 1.0, t[0], -t[3], t[2]])  # skin, size, hair, eyes
+    return voice, face
 
 
 def pick_other(rng, seed, number, candidates, min_distance):
@@ -90,11 +121,13 @@ def _resonate(x, freq, bandwidth, sr):
     return lfilter([1.0 - r], a, x)
 
 
-def synth_voice(traits, rng, duration=3.2, leading_silence=0.0):
-    """A float32 mono waveform at 16 kHz: source-filter 'speech' whose pitch and timbre follow ``traits``.
+def synth_voice(traits, rng, duration=3.2, leading_silence=0.0, variant='a'):
+    """A float32 mono waveform at 16 kHz: source-filter 'speech' whose pitch and timbre follow ``traits`` (the voice
+    traits of ``modality_traits``).
 
     A band-rich glottal source at the identity's pitch goes through a tilt filter and parallel formant
     resonators, one random vowel per syllable, with gaps, pitch drift, vibrato, breath and background noise.
+    Variant b speaks faster, from another vowel set, over a mains hum.
     """
     sr = SAMPLE_RATE
     n = int(duration * sr)
@@ -113,11 +146,12 @@ def synth_voice(traits, rng, duration=3.2, leading_silence=0.0):
     source = lfilter([1.0 - tilt], [1.0, -tilt], source)
     source = np.diff(source, prepend=0.0) * 4.0 + source * 0.2             # pre-emphasis keeps the highs audible
 
+    vowels, syllable = (VOWELS, (0.15, 0.35)) if variant == 'a' else (VOWELS_B, (0.08, 0.2))
     wave = np.zeros(n)
     pos = int(leading_silence * sr) + int(rng.uniform(0.0, 0.1) * sr)
     while pos < n:
-        end = min(n, pos + int(rng.uniform(0.15, 0.35) * sr))
-        formants = VOWELS[rng.integers(len(VOWELS))] * formant_scale * rng.uniform(0.97, 1.03)
+        end = min(n, pos + int(rng.uniform(*syllable) * sr))
+        formants = vowels[rng.integers(len(vowels))] * formant_scale * rng.uniform(0.97, 1.03)
         segment = source[pos:end]
         voiced = sum(_resonate(segment, f, bw, sr) for f, bw in zip(formants, (80.0, 110.0, 160.0)))
         voiced = voiced + 1.5 * _resonate(segment, extra_formant, 200.0, sr)
@@ -125,6 +159,10 @@ def synth_voice(traits, rng, duration=3.2, leading_silence=0.0):
         pos = end + int(rng.uniform(0.02, 0.12) * sr)
     wave /= np.abs(wave).max() + 1e-9
     wave *= rng.uniform(0.3, 0.9)
+    if variant == 'b':   # mains hum (50 or 60 Hz and two harmonics), not tied to the speaker
+        hum = rng.choice([50.0, 60.0])
+        wave += rng.uniform(0.005, 0.03) * sum(np.sin(2 * np.pi * hum * h * t) / h for h in (1, 2, 3))
+        wave[:int(leading_silence * sr)] = 0.0
     wave += rng.standard_normal(n) * 10 ** (-rng.uniform(2.2, 3.0))         # background noise
     return wave.astype(np.float32)
 
@@ -136,14 +174,21 @@ def _mix(a, b, w):
     return tuple(int(round(x + (y - x) * w)) for x, y in zip(a, b))
 
 
-def draw_face(traits, rng, size=128):
-    """An RGB face crop (``size`` x ``size``) whose geometry and colours follow ``traits``."""
+def draw_face(traits, rng, size=128, variant='a'):
+    """An RGB face crop (``size`` x ``size``) whose geometry and colours follow ``traits`` (the face traits of
+    ``modality_traits``). Variant b has a striped background, ears and a neck."""
     ss = 2 * size  # draw at twice the size, then downsample (anti-aliasing)
     grey_a, grey_b = rng.uniform(70, 190, size=2)
     bg_a = np.clip(grey_a + rng.uniform(-25, 25, size=3), 0, 255)
     bg_b = np.clip(grey_b + rng.uniform(-25, 25, size=3), 0, 255)
     ramp = np.linspace(0.0, 1.0, ss)[:, None, None]
-    background = (bg_a * (1 - ramp) + bg_b * ramp).repeat(ss, axis=1).astype(np.uint8)
+    if variant == 'b':   # diagonal stripes of random width and angle
+        yy, xx = np.mgrid[0:ss, 0:ss]
+        angle = rng.uniform(0, np.pi)
+        ramp = ((np.cos(angle) * xx + np.sin(angle) * yy) / rng.uniform(10, 30) % 2 < 1)[:, :, None] * 1.0
+        background = (bg_a * (1 - ramp) + bg_b * ramp).astype(np.uint8)
+    else:
+        background = (bg_a * (1 - ramp) + bg_b * ramp).repeat(ss, axis=1).astype(np.uint8)
     image = Image.fromarray(background, 'RGB')
     draw = ImageDraw.Draw(image)
 
@@ -157,6 +202,12 @@ def draw_face(traits, rng, size=128):
     mouth_w = ss * (0.08 + 0.05 * traits[3])
 
     top, bottom = c - face_h, c + face_h
+    if variant == 'b':   # neck and ears, drawn first so that the head covers them
+        neck = _mix(skin, (0, 0, 0), 0.15)
+        draw.rectangle([c - face_w * 0.45, c + face_h * 0.6, c + face_w * 0.45, ss], fill=neck)
+        for side in (-1, 1):
+            ex = c + side * face_w * 0.98
+            draw.ellipse([ex - face_w * 0.14, c - face_h * 0.2, ex + face_w * 0.14, c + face_h * 0.15], fill=neck)
     draw.ellipse([c - face_w * 1.08, top - face_h * 0.12, c + face_w * 1.08, c + face_h * 0.2], fill=hair)
     draw.ellipse([c - face_w, top, c + face_w, bottom], fill=skin)
     draw.polygon([(c - face_w * 0.95, c + face_h * 0.2), (c + face_w * 0.95, c + face_h * 0.2),
@@ -198,22 +249,42 @@ def write_pair(face, wave, face_path, voice_path, rng):
     np.save(voice_path, mel_from_waveform(wave, SAMPLE_RATE))
 
 
-def make_vox(root, first_id, n_ids, videos, frames, seed, size):
-    """VoxCeleb2 layout: ``n_ids`` identities, ``videos`` videos each, ``frames`` clips per video."""
-    for number in range(first_id, first_id + n_ids):
-        identity = f'id{number:05d}'
-        traits = identity_traits(seed, number)
-        rng = np.random.default_rng([seed, 1, number])
-        for v in range(videos):
-            video = video_name(rng, with_separators=(v == 0))
-            for _ in range(frames):
-                frame = f'{int(rng.integers(0, 100000)):05d}'
-                write_pair(draw_face(traits, rng, size), synth_voice(traits, rng),
-                           os.path.join(root, 'face', identity, video, frame + '.jpg'),
-                           os.path.join(root, 'voice', f'{identity}_{video}_{frame}.npy'), rng)
+def render_pair(face_traits, voice_traits, rng, size, variant, leading_silence=0.0):
+    """(face image, waveform) of a clip whose face shows identity traits ``face_traits`` and whose voice speaks with
+    identity traits ``voice_traits`` (the two differ in fakes)."""
+    face = draw_face(modality_traits(face_traits, variant)[1], rng, size, variant)
+    voice = synth_voice(modality_traits(voice_traits, variant)[0], rng, leading_silence=leading_silence,
+                        variant=variant)
+    return face, voice
 
 
-def make_dfdc(root, first_id, n_ids, reals_per_id, seed, size, min_distance):
+def make_vox_identity(root, number, videos, frames, seed, size, variant='a'):
+    """The clips of one VoxCeleb2-layout identity (its draws depend on the seed and its number only)."""
+    identity = f'id{number:05d}'
+    traits = identity_traits(seed, number)
+    rng = np.random.default_rng([seed, 1, number])
+    for v in range(videos):
+        video = video_name(rng, with_separators=(v == 0))
+        for _ in range(frames):
+            frame = f'{int(rng.integers(0, 100000)):05d}'
+            write_pair(*render_pair(traits, traits, rng, size, variant),
+                       os.path.join(root, 'face', identity, video, frame + '.jpg'),
+                       os.path.join(root, 'voice', f'{identity}_{video}_{frame}.npy'), rng)
+
+
+def make_vox(root, first_id, n_ids, videos, frames, seed, size, variant='a', workers=1):
+    """VoxCeleb2 layout: ``n_ids`` identities, ``videos`` videos each, ``frames`` clips per video; identities are
+    independent, so ``workers`` processes share them (the files are the same for any number of workers)."""
+    jobs = [(root, number, videos, frames, seed, size, variant) for number in range(first_id, first_id + n_ids)]
+    if workers <= 1:
+        for job in jobs:
+            make_vox_identity(*job)
+        return
+    with multiprocessing.get_context('spawn').Pool(workers) as pool:
+        pool.starmap(make_vox_identity, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+
+
+def make_dfdc(root, first_id, n_ids, reals_per_id, seed, size, min_distance, variant='a'):
     """DFDC layout: ``reals_per_id`` real videos per identity and as many fakes (face of one, voice of another)."""
     numbers = list(range(first_id, first_id + n_ids))
     rng = np.random.default_rng([seed, 2, first_id])
@@ -222,19 +293,19 @@ def make_dfdc(root, first_id, n_ids, reals_per_id, seed, size, min_distance):
         traits = identity_traits(seed, number)
         for r in range(reals_per_id):
             name = ''.join(rng.choice(list(string.ascii_lowercase), size=10))
-            write_pair(draw_face(traits, rng, size), synth_voice(traits, rng),
+            write_pair(*render_pair(traits, traits, rng, size, variant),
                        os.path.join(root, 'real', name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
             rows.append(f'{name},real,id{number:05d},id{number:05d}')
             other = pick_other(rng, seed, number, numbers, min_distance)
             name = ''.join(rng.choice(list(string.ascii_lowercase), size=10))
-            write_pair(draw_face(identity_traits(seed, other), rng, size), synth_voice(traits, rng),
+            write_pair(*render_pair(identity_traits(seed, other), traits, rng, size, variant),
                        os.path.join(root, 'fake', name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
             rows.append(f'{name},fake,id{other:05d},id{number:05d}')
     with open(os.path.join(root, 'videos.csv'), 'w') as handle:
         handle.write('\n'.join(rows) + '\n')
 
 
-def make_fakeavceleb(root, first_id, n_ids, seed, size, min_distance, silence=0.3):
+def make_fakeavceleb(root, first_id, n_ids, seed, size, min_distance, silence=0.3, variant='a'):
     """FakeAVCeleb-like set in the DFDC layout: one real and one fake of each category per identity."""
     numbers = list(range(first_id, first_id + n_ids))
     rng = np.random.default_rng([seed, 3, first_id])
@@ -253,7 +324,7 @@ def make_fakeavceleb(root, first_id, n_ids, seed, size, min_distance, silence=0.
         ]
         for category, folder, face_traits, voice_traits, lead, face_id, voice_id in plans:
             name = f'id{number:05d}_{category.split("-")[0][:4].lower()}{category.split("-")[1][:4].lower()}'
-            write_pair(draw_face(face_traits, rng, size), synth_voice(voice_traits, rng, leading_silence=lead),
+            write_pair(*render_pair(face_traits, voice_traits, rng, size, variant, leading_silence=lead),
                        os.path.join(root, folder, name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
             rows.append(f'{name},{category},id{face_id:05d},id{voice_id:05d}')
     with open(os.path.join(root, 'categories.csv'), 'w') as handle:
@@ -282,7 +353,10 @@ def main(argv=None):
     parser.add_argument('--out', default='Dataset', help='folder that receives Voxceleb2/, DFDC/ and FakeAVCeleb/')
     parser.add_argument('--seed', type=int, default=0, help='seed of every draw (identities, clips, names)')
     parser.add_argument('--image_size', type=int, default=128, help='face crop size in pixels')
-    parser.add_argument('--vox_ids', type=int, default=240, help='training identities (Voxceleb2 layout)')
+    parser.add_argument('--variant', default='a', choices=VARIANTS,
+                        help='generator: a, or b with another mapping of traits to face and voice and other renderers '
+                             '(for checking that a recipe is not tuned to one generator)')
+    parser.add_argument('--vox_ids', type=int, default=500, help='training identities (Voxceleb2 layout)')
     parser.add_argument('--videos', type=int, default=2, help='videos per training identity')
     parser.add_argument('--frames', type=int, default=1, help='clips (frames) per video')
     parser.add_argument('--dfdc_ids', type=int, default=32, help='identities of the DFDC-style test set')
@@ -293,10 +367,15 @@ def main(argv=None):
                              '(traits lie in [-1, 1]^4)')
     parser.add_argument('--sets', default='vox,dfdc,fakeavceleb', help='which sets to build, comma-separated')
     parser.add_argument('--force', action='store_true', help='rebuild sets that are already complete')
+    parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
+                        help='processes that build the training set (its identities are independent; the files do '
+                             'not depend on this number)')
     args = parser.parse_args(argv)
     if args.vox_ids < 2 or args.dfdc_ids < 2 or args.fakeavceleb_ids < 2:
         parser.error('every set needs at least two identities')
     common = {'seed': args.seed, 'image_size': args.image_size, 'generator': 1}
+    if args.variant != 'a':   # variant a keeps the parameters of sets made before variants existed
+        common['variant'] = args.variant
     sets = {s.strip() for s in args.sets.split(',') if s.strip()}
     unknown = sets - {'vox', 'dfdc', 'fakeavceleb'}
     if unknown:
@@ -305,17 +384,18 @@ def main(argv=None):
     if 'vox' in sets:
         root = os.path.join(args.out, 'Voxceleb2')
         build('Voxceleb2', root, {**common, 'ids': args.vox_ids, 'videos': args.videos, 'frames': args.frames},
-              args.force, lambda: make_vox(root, 1, args.vox_ids, args.videos, args.frames, args.seed, args.image_size))
+              args.force, lambda: make_vox(root, 1, args.vox_ids, args.videos, args.frames, args.seed, args.image_size,
+                               args.variant, args.workers))
     if 'dfdc' in sets:
         root = os.path.join(args.out, 'DFDC')
         build('DFDC', root, {**common, 'ids': args.dfdc_ids, 'reals': args.dfdc_reals, 'min': args.min_distance},
               args.force, lambda: make_dfdc(root, 10001, args.dfdc_ids, args.dfdc_reals, args.seed, args.image_size,
-                                            args.min_distance))
+                                            args.min_distance, args.variant))
     if 'fakeavceleb' in sets:
         root = os.path.join(args.out, 'FakeAVCeleb')
         build('FakeAVCeleb', root, {**common, 'ids': args.fakeavceleb_ids, 'min': args.min_distance}, args.force,
               lambda: make_fakeavceleb(root, 20001, args.fakeavceleb_ids, args.seed, args.image_size,
-                                       args.min_distance))
+                                       args.min_distance, variant=args.variant))
     return 0
 
 
