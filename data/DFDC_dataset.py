@@ -70,6 +70,7 @@ class DFDCDataset(BaseDataset):
                                  '(frame-level, its sampling of fakes per real)')
         if is_train:
             parser.add_argument('--n_negatives', type=int, default=5, help='fake faces per real anchor (fine-tuning)')
+            parser.set_defaults(negatives='sampled')   # fine-tuning draws its negatives from the fake faces
         return parser
 
     def __init__(self, opt):

@@ -5,12 +5,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import networks
+from . import losses, networks
 from .base_model import BaseModel
 
 DATA_OPTION_KEYS = ('load_size', 'preprocess')
 NEGATIVE_MODES = ('sampled', 'in_batch')
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def embedding_spread(emb, distance):
+    """How much embeddings ``emb`` (N, E) depend on their input: their mean distance to their own mean, divided by
+    ``distance`` (the mean voice-to-own-face distance). Near 0 the encoder gives every input the same embedding."""
+    return (emb - emb.mean(0)).norm(dim=1).mean() / distance.clamp(min=1e-12)
 
 
 class JointEncoder(nn.Module):
@@ -46,25 +52,27 @@ class DFDModel(BaseModel):
     """Voice-face matching: the voice of a clip is the anchor, its own face the positive, other identities' faces
     the negatives.
 
-    Loss per anchor a with positive p and negatives n_1..n_K (``--margin`` m, default 100)::
+    Loss per anchor a with positive p and negatives n_1..n_K (``--loss triplet``, margin m)::
 
-        sum_k max(0, ||v(a) - f(p)|| - ||v(a) - f(n_k)|| + m)
+        sum_k max(0, d(a, p) - d(a, n_k) + m)        d = ||voice embedding - face embedding||
 
-    averaged over the anchors of a batch (the released code: one anchor with 5 negatives per step). Distances are
-    ``torch.pairwise_distance`` (as ``nn.TripletMarginLoss`` and ``nn.PairwiseDistance``). Only the anchor's voice
-    and the faces are encoded; negatives need no voice.
+    averaged over the anchors of a batch (the released code: one anchor with 5 negatives per step, m = 100).
+    ``--margin_mode relative`` (the default, m = 0.25) first divides every distance of the batch by the batch's mean
+    voice-to-negative distance, so the margin follows the scale of the embeddings (docs/training.md). The losses
+    themselves are pure functions in ``models/losses.py`` (``--loss infonce`` is the other family). Distances are
+    ``torch.pairwise_distance`` (as ``nn.TripletMarginLoss``). Only the anchor's voice and the faces are encoded.
 
     ``--negatives`` chooses where the negatives come from:
 
-    * ``sampled`` (default, the paper): K = ``--n_negatives`` faces of other identities drawn by the dataset for
-      each anchor; the loss sums the K hinge terms.
-    * ``in_batch``: the negatives of an anchor are the faces of all OTHER identities among the batch's anchors
-      (faces already encoded as positives, so a negative costs no extra encoding). Its loss per anchor is
+    * ``in_batch`` (the default): the negatives of an anchor are the faces of all OTHER identities among the batch's
+      anchors (faces already encoded as positives, so a negative costs no extra encoding). Its loss per anchor is
       K times the mean hinge term over those negatives, i.e. the expected value of the sampled loss, so both modes
       have the same scale. Anchors with fewer than K other-identity faces in their batch are left out of the loss
       (``in_batch_skipped`` counts them).
+    * ``sampled`` (the paper; fine-tuning): K = ``--n_negatives`` faces of other identities drawn by the dataset for
+      each anchor; the loss sums the K hinge terms.
 
-    Scoring: ``score = -||voice embedding - face embedding||``, higher = more likely real.
+    Scoring: ``score = -||voice embedding - face embedding||``, higher = more likely real, whatever the loss.
 
     Speed: ``--amp bf16|fp16`` runs the encoders under autocast (fp16 with a gradient scaler), distances and the
     loss stay in float32; ``--channels_last`` (default on) stores images and feature maps channels-last;
@@ -72,8 +80,10 @@ class DFDModel(BaseModel):
     as one DistributedDataParallel module (``opt.world_size`` > 1).
 
     Networks: ``netG_audio`` (voice encoder) and ``netG_video`` (face encoder), saved as ``<epoch>_net_G_audio.pth``
-    and ``<epoch>_net_G_video.pth`` like the released weights. Losses reported: ``triplet`` (optimised) and the
-    mean positive / negative distances ``dist_pos`` / ``dist_neg`` (monitoring only).
+    and ``<epoch>_net_G_video.pth`` like the released weights. Values reported on every loss line: the optimised
+    loss (``triplet`` or ``infonce``), the mean positive / negative distances ``dist_pos`` / ``dist_neg``, the share
+    of ``active`` hinge terms and the ``spread`` of the batch's face embeddings (mean distance to their mean over
+    ``dist_pos``; near 0 means a collapse, see ``util/collapse.py``).
     """
 
     model_names = ['G_audio', 'G_video']
@@ -99,8 +109,19 @@ class DFDModel(BaseModel):
                             help='mel frames fed to the voice encoder (3 s at hop 160 = 301); longer mels are cut, '
                                  'shorter ones padded with silent frames')
         if is_train:
-            parser.add_argument('--margin', type=float, default=100.0, help='triplet-loss margin')
-            parser.add_argument('--negatives', type=str, default='sampled', choices=NEGATIVE_MODES,
+            parser.add_argument('--loss', type=str, default='triplet', choices=tuple(losses.LOSSES),
+                                help='triplet: hinge max(0, d_pos - d_neg + margin) summed over the negatives; '
+                                     'infonce: softmax cross-entropy over -distance / temperature')
+            parser.add_argument('--margin', type=float, default=0.25,
+                                help='triplet-loss margin (also the margin of the "active" share reported with '
+                                     'the losses); see --margin_mode')
+            parser.add_argument('--margin_mode', type=str, default='relative', choices=('absolute', 'relative'),
+                                help='absolute: --margin (and --temperature) in embedding units; relative: the '
+                                     'distances are divided by the batch\'s mean voice-to-negative distance first, '
+                                     'so the loss does not change with the scale of the embeddings')
+            parser.add_argument('--temperature', type=float, default=1.0,
+                                help='--loss infonce: logits are -distance / temperature')
+            parser.add_argument('--negatives', type=str, default='in_batch', choices=NEGATIVE_MODES,
                                 help='sampled: the paper\'s scheme, --n_negatives faces of other identities loaded and '
                                      'encoded per anchor; in_batch: every other-identity face of the batch is a '
                                      'negative of each anchor (much cheaper per negative; needs --batch_size > '
@@ -109,13 +130,15 @@ class DFDModel(BaseModel):
 
     def __init__(self, opt):
         BaseModel.__init__(self, opt)
-        self.loss_names = ['triplet', 'dist_pos', 'dist_neg']
+        self.loss_kind = getattr(opt, 'loss', 'triplet')
+        self.relative_scale = getattr(opt, 'margin_mode', 'absolute') == 'relative'
+        self.loss_names = [self.loss_kind, 'dist_pos', 'dist_neg', 'active', 'spread']
         self.compat = opt.encoder_compat
         self.in_batch = self.isTrain and getattr(opt, 'negatives', 'sampled') == 'in_batch'
         if self.in_batch:
             self.loss_names.append('in_batch_skipped')
-        self.netG_audio, self.netG_video = networks.define_encoders(networks.arch_args(opt), opt.init_type,
-                                                                    opt.init_gain)
+        self.netG_audio, self.netG_video = networks.define_encoders(
+            networks.arch_args(opt), opt.init_type, opt.init_gain, getattr(opt, 'token_init_std', None))
         self.amp_dtype = AMP_DTYPES.get(getattr(opt, 'amp', 'none'))
         self.channels_last = getattr(opt, 'channels_last', 'on') == 'on'
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
@@ -123,8 +146,9 @@ class DFDModel(BaseModel):
         self.netG_video.to(self.device, memory_format=memory_format)
         self.scaler = None
         if self.isTrain:
-            params = list(self.netG_audio.parameters()) + list(self.netG_video.parameters())
-            self.optimizer_G = torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, 0.999))
+            groups = networks.fan_in_param_groups([self.netG_audio, self.netG_video], opt.lr,
+                                                  getattr(opt, 'lr_fan_in', 0))
+            self.optimizer_G = torch.optim.Adam(groups, lr=opt.lr, betas=(opt.beta1, 0.999))
             self.optimizers.append(self.optimizer_G)
             if self.amp_dtype == torch.float16:
                 self.scaler = torch.amp.GradScaler(self.device.type)
@@ -169,30 +193,36 @@ class DFDModel(BaseModel):
         self.voice_emb, self.face_emb, self.neg_emb = (e.float() if e is not None else None for e in embs)
 
     def compute_loss(self):
-        if self.in_batch:
-            return self._in_batch_loss()
-        d_pos = F.pairwise_distance(self.voice_emb, self.face_emb)                          # (B,)
-        d_neg = F.pairwise_distance(self.voice_emb.unsqueeze(1).expand_as(self.neg_emb), self.neg_emb)  # (B, K)
-        self.loss_triplet = (d_pos.unsqueeze(1) - d_neg + self.opt.margin).clamp(min=0).mean(0).sum()
-        self.loss_dist_pos = d_pos.detach().mean()
-        self.loss_dist_neg = d_neg.detach().mean()
-        return self.loss_triplet
+        """The ``--loss`` of the current embeddings (float32), with the monitoring values of ``loss_names``.
 
-    def _in_batch_loss(self):
-        assert self.identity is not None, 'in-batch negatives need the batch\'s identity labels'
-        k = self.opt.n_negatives
-        dist = torch.cdist(self.voice_emb, self.face_emb, compute_mode='donot_use_mm_for_euclid_dist')  # (B, B)
-        d_pos = dist.diagonal()
-        other = self.identity.unsqueeze(1) != self.identity.unsqueeze(0)                  # (B, B) valid negatives
-        n_other = other.sum(1)
-        used = n_other >= k
-        hinge = (d_pos.unsqueeze(1) - dist + self.opt.margin).clamp(min=0) * other
-        per_anchor = k * hinge.sum(1) / n_other.clamp(min=1)
-        self.loss_triplet = (per_anchor * used).sum() / used.sum().clamp(min=1)
-        self.loss_dist_pos = d_pos.detach().mean()
-        self.loss_dist_neg = (dist.detach() * other).sum() / other.sum().clamp(min=1)
-        self.loss_in_batch_skipped = (~used).sum()
-        return self.loss_triplet
+        In-batch, ``d_neg`` is the whole (B, B) voice-to-face distance matrix (its diagonal holds the positives) and
+        ``valid`` marks the other identities' faces; sampled, ``d_neg`` is (B, K) and every entry is valid.
+        """
+        if self.in_batch:
+            assert self.identity is not None, 'in-batch negatives need the batch\'s identity labels'
+            d_neg = torch.cdist(self.voice_emb, self.face_emb, compute_mode='donot_use_mm_for_euclid_dist')  # (B, B)
+            d_pos = d_neg.diagonal()
+            valid = self.identity.unsqueeze(1) != self.identity.unsqueeze(0)
+            faces = self.face_emb
+        else:
+            d_pos = F.pairwise_distance(self.voice_emb, self.face_emb)                      # (B,)
+            d_neg = F.pairwise_distance(self.voice_emb.unsqueeze(1).expand_as(self.neg_emb), self.neg_emb)  # (B, K)
+            valid = None
+            faces = torch.cat([self.face_emb, self.neg_emb.flatten(0, 1)])
+        mean_neg = losses.mean_negative(d_neg, valid)
+        self.loss_dist_pos, self.loss_dist_neg = d_pos.detach().mean(), mean_neg.detach()
+        self.loss_spread = embedding_spread(faces.detach(), self.loss_dist_pos)
+        if self.relative_scale:   # in units of the mean negative distance, a unit the gradient flows through
+            d_pos, d_neg = d_pos / mean_neg, d_neg / mean_neg
+        self.loss_active = losses.active_fraction(d_pos.detach(), d_neg.detach(), self.opt.margin, valid)
+        sampled_loss, in_batch_loss = losses.LOSSES[self.loss_kind]
+        scale = self.opt.margin if self.loss_kind == 'triplet' else self.opt.temperature
+        if self.in_batch:
+            loss, self.loss_in_batch_skipped = in_batch_loss(d_neg, valid, scale, self.opt.n_negatives)
+        else:
+            loss = sampled_loss(d_pos, d_neg, scale)
+        setattr(self, 'loss_' + self.loss_kind, loss)
+        return loss
 
     def optimize_parameters(self):
         self.forward()

@@ -121,6 +121,7 @@ class BaseModel:
         """Create schedulers when training; load weights for testing or ``--continue_train``; log the networks."""
         if self.isTrain:
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
+            self.scheduled_lrs = [[group['lr'] for group in o.param_groups] for o in self.optimizers]
         if not self.isTrain or opt.continue_train:
             self.load_networks(opt.epoch)
         self.print_networks(opt.verbose)
@@ -154,8 +155,21 @@ class BaseModel:
         """Whether any loss since the start was NaN or infinite (one host-device synchronisation)."""
         return self.nonfinite is not None and bool(self.nonfinite)
 
+    def apply_warmup(self, step):
+        """Scale every learning rate by ``step / --warmup_steps`` while ``step`` (1-based) is within the warm-up."""
+        warmup = getattr(self.opt, 'warmup_steps', 0)
+        if warmup <= 0 or step > warmup + 1:
+            return
+        factor = min(1.0, step / warmup)
+        for optimizer, rates in zip(self.optimizers, self.scheduled_lrs):
+            for group, rate in zip(optimizer.param_groups, rates):
+                group['lr'] = rate * factor
+
     def update_learning_rate(self, metric=None):
         """Step every scheduler once (an epoch); ``metric`` feeds the plateau policy."""
+        for optimizer, rates in zip(self.optimizers, self.scheduled_lrs):   # undo a warm-up factor first
+            for group, rate in zip(optimizer.param_groups, rates):
+                group['lr'] = rate
         old = self.optimizers[0].param_groups[0]['lr']
         for scheduler in self.schedulers:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -163,6 +177,7 @@ class BaseModel:
                     scheduler.step(metric)
             else:
                 scheduler.step()
+        self.scheduled_lrs = [[group['lr'] for group in o.param_groups] for o in self.optimizers]
         new = self.optimizers[0].param_groups[0]['lr']
         if new != old:
             logger.info('learning rate %.7f -> %.7f', old, new)
@@ -261,9 +276,15 @@ class BaseModel:
         if state.get('scaler') and getattr(self, 'scaler', None) is not None:
             self.scaler.load_state_dict(state['scaler'])
         for optimizer, saved in zip(self.optimizers, state['optimizers']):
-            optimizer.load_state_dict(saved)
+            try:
+                optimizer.load_state_dict(saved)
+            except ValueError as err:   # other parameter groups: another --lr_fan_in, or a state from before it
+                raise CheckpointError(f'{path}: the optimiser state does not fit ({err}); it was saved with other '
+                                      f'learning-rate groups: resume with the --lr_fan_in of that run (0 for runs '
+                                      f'from before the option existed)') from err
         for scheduler, saved in zip(self.schedulers, state['schedulers']):
             scheduler.load_state_dict(saved)
+        self.scheduled_lrs = [list(scheduler.get_last_lr()) for scheduler in self.schedulers]
         torch.set_rng_state(state['torch_rng'])
         if state['cuda_rng'] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state['cuda_rng'])

@@ -280,21 +280,22 @@ def arch_args(opt):
     return {key: getattr(opt, key) for key in ARCH_KEYS}
 
 
-def define_encoders(arch, init_type='normal', init_gain=0.02):
-    """Build ``(voice_encoder, face_encoder)`` from an ``arch_args`` dict and initialise them."""
+def define_encoders(arch, init_type='normal', init_gain=0.02, token_std=None):
+    """Build ``(voice_encoder, face_encoder)`` from an ``arch_args`` dict and initialise them (see ``init_weights``)."""
     shared = dict(width_mult=arch['width_mult'], dim=arch['dim'], depth=arch['depth'], heads=arch['heads'],
                   mlp_dim=arch['mlp_dim'], emb_dim=arch['emb_dim'], compat=arch['encoder_compat'])
     voice = VoiceEncoder(n_mels=arch['n_mels'], n_frames=arch['n_frames'], **shared)
     face = FaceEncoder(image_size=arch['crop_size'], **shared)
     for net in (voice, face):
-        init_weights(net, init_type, init_gain)
+        init_weights(net, init_type, init_gain, token_std)
     return voice, face
 
 
-def init_weights(net, init_type='normal', init_gain=0.02):
+def init_weights(net, init_type='normal', init_gain=0.02, token_std=None):
     """CycleGAN initialisation: Conv/Linear weights by ``init_type`` (bias 0), BatchNorm weights N(1, gain), bias 0.
 
-    ``cls_token`` and ``pos_embedding`` keep their standard-normal draw and LayerNorm its default.
+    ``cls_token`` and ``pos_embedding`` are drawn from N(0, ``token_std``); None or 1 keeps the standard-normal draw
+    the encoders made when built, as the released code does. LayerNorm keeps its default (weight 1, bias 0).
     """
     def init_func(m):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -315,6 +316,28 @@ def init_weights(net, init_type='normal', init_gain=0.02):
             init.zeros_(m.bias)
 
     net.apply(init_func)
+    if token_std is not None and token_std != 1.0:
+        for param in (net.cls_token, net.pos_embedding):
+            init.normal_(param, 0.0, token_std)
+
+
+def fan_in_param_groups(nets, lr, fan_in_ref):
+    """Optimiser parameter groups in which a weight matrix with fan-in above ``fan_in_ref`` learns at
+    ``lr * fan_in_ref / fan_in``; everything else (and every weight when ``fan_in_ref`` is 0) at ``lr``.
+
+    Adam moves each weight by about the learning rate per step whatever its gradient, and early on those moves
+    point the same way across a whole row, so a layer's output changes by about lr x fan-in x its input size: at the
+    paper's size the face token's projection (fan-in 25088) would change by several times its own size in one
+    step (docs/training.md). Scaling by 1 / fan-in keeps that change alike across layers and model sizes.
+    """
+    by_rate = {}
+    for net in nets:
+        for module in net.modules():
+            for name, param in module.named_parameters(recurse=False):
+                fan_in = param[0].numel() if isinstance(module, (nn.Linear, nn.Conv2d)) and name == 'weight' else 0
+                rate = lr * fan_in_ref / fan_in if fan_in_ref and fan_in > fan_in_ref else lr
+                by_rate.setdefault(rate, []).append(param)
+    return [{'params': params, 'lr': rate} for rate, params in sorted(by_rate.items(), reverse=True)]
 
 
 LR_POLICIES = ('linear', 'step', 'plateau', 'cosine')

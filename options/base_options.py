@@ -61,10 +61,14 @@ class BaseOptions:
         parser.add_argument('--model', type=str, default='DFD',
                             help=f'which model to use, from models/<name>_model.py '
                                  f'[{" | ".join(models.available_models())}]')
-        parser.add_argument('--init_type', type=str, default='normal',
-                            help='network initialisation [normal | xavier | kaiming | orthogonal]')
+        parser.add_argument('--init_type', type=str, default='kaiming',
+                            help='initialisation of convolution and linear weights [normal | xavier | kaiming | '
+                                 'orthogonal] (the released code: normal with --init_gain 0.02)')
         parser.add_argument('--init_gain', type=float, default=0.02,
                             help='scale for normal, xavier and orthogonal initialisation')
+        parser.add_argument('--token_init_std', type=float, default=0.02,
+                            help='standard deviation of the initial class token and position embedding (1 keeps the '
+                                 'standard-normal draw of the released code)')
         # dataset parameters
         parser.add_argument('--dataset_mode', type=str, default='Vox_image',
                             help=f'how to read the data, from data/<name>_dataset.py '
@@ -73,7 +77,7 @@ class BaseOptions:
                             help='take samples in order instead of shuffling them')
         parser.add_argument('--num_threads', default=4, type=int,
                             help='DataLoader worker processes (0 = load in the main process)')
-        parser.add_argument('--batch_size', type=int, default=1,
+        parser.add_argument('--batch_size', type=int, default=32,
                             help='anchor clips per training step (the paper: 1), pairs per scoring step at test time')
         parser.add_argument('--load_size', type=int, default=224, help='scale face images to this size')
         parser.add_argument('--crop_size', type=int, default=224,

@@ -4,6 +4,19 @@ from models.networks import LR_POLICIES, RELEASED_MAX_BATCH
 from .base_options import BaseOptions
 
 
+# The released code's training, option by option: --recipe released sets each of these that the command line does
+# not name (the defaults of this project differ where docs/training.md measured a reason; the README lists them).
+RELEASED_RECIPE = {
+    'init_type': 'normal', 'init_gain': 0.02, 'token_init_std': 1.0,
+    'negatives': 'sampled', 'n_negatives': 5, 'batch_size': 1,
+    'loss': 'triplet', 'margin': 100.0, 'margin_mode': 'absolute',
+    'lr': 0.0002, 'beta1': 0.5, 'lr_fan_in': 0, 'warmup_steps': 0,
+    'lr_policy': 'linear', 'n_epochs': 2, 'n_epochs_decay': 20,
+    'bn_recalib_batches': 0,
+}
+RECIPES = ('default', 'released')
+
+
 class TrainOptions(BaseOptions):
     """Train VFD: a voice encoder and a face encoder pulled together for matching clips (train_DF.py)."""
 
@@ -11,6 +24,11 @@ class TrainOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)
+        parser.add_argument('--recipe', type=str, default='default', choices=RECIPES,
+                            help='released: the released training (N(0, 0.02) weights, standard-normal class token '
+                                 'and position embedding, 5 sampled negatives, one anchor per step, margin 100, Adam '
+                                 '2e-4 / 0.5, 2 + 20 epochs, no BatchNorm recalibration); options typed on the '
+                                 'command line still win. default: this project\'s defaults (see the README)')
         # visdom and the HTML page
         parser.add_argument('--display_id', type=int, default=1,
                             help='> 0: plot losses and validation AUC on a visdom server; 0: no visdom')
@@ -44,12 +62,22 @@ class TrainOptions(BaseOptions):
                             help='before each validation and epoch checkpoint, recompute the BatchNorm running '
                                  'statistics exactly over this many training batches (0 = keep the moving averages '
                                  'of the released code)')
+        parser.add_argument('--stop_on_collapse', type=int, default=0,
+                            help='stop (exit status 2) when this many validations in a row find the training '
+                                 'collapsed (embeddings that no longer depend on the input; see docs/training.md); '
+                                 'best_net_* and the epoch checkpoints from before stay. 0 = warn only')
         # training schedule
         parser.add_argument('--n_epochs', type=int, default=2, help='epochs at the initial learning rate')
         parser.add_argument('--n_epochs_decay', type=int, default=20,
                             help='epochs over which the learning rate decays linearly to zero')
-        parser.add_argument('--beta1', type=float, default=0.5, help='Adam beta1 (beta2 is 0.999)')
-        parser.add_argument('--lr', type=float, default=0.0002, help='initial Adam learning rate')
+        parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1 (beta2 is 0.999)')
+        parser.add_argument('--lr', type=float, default=0.0005, help='initial Adam learning rate')
+        parser.add_argument('--warmup_steps', type=int, default=0,
+                            help='raise the learning rate linearly from 0 over this many first steps')
+        parser.add_argument('--lr_fan_in', type=int, default=512,
+                            help='a weight matrix with a fan-in above this learns at lr x this / fan-in, so that '
+                                 'one Adam step changes every layer\'s output alike at any model size (see '
+                                 'docs/training.md); 0 = one learning rate for all, as the released code')
         parser.add_argument('--lr_policy', type=str, default='linear', choices=LR_POLICIES,
                             help='learning-rate policy [linear | step | plateau | cosine]')
         parser.add_argument('--lr_decay_iters', type=int, default=50,
@@ -57,7 +85,12 @@ class TrainOptions(BaseOptions):
         return parser
 
     def finalize(self, opt):
-        """Fine-tuning: the architecture comes from the pre-trained checkpoint (see BaseModel.restore_options)."""
+        """Apply ``--recipe``; fine-tuning: the architecture comes from the pre-trained checkpoint (see
+        BaseModel.restore_options)."""
+        if opt.recipe == 'released':
+            for key, value in RELEASED_RECIPE.items():
+                if key not in opt.explicit and hasattr(opt, key):
+                    setattr(opt, key, value)
         if opt.pretrained_name and not opt.continue_train:
             import copy
 
@@ -79,10 +112,17 @@ class TrainOptions(BaseOptions):
                 raise SystemExit(f'error: --{flag} must be at least 1')
         if opt.n_epochs_decay < 0 or opt.save_latest_freq < 0:
             raise SystemExit('error: --n_epochs_decay and --save_latest_freq must not be negative')
-        if getattr(opt, 'negatives', 'sampled') == 'in_batch' and opt.batch_size <= getattr(opt, 'n_negatives', 0):
-            raise SystemExit(f'error: --negatives in_batch takes the negatives from the other anchors of a batch, so '
-                             f'--batch_size ({opt.batch_size}) must exceed --n_negatives ({opt.n_negatives})')
         in_batch = getattr(opt, 'negatives', 'sampled') == 'in_batch'
+        if in_batch and opt.batch_size <= getattr(opt, 'n_negatives', 0):
+            raise SystemExit(f'error: --negatives in_batch takes the negatives from the other anchors of a batch, so '
+                             f'--batch_size ({opt.batch_size}) must exceed --n_negatives ({opt.n_negatives}); raise '
+                             f'--batch_size, lower --n_negatives or use --negatives sampled')
+        if in_batch and getattr(opt, 'encoder_compat', None) == 'released':
+            raise SystemExit('error: --encoder_compat released adds position vector b to sample b of a batch, so with '
+                             '--negatives in_batch voice b finds face b by its position alone and learns nothing about '
+                             'people (docs/training.md: training loss solved, validation AUC 0.505); train '
+                             'released-mode encoders with --negatives sampled (as --recipe released does), or use '
+                             '--encoder_compat fixed')
         per_pass = opt.batch_size * (1 if in_batch else max(1, getattr(opt, 'n_negatives', 1)))
         if getattr(opt, 'encoder_compat', None) == 'released' and per_pass > RELEASED_MAX_BATCH:
             raise SystemExit(f'error: --encoder_compat released encodes at most {RELEASED_MAX_BATCH} faces per pass '

@@ -33,7 +33,8 @@ def data(sample_root, tmp_path):
 
 
 def train_args(root, tmp_path, *extra, name='bad'):
-    return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--n_epochs', '1',
+    return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--negatives', 'sampled',
+            '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip', '--display_id', '0',
             '--checkpoints_dir', str(tmp_path / 'ck'), '--print_freq', '1', '--bn_recalib_batches', '2', *extra]
 

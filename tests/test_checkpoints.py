@@ -122,7 +122,8 @@ def test_explicit_options_do_not_override_the_checkpoint(tmp_path, sample_root, 
     import train_DF
     run_dirs = ['--checkpoints_dir', str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res')]
     assert train_DF.main(['--dataroot', os.path.join(str(sample_root), 'Voxceleb2'), '--name', 'x', *TINY,
-                          '--n_epochs', '1', '--n_epochs_decay', '0', '--batch_size', '2', '--num_threads', '0',
+                          '--n_epochs', '1', '--n_epochs_decay', '0', '--batch_size', '2', '--negatives', 'sampled',
+                          '--num_threads', '0',
                           '--gpu_ids', '-1', '--val_ratio', '0', '--display_id', '0', *run_dirs[:2]]) == 0
     assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'x', '--dim', '64', '--gpu_ids', '-1',
                          '--num_threads', '0', *run_dirs]) == 0

@@ -23,9 +23,10 @@ from util import metrics
 @pytest.fixture(scope='module')
 def pretrained(sample_root, tmp_path_factory):
     base = tmp_path_factory.mktemp('eval')
-    args = ['--dataroot', vox(sample_root), '--name', 'pre', *TINY, '--batch_size', '4', '--n_epochs', '1',
+    args = ['--dataroot', vox(sample_root), '--name', 'pre', *TINY, '--batch_size', '4', '--negatives', 'sampled',
+            '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip', '--display_id', '0',
-            '--checkpoints_dir', str(base / 'ck'), '--init_type', 'kaiming', '--margin', '10']
+            '--checkpoints_dir', str(base / 'ck')]
     assert train_DF.main(args) == 0
     return base
 

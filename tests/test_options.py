@@ -26,20 +26,41 @@ def test_every_flag_has_help(tmp_path):
     assert [a.dest for a in flags if not a.help] == []
 
 
-def test_defaults_are_the_papers(tmp_path):
-    opt = TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path / 'ck')], verbose=False)
+def parse_train(tmp_path, *argv):
+    return TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path / 'ck'), *argv],
+                                verbose=False)
+
+
+def test_defaults_are_the_papers_sizes_and_the_measured_recipe(tmp_path):
+    opt = parse_train(tmp_path)
     assert (opt.dim, opt.depth, opt.heads, opt.mlp_dim, opt.emb_dim, opt.width_mult) == (1024, 6, 8, 2048, 2048, 1.0)
     assert (opt.load_size, opt.crop_size, opt.n_mels, opt.n_frames) == (224, 224, 512, 301)
-    assert (opt.lr, opt.beta1, opt.margin, opt.n_negatives) == (0.0002, 0.5, 100.0, 5)
-    assert (opt.lr_policy, opt.n_epochs, opt.n_epochs_decay, opt.seed) == ('linear', 2, 20, 20)
-    assert opt.encoder_compat == 'fixed' and opt.negatives == 'sampled' and opt.val_ratio == 0.1
+    assert (opt.lr_policy, opt.n_epochs, opt.n_epochs_decay, opt.seed, opt.n_negatives) == ('linear', 2, 20, 20, 5)
+    assert opt.encoder_compat == 'fixed' and opt.val_ratio == 0.1 and opt.recipe == 'default'
+    # the recipe of docs/training.md
+    assert (opt.negatives, opt.batch_size, opt.init_type, opt.token_init_std) == ('in_batch', 32, 'kaiming', 0.02)
+    assert (opt.loss, opt.margin, opt.margin_mode) == ('triplet', 0.25, 'relative')
+    assert (opt.lr, opt.beta1, opt.lr_fan_in, opt.warmup_steps) == (0.0005, 0.9, 512, 0)
+
+
+def test_released_recipe_is_one_switch_away_and_typed_options_still_win(tmp_path):
+    opt = parse_train(tmp_path, '--recipe', 'released')
+    assert (opt.init_type, opt.init_gain, opt.token_init_std) == ('normal', 0.02, 1.0)
+    assert (opt.negatives, opt.n_negatives, opt.batch_size) == ('sampled', 5, 1)
+    assert (opt.loss, opt.margin, opt.margin_mode) == ('triplet', 100.0, 'absolute')
+    assert (opt.lr, opt.beta1, opt.lr_fan_in, opt.warmup_steps) == (0.0002, 0.5, 0, 0)
+    assert (opt.lr_policy, opt.n_epochs, opt.n_epochs_decay, opt.bn_recalib_batches) == ('linear', 2, 20, 0)
+    opt = parse_train(tmp_path, '--recipe', 'released', '--lr', '0.001', '--batch_size', '4')
+    assert (opt.lr, opt.batch_size, opt.margin) == (0.001, 4, 100.0)
+    table = json.loads((tmp_path / 'ck' / 'experiment_name' / 'train_opt.json').read_text())
+    assert table['recipe'] == 'released' and table['margin'] == 100.0
 
 
 def test_option_table_is_saved_as_text_and_json(tmp_path):
     opt = train_opt(tmp_path, '--lr', '0.001')
     folder = tmp_path / 'ck' / 'opt_test'
     text = (folder / 'train_opt.txt').read_text()
-    assert 'lr: 0.001' in text and '[default: 0.0002]' in text
+    assert 'lr: 0.001' in text and '[default: 0.0005]' in text
     table = json.loads((folder / 'train_opt.json').read_text())
     assert table['lr'] == 0.001 and table['dim'] == 128 and table['model'] == 'DFD'
     assert 'lr' in table['explicit'] and 'margin' not in table['explicit']
@@ -74,7 +95,9 @@ def test_gpu_ids(monkeypatch, tmp_path):
 
 def test_impossible_combinations_are_refused(tmp_path):
     with pytest.raises(SystemExit, match='at most 32'):
-        train_opt(tmp_path, '--encoder_compat', 'released', '--batch_size', '8')
+        train_opt(tmp_path, '--encoder_compat', 'released', '--negatives', 'sampled', '--batch_size', '8')
+    with pytest.raises(SystemExit, match='by its position alone'):
+        train_opt(tmp_path, '--encoder_compat', 'released')
     with pytest.raises(SystemExit, match='must exceed --n_negatives'):
         train_opt(tmp_path, '--negatives', 'in_batch', '--batch_size', '4')
     with pytest.raises(SystemExit, match='larger than --load_size'):

@@ -13,7 +13,8 @@ from tests.conftest import TINY, TINY_ARCH, dfdc, vox
 
 
 def train_args(root, run_dirs, name, *extra):
-    return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--n_epochs', '1',
+    return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--negatives', 'sampled',
+            '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--print_freq', '2', '--gpu_ids', '-1', '--no_flip',
             '--display_id', '0',
             *run_dirs[:2], *extra]
