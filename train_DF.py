@@ -20,7 +20,7 @@ from tqdm import tqdm
 from data import DatasetError, DatasetLoader, create_dataset
 from models import CheckpointError, TrainingError, create_model
 from options.train_options import TrainOptions
-from util import distributed, metrics, util
+from util import collapse, distributed, metrics, util
 from util.visualizer import Visualizer
 
 logger = logging.getLogger('train_DF')
@@ -49,7 +49,9 @@ def validate(model, loader, n_samples=4):
     model.train()
     real, fake = np.concatenate(real), np.concatenate(fake).ravel()
     labels = np.concatenate([np.ones_like(real), np.zeros_like(fake)])
-    return metrics.summarize(labels, np.concatenate([real, fake])), samples
+    results = metrics.summarize(labels, np.concatenate([real, fake]))
+    results['distance_spread'] = collapse.distance_spread(-np.concatenate([real, fake]))
+    return results, samples
 
 
 def write_split(opt, loader):
@@ -73,6 +75,30 @@ def stop_if_nonfinite(model, opt, epoch, total_iters, where):
                             f'{total_iters}); training stopped without saving, so the last checkpoint in '
                             f'{os.path.join(opt.checkpoints_dir, opt.name)} is the last good one. Try a lower --lr, '
                             f'--amp none (or bf16 instead of fp16), and check the data')
+
+
+def report_collapse(event, visualizer, opt, losses=None):
+    """Log a collapse event: one warning with advice when a collapse starts, a plain line while it lasts."""
+    if event is None:
+        return
+    first = event['type'] == 'collapse' and event['new']
+    text = visualizer.report_collapse(event, collapse.advice(opt, losses) if first else '')
+    if first:
+        logger.warning('%s', text)
+    else:
+        logger.info('%s', text)
+
+
+def collapse_stop_message(opt, validations, last_good):
+    """The TrainingError text of --stop_on_collapse: what happened and which checkpoint is the last good one."""
+    folder = os.path.join(opt.checkpoints_dir, opt.name)
+    if last_good is None:
+        kept = f'no validation before it was good, so {folder} holds no best_net_*'
+    else:
+        kept = (f'the last good checkpoint is {last_good[0]}_net_G_*.pth (validation AUC {last_good[1]:.4f}) and '
+                f'best_net_G_*.pth holds the best one before the collapse, both in {folder}')
+    return (f'training stopped: collapsed on {validations} validation(s) in a row (--stop_on_collapse '
+            f'{opt.stop_on_collapse}); {kept}. {collapse.advice(opt)}')
 
 
 def train(opt):
@@ -110,6 +136,8 @@ def train(opt):
         total_iters, best_auc = counters['total_iters'], counters.get('best_auc', -1.0)
         logger.info('resuming at epoch %d, step %d of the epoch (%d steps done)', epoch, start_batch, total_iters)
     visualizer = Visualizer(opt, enabled=main)
+    monitor = collapse.CollapseMonitor() if main else None
+    last_good = None   # (epoch, AUC) of the last validation that did not find a collapse
     # a fixed shuffled view of the training set for recomputing BatchNorm statistics (rank 0)
     recalib_loader = (DatasetLoader(train_loader.dataset, opt, shuffle=True, skip_log=train_loader.skip_log)
                       if main else None)
@@ -127,6 +155,7 @@ def train(opt):
                             desc=f'epoch {epoch}/{last_epoch}', disable=not main)
         for batch in train_loader:
             t_loaded = time.time()
+            model.apply_warmup(total_iters + 1)
             model.set_input(batch)
             model.optimize_parameters()
             epoch_iter += 1
@@ -143,6 +172,7 @@ def train(opt):
                                                 model.optimizers[0].param_groups[0]['lr'],
                                                 counter_ratio=epoch_iter / max(1, bar.total))
                 bar.set_postfix({k: f'{v:.3g}' for k, v in losses.items()})
+                report_collapse(monitor.observe_losses(losses, epoch, total_iters), visualizer, opt, losses)
             if total_iters % opt.print_freq == 0:
                 t_data_sum = t_comp_sum = 0.0
             if opt.save_latest_freq and total_iters % opt.save_latest_freq == 0:
@@ -169,17 +199,27 @@ def train(opt):
                 used = model.recalibrate_batch_norm(itertools.islice(recalib_loader, opt.bn_recalib_batches))
                 logger.info('BatchNorm statistics recomputed over %d training batches', used)
             extra = {'epoch': epoch, 'total_iters': total_iters}
+            collapsed = False
             if val_loader is not None:
                 results, samples = validate(model, val_loader)
                 visualizer.print_validation(epoch, total_iters, results, samples)
                 extra['val'] = results
+                event = monitor.observe_validation(results['auc'], results['distance_spread'], epoch, total_iters)
+                report_collapse(event, visualizer, opt)
+                collapsed = monitor.collapsed_validations > 0
             logger.info('saving the model at the end of epoch %d, iters %d', epoch, total_iters)
             model.save_networks(epoch, **extra)
             model.save_networks('latest', **extra)
-            if results is not None and results['auc'] > best_auc:
-                best_auc = results['auc']
-                model.save_networks('best', **extra)
-                logger.info('new best validation AUC %.4f: saved best_net_*', best_auc)
+            if results is not None and not collapsed:
+                last_good = (epoch, results['auc'])
+                if results['auc'] > best_auc:
+                    best_auc = results['auc']
+                    model.save_networks('best', **extra)
+                    logger.info('new best validation AUC %.4f: saved best_net_*', best_auc)
+        stop = (main and opt.stop_on_collapse > 0 and checkpoint_epoch
+                and monitor.collapsed_validations >= opt.stop_on_collapse)
+        if checkpoint_epoch and distributed.broadcast(opt, stop):
+            raise TrainingError(collapse_stop_message(opt, monitor.collapsed_validations if main else 0, last_good))
         auc = distributed.broadcast(opt, results['auc'] if results else None) if checkpoint_epoch else None
         model.update_learning_rate(auc)
         if checkpoint_epoch and main:

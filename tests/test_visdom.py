@@ -50,7 +50,8 @@ def visdom_server(tmp_path):
 def run_training(root, tmp_path, *extra):
     return train_DF.main(['--dataroot', vox(root), '--name', 'watched', *TINY,
                           '--checkpoints_dir', str(tmp_path / 'ck'),
-                          '--batch_size', '4', '--n_epochs', '2', '--n_epochs_decay', '0', '--num_threads', '0',
+                          '--batch_size', '4', '--negatives', 'sampled', '--n_epochs', '2', '--n_epochs_decay', '0',
+                          '--num_threads', '0',
                           '--print_freq', '1', '--gpu_ids', '-1', '--bn_recalib_batches', '2', *extra])
 
 
@@ -65,7 +66,7 @@ def test_losses_and_validation_auc_reach_a_real_visdom_server(visdom_server, sam
                            raise_exceptions=True)
     losses = json.loads(client.get_window_data(win='watched_losses', env='vfd_test'))
     traces = {trace['name']: trace for trace in losses['content']['data']}
-    assert set(traces) == {'triplet', 'dist_pos', 'dist_neg'}
+    assert set(traces) == {'triplet', 'dist_pos', 'dist_neg', 'active', 'spread'}
     for trace in traces.values():
         assert len(trace['x']) == steps and len(trace['y']) == steps
     first = [r for r in records if r['type'] == 'train'][0]

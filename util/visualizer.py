@@ -3,7 +3,7 @@
 Always written to ``<checkpoints_dir>/<name>/`` (appended to, so a resumed run continues them):
 
 * ``loss_log.txt``: the human loss and validation lines;
-* ``metrics.jsonl``: one JSON object per event (``type`` train, val, ddp_check);
+* ``metrics.jsonl``: one JSON object per event (``type`` train, val, collapse, collapse_end, ddp_check);
 * ``web/index.html`` (unless ``--no_html``): loss and validation-AUC curves as PNG, and for every validation a
   few held-out faces captioned with their distance to their own voice and to other voices.
 
@@ -108,6 +108,12 @@ class Visualizer:
                                         opts={'title': f'{self.name} losses', 'legend': names, 'xlabel': 'epoch',
                                               'ylabel': 'value'}))
 
+    def show_collapse(self, text):
+        """Put the collapse report in its own visdom text window (replaced by each new report)."""
+        html = text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replace('\n', '<br>')
+        self._send(lambda vis: vis.text(html, win=f'{self.name}_collapse', env=self.opt.display_env,
+                                        opts={'title': f'{self.name}: collapse monitor'}))
+
     def plot_validation(self, epoch, auc):
         self.auc_history['x'].append(epoch)
         self.auc_history['y'].append(auc)
@@ -166,6 +172,27 @@ class Visualizer:
             self.save_samples(epoch, samples)
             self.write_html()
 
+    def report_collapse(self, event, advice=''):
+        """A collapse event of ``util.collapse.CollapseMonitor``: the loss log, a metrics.jsonl record, the visdom text
+        window and the HTML page. Returns the human text (the caller decides whether it is a warning)."""
+        if event['type'] == 'collapse':
+            text = (f'COLLAPSE (epoch {event["epoch"]}, step {event["total_iters"]}): the embeddings hardly depend on '
+                    f'the input: ' + '; '.join(event['reasons']) + '.')
+            if advice:
+                text += ' ' + advice
+        else:
+            text = (f'collapse over (epoch {event["epoch"]}, step {event["total_iters"]}): validation AUC '
+                    f'{event["auc"]:.4f}, the distances spread again')
+        if not self.enabled:
+            return text
+        with open(self.log_name, 'a') as log_file:
+            log_file.write(text + '\n')
+        self._append_json({**event, 'time': time.time(), 'message': text})
+        self.show_collapse(text)
+        if self.use_html:
+            self.write_html()
+        return text
+
     # -- HTML ---------------------------------------------------------------------------------------------------------
     def _load_samples(self):
         """Sample lists of earlier validations (a resumed run keeps showing them)."""
@@ -196,6 +223,12 @@ class Visualizer:
         page = HTML(self.web_dir, f'VFD training: {self.name}', refresh=60)
         page.add_header(f'{self.name}: {len(train)} loss points, {len(val)} validations '
                         f'(updated {time.strftime("%Y-%m-%d %H:%M")})')
+        events = [r for r in records if r['type'] in ('collapse', 'collapse_end')]
+        if events:
+            state = 'COLLAPSED' if events[-1]['type'] == 'collapse' else 'learning again after a collapse'
+            page.add_header(f'Collapse monitor: {state}')
+            page.add_table(['epoch', 'step', 'what was seen'],
+                           [[r['epoch'], r['total_iters'], r.get('message', '')] for r in reversed(events)])
         if train:
             names = list(train[-1]['losses'])
             series = {k: ([r['total_iters'] for r in train if k in r['losses']],
