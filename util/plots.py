@@ -62,3 +62,40 @@ def score_histograms(path, labels, scores, threshold=None):
     ax.set_ylabel('pairs')
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def learning_curves(path, runs, title='', x='minutes'):
+    """Two panels from metrics.jsonl records: validation AUC, and the mean positive and negative distances of the
+    loss lines (log scale), against ``x``: 'minutes' since each run's first record, or the training 'step'.
+    ``runs``: label -> list of records (dicts with a 'type')."""
+    fig = Figure(figsize=(11, 4))
+    auc_ax, dist_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for i, (label, records) in enumerate(runs.items()):
+        color = f'C{i % 10}'
+        start = min((r['time'] for r in records if 'time' in r), default=0.0)
+
+        def where(r):
+            return (r['time'] - start) / 60 if x == 'minutes' else r['total_iters']
+        val = [r for r in records if r.get('type') == 'val']
+        auc_ax.plot([where(r) for r in val], [r['auc'] for r in val], marker='o', markersize=3, color=color,
+                    label=label)
+        train = [r for r in records if r.get('type') == 'train' and 'dist_pos' in r.get('losses', {})]
+        steps = [where(r) for r in train]
+        dist_ax.plot(steps, [r['losses']['dist_pos'] for r in train], color=color, label=f'{label}: dist_pos')
+        dist_ax.plot(steps, [r['losses']['dist_neg'] for r in train], color=color, linestyle='--',
+                     label=f'{label}: dist_neg')
+    xlabel = 'minutes since the first loss line' if x == 'minutes' else 'training step'
+    auc_ax.axhline(0.5, color='grey', linewidth=0.8)
+    auc_ax.set_ylim(0.4, 1.0)
+    auc_ax.set_xlabel(xlabel)
+    auc_ax.set_ylabel('validation AUC (held-out identities)')
+    auc_ax.set_title(title or 'validation AUC')
+    auc_ax.grid(alpha=0.3)
+    auc_ax.legend(fontsize=7)
+    dist_ax.set_yscale('log')
+    dist_ax.set_xlabel(xlabel)
+    dist_ax.set_ylabel('mean voice-face distance')
+    dist_ax.set_title('own face (solid) and other faces (dashed)')
+    dist_ax.grid(alpha=0.3)
+    dist_ax.legend(fontsize=6)
+    _save(fig, path)
