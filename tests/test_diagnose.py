@@ -6,7 +6,7 @@ import pytest
 from scripts import diagnose_training
 from tests.conftest import vox
 
-SMALL = '--batch_size 4 --val_ratio 0.25'
+SMALL = '--batch_size 6 --n_negatives 3 --val_ratio 0.25'
 
 
 def test_released_initialisation_gives_faces_one_embedding_and_the_default_does_not(sample_root, tmp_path, capsys):
@@ -25,7 +25,7 @@ def test_released_initialisation_gives_faces_one_embedding_and_the_default_does_
     assert 0.0 <= default['val_auc'] <= 1.0 and 'val_auc_l2' in normalised and 'val_auc_l2' not in default
     for stage in ('stem', 'token', 'layer0', 'layer1', 'embedding'):
         assert f'| {stage} |' in printed
-    assert '`--batch_size 4 --val_ratio 0.25 --diag-l2`' in printed
+    assert '`--batch_size 6 --n_negatives 3 --val_ratio 0.25 --diag-l2`' in printed
 
 
 def test_a_variant_without_a_label_is_refused(sample_root):
