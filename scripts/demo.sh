@@ -4,8 +4,9 @@
 #
 #   bash scripts/demo.sh                 # NAME=demo; checkpoints/demo, results/demo
 #
-# On a 2-core CPU it takes about 7 to 9 minutes, most of it training. The training recipe is the default one; only
-# the model size (the tiny configuration) and the number of epochs are the demo's own, plus logging choices.
+# From a fresh clone on a 2-core CPU it took 9.6 minutes: 2.3 of set-up, 1.4 of sample data, 5.5 of training.
+# The training recipe is the default one; only the model size (the tiny configuration) and the number of epochs are
+# the demo's own, plus logging choices.
 # The released recipe (--recipe released) does not learn at this size: see docs/training.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
