@@ -160,16 +160,17 @@ class BaseModel:
         warmup = getattr(self.opt, 'warmup_steps', 0)
         if warmup <= 0 or step > warmup + 1:
             return
-        factor = min(1.0, step / warmup)
+        self._scale_learning_rates(min(1.0, step / warmup))
+
+    def _scale_learning_rates(self, factor):
+        """Set every parameter group's learning rate to ``factor`` x the rate its scheduler last set."""
         for optimizer, rates in zip(self.optimizers, self.scheduled_lrs):
             for group, rate in zip(optimizer.param_groups, rates):
                 group['lr'] = rate * factor
 
     def update_learning_rate(self, metric=None):
         """Step every scheduler once (an epoch); ``metric`` feeds the plateau policy."""
-        for optimizer, rates in zip(self.optimizers, self.scheduled_lrs):   # undo a warm-up factor first
-            for group, rate in zip(optimizer.param_groups, rates):
-                group['lr'] = rate
+        self._scale_learning_rates(1.0)   # undo a warm-up factor first
         old = self.optimizers[0].param_groups[0]['lr']
         for scheduler in self.schedulers:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -41,7 +41,7 @@ from data import DatasetLoader, create_dataset
 from models import create_model
 from models.DFD_model import embedding_spread
 from options.train_options import TrainOptions
-from util import metrics, util
+from util import util
 
 CONFIGS = {
     'tiny': ['--load_size', '64', '--crop_size', '64', '--width_mult', '0.25', '--dim', '128', '--depth', '2',
@@ -130,20 +130,17 @@ def l2_compute_loss(model):
 
 
 def normalised_auc(model, loader):
-    """Validation AUC when real and mismatched pairs are scored with L2-normalised embeddings."""
-    model.eval()
-    real, fake = [], []
-    with torch.inference_mode():
-        for batch in loader:
-            b, k = batch['neg_faces'].shape[:2]
-            voice, faces = model.embed(batch['voice'], torch.cat([batch['face'], batch['neg_faces'].flatten(0, 1)]))
-            voice, faces = F.normalize(voice, dim=1), F.normalize(faces, dim=1)
-            real.append(-F.pairwise_distance(voice, faces[:b]).cpu().numpy())
-            fake.append(-F.pairwise_distance(voice.unsqueeze(1).expand(b, k, -1),
-                                             faces[b:].view(b, k, -1)).cpu().numpy().ravel())
-    model.train()
-    real, fake = np.concatenate(real), np.concatenate(fake)
-    return metrics.roc_auc(np.r_[np.ones_like(real), np.zeros_like(fake)], np.r_[real, fake])
+    """Validation AUC of ``train_DF.validate`` when real and mismatched pairs are scored with L2-normalised
+    embeddings."""
+    plain = model.embed
+
+    def embed(voice=None, face=None):
+        return tuple(None if e is None else F.normalize(e, dim=1) for e in plain(voice, face))
+    model.embed = embed
+    try:
+        return train_DF.validate(model, loader)[0]['auc']
+    finally:
+        del model.embed   # back to the class's method
 
 
 def split_variant(spec):
