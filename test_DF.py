@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from data import DatasetError, create_dataset
-from models import CheckpointError, create_model
+from data import DatasetError, SkipLog, create_dataset
+from models import MODEL_ERRORS, load_model
 from options.test_options import TestOptions
 from util import metrics, report, util
 
@@ -81,26 +81,27 @@ def level_summary(labels, scores, threshold, categories=None):
 
 
 def test(opt):
+    """Score the test set with the checkpoint of ``--epoch`` and write the results; returns the summary."""
     logger.info('commit %s', util.git_commit())
     util.seed_everything(opt.seed)
     util.set_deterministic(opt.deterministic)
     tag = opt.results_tag or f'{os.path.basename(os.path.normpath(opt.dataroot))}_{opt.epoch}'
     folder = os.path.join(opt.results_dir, opt.name, tag)
     util.check_writable(folder, 'the test results')  # before scoring, not after
-    opt.skip_log = os.path.join(folder, 'skipped_samples.csv')
-    if os.path.isfile(opt.skip_log):
-        os.remove(opt.skip_log)                      # the list of this run, not of an earlier one
-    loader = create_dataset(opt, phase='test', shuffle=False)
-    model = create_model(opt)
+    skip_path = os.path.join(folder, 'skipped_samples.csv')
+    if os.path.isfile(skip_path):
+        os.remove(skip_path)                         # the list of this run, not of an earlier one
+    model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)   # sets the input sizes of opt
     model.setup(opt)
+    loader = create_dataset(opt, opt.phase, shuffle=False, skip_log=SkipLog(skip_path))
     start = time.time()
     scored = score_dataset(model, loader)
     elapsed = time.time() - start
-    protocol = getattr(opt, 'protocol', 'sound')
-    meta = opt.checkpoint_meta or {}
+    protocol = getattr(opt, 'protocol', 'sound')   # DFDC-layout options
+    meta = model.loaded_meta or {}
     threshold = (meta.get('val') or {}).get('eer_threshold')
     threshold = threshold if threshold is not None and math.isfinite(threshold) else None
-    category_of = loader.dataset.categories() if hasattr(loader.dataset, 'categories') else {}
+    category_of = loader.dataset.categories()
     videos = by_video(scored, opt.video_agg)
     frame = level_summary(scored['label'], scored['score'], threshold,
                           [category_of.get(v) for v in scored['video']] if category_of else None)
@@ -120,14 +121,15 @@ def test(opt):
                             f'threshold from validation; nothing chosen on this test set')
     summary.update({
         'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode, 'name': opt.name,
-        'epoch': opt.epoch, 'checkpoint_epoch': meta.get('epoch'), 'encoder_compat': opt.encoder_compat,
+        'epoch': opt.epoch, 'checkpoint_epoch': meta.get('epoch'), 'encoder_compat': model.config.compat,
+        'model_config': model.config.to_dict(),
         'checkpoint_format': 'vfd-checkpoint' if meta else 'plain state dict (released format)',
         'split_file': getattr(opt, 'split_file', ''),
         'commit': util.git_commit(), 'seconds': round(elapsed, 2), 'pairs_per_second': len(scored['label']) / elapsed,
     })
     if loader.skip_log is not None and loader.skip_log.count:
         summary['skipped_samples'] = loader.skip_log.count
-        print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): {opt.skip_log}')
+        print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): {skip_path}')
     write_results(folder, scored, videos, summary)
     report.write_test_report(folder, scored if level == 'frame' else videos, summary)
     report.write_results_index(os.path.join(opt.results_dir, opt.name))
@@ -152,7 +154,8 @@ def test(opt):
 
 
 def main(argv=None):
-    return util.run_entry(TestOptions(), test, argv, errors=(DatasetError, CheckpointError, util.WriteCheckError))
+    """Entry point: parse the options, test; 0 on success, 2 with one error line for the user's problems."""
+    return util.run_entry(TestOptions(), test, argv, errors=(DatasetError, util.WriteCheckError, *MODEL_ERRORS))
 
 
 if __name__ == '__main__':

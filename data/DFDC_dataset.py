@@ -9,12 +9,11 @@ import numpy as np
 
 from .audio import load_voice
 from .base_dataset import BaseDataset, DatasetError, is_image, load_face
+from .layouts import DFDC_LABELS
+from .layouts import DFDC_LAYOUT as LAYOUT
+from .layouts import dfdc_paths, dfdc_window_voice
 
 logger = logging.getLogger(__name__)
-
-LAYOUT = ('<dataroot>/real/<video>.jpg and <dataroot>/fake/<video>.jpg, each with its voice at '
-          '<dataroot>/audio_feat/<video>.npy (several windows per video: <dataroot>/real/<video>/<k>.jpg with '
-          '<dataroot>/audio_feat/<video>/<k>.npy)')
 SPLIT_PARTS = {'train': 'train', 'val': 'val', 'test': 'test'}
 ORIGINAL_FAKES_PER_REAL = 30
 
@@ -49,7 +48,7 @@ class DFDCDataset(BaseDataset):
 
     Training items (fine-tuning, the journal version's second stage): every window of a real video is an anchor
     (its voice) with its positive (its face) and ``--n_negatives`` faces of fake videos (K), drawn per
-    ``(--seed, epoch, index)``; fine-tuning needs ``--negatives sampled``::
+    ``(--seed, epoch, index)`` (K = the model's ``n_negatives``; fine-tuning needs ``--negatives sampled``)::
 
         voice           float32 (1, M, T)
         face            float32 (3, S, S)
@@ -62,6 +61,7 @@ class DFDCDataset(BaseDataset):
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
+        """The split file and the protocol; fine-tuning defaults to sampled negatives (the fake faces)."""
         parser.add_argument('--split_file', type=str, default='',
                             help='JSON of scripts/make_splits.py: keep the videos of the part named by --phase '
                                  '(train, val, test); empty = every video')
@@ -69,27 +69,26 @@ class DFDCDataset(BaseDataset):
                             help='sound: every window, video-level results; original: the released evaluation '
                                  '(frame-level, its sampling of fakes per real)')
         if is_train:
-            parser.add_argument('--n_negatives', type=int, default=5, help='fake faces per real anchor (fine-tuning)')
             parser.set_defaults(negatives='sampled')   # fine-tuning draws its negatives from the fake faces
         return parser
 
-    def __init__(self, opt):
-        BaseDataset.__init__(self, opt)
+    def __init__(self, opt, phase, n_negatives=0):
+        BaseDataset.__init__(self, opt, phase, n_negatives)
         audio_dir = os.path.join(self.root, 'audio_feat')
         if not os.path.isdir(audio_dir):
             raise DatasetError(f'{audio_dir} is missing; DFDC expects {LAYOUT}')
-        self.split = read_split_file(opt.split_file) if getattr(opt, 'split_file', '') else None
+        self.split = read_split_file(opt.split_file) if opt.split_file else None
         keep = None
         if self.split is not None:
-            part = SPLIT_PARTS.get(opt.phase)
+            part = SPLIT_PARTS.get(phase)
             if part is None:
-                raise DatasetError(f'--split_file: no part for --phase {opt.phase}; use train, val or test')
+                raise DatasetError(f'--split_file: no part for --phase {phase}; use train, val or test')
             keep = set(self.split.get(part, []))
             if not keep:
                 raise DatasetError(f'--split_file {opt.split_file} lists no {part} videos')
         self.items = []  # (video, face path, voice path, label, window)
         problems, used = [], set()
-        for folder, label in (('real', 1), ('fake', 0)):
+        for folder, label in DFDC_LABELS.items():
             face_dir = os.path.join(self.root, folder)
             if not os.path.isdir(face_dir):
                 raise DatasetError(f'{face_dir} is missing; DFDC expects {LAYOUT}')
@@ -104,11 +103,11 @@ class DFDCDataset(BaseDataset):
                     if not windows:
                         problems.append((path, 'empty folder: no window images'))
                         continue
-                    pairs = [(os.path.join(path, f), os.path.join(audio_dir, video, os.path.splitext(f)[0] + '.npy'),
+                    pairs = [(os.path.join(path, f), dfdc_window_voice(self.root, video, os.path.splitext(f)[0]),
                               _window_key(f)[0]) for f in windows]
                 elif is_image(entry):
                     video = os.path.splitext(entry)[0]
-                    pairs = [(path, os.path.join(audio_dir, video + '.npy'), 0)]
+                    pairs = [(path, dfdc_paths(self.root, folder, video)[1], 0)]
                 else:
                     continue
                 if keep is not None and video not in keep:
@@ -123,17 +122,17 @@ class DFDCDataset(BaseDataset):
         self.report_problems(problems, LAYOUT)
         if not self.items:
             raise DatasetError(f'no usable voice-face pairs under {self.root}; DFDC expects {LAYOUT}')
-        if getattr(opt, 'protocol', 'sound') == 'original':
+        if opt.protocol == 'original':
             self.items = original_sampling(self.items)
         if len(self.items) > opt.max_dataset_size:  # an evenly spaced subset keeps reals and fakes in proportion
             pick = np.linspace(0, len(self.items) - 1, num=max(1, opt.max_dataset_size)).round().astype(int)
             self.items = [self.items[i] for i in np.unique(pick)]
-        self.training = opt.phase == 'train' and getattr(opt, 'isTrain', False)
+        self.training = phase == 'train' and opt.isTrain
         if self.training:
             self._setup_training(opt)
         labels = [item[3] for item in self.items]
         videos = {(item[0], item[3]) for item in self.items}
-        logger.info('DFDC %s (%s): %d real and %d fake windows of %d videos', self.root, opt.phase, sum(labels),
+        logger.info('DFDC %s (%s): %d real and %d fake windows of %d videos', self.root, phase, sum(labels),
                     len(labels) - sum(labels), len(videos))
 
     @staticmethod
@@ -151,10 +150,9 @@ class DFDCDataset(BaseDataset):
         return out
 
     def _setup_training(self, opt):
-        if getattr(opt, 'negatives', 'sampled') != 'sampled':
+        """Fine-tuning: real windows are the anchors, fake windows the pool of negatives."""
+        if self.n_negatives < 1:
             raise DatasetError('fine-tuning on DFDC takes its negatives from the fake faces: use --negatives sampled')
-        if opt.n_negatives < 1:
-            raise DatasetError('--n_negatives must be at least 1')
         self.fakes = [item for item in self.items if item[3] == 0]
         self.reals = [item for item in self.items if item[3] == 1]
         if not self.reals or not self.fakes:
@@ -174,11 +172,13 @@ class DFDCDataset(BaseDataset):
         return read_categories(os.path.join(self.root, 'categories.csv'))
 
     def __len__(self):
+        """Fine-tuning: the real windows (anchors); otherwise every window."""
         return len(self.reals) if self.training else len(self.items)
 
-    def __getitem__(self, index):
+    def load(self, index, rng):
+        """A fine-tuning anchor or a labelled pair (see the class docstring)."""
         if self.training:
-            return self._training_item(index)
+            return self._training_item(index, rng)
         video, face_path, voice_path, label, window = self.items[index]
         return {
             'face': load_face(face_path, self.opt),
@@ -190,10 +190,9 @@ class DFDCDataset(BaseDataset):
             'voice_path': voice_path,
         }
 
-    def _training_item(self, index):
-        rng = self.rng(index)
+    def _training_item(self, index, rng):
         video, face_path, voice_path, _, _ = self.reals[index]
-        k = self.opt.n_negatives
+        k = self.n_negatives
         picks = rng.choice(len(self.fakes), size=k, replace=k > len(self.fakes))
         return {
             'voice': load_voice(voice_path, self.opt.n_mels, self.opt.n_frames),
@@ -207,6 +206,7 @@ class DFDCDataset(BaseDataset):
 
 
 def _window_key(name):
+    """Sort key of a window file: by its number, then its name."""
     stem = os.path.splitext(name)[0]
     return (int(stem), stem) if stem.isdigit() else (0, stem)
 

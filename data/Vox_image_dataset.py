@@ -8,12 +8,12 @@ from util import util
 
 from .audio import load_voice
 from .base_dataset import BaseDataset, DatasetError, is_image, load_face
+from .layouts import VOX_LAYOUT as LAYOUT
+from .layouts import vox_voice_name
 
 logger = logging.getLogger(__name__)
 
 SCAN_PROGRESS_FROM = 200  # identities; smaller scans finish before a progress bar would say anything
-LAYOUT = ('<dataroot>/face/<identity>/<video>/<frame>.jpg with its voice at '
-          '<dataroot>/voice/<identity>_<video>_<frame>.npy')
 
 
 class VoxImageDataset(BaseDataset):
@@ -30,28 +30,36 @@ class VoxImageDataset(BaseDataset):
     in turn from its sorted videos; the training split holds at most ``--max_dataset_size`` clips and the
     validation split at most ``--max_val_clips``.
 
-    Each item is a dict (K = ``--n_negatives``, S = ``--crop_size``, M = ``--n_mels``, T = ``--n_frames``)::
+    Training items (anchors; K = the model's ``n_negatives``, 0 with in-batch negatives; S = ``--crop_size``,
+    M = ``--n_mels``, T = ``--n_frames``)::
 
         voice           float32 (1, M, T)     the anchor's normalised mel, values in [-1, 0]
         face            float32 (3, S, S)     the anchor's own face (the positive), values in [-1, 1]
-        neg_faces       float32 (K, 3, S, S)  faces of K clips of other identities (the negatives)
         identity        int64   ()            index of the anchor's identity in ``self.identities``
-        neg_identities  int64   (K,)          identity indices of the negatives (never ``identity``)
         index           int64   ()            the anchor's index in the dataset
         face_path       str                   path of the anchor's face image
-        problems        str                   with --skip_bad and sampled negatives: unreadable negatives that
-                                              were replaced, one message per line ('' when none)
+        neg_faces       float32 (K, 3, S, S)  only when K > 0: faces of K clips of other identities
+        neg_identities  int64   (K,)          only when K > 0: their identity indices (never ``identity``)
+        replaced        list of dict          only with --skip_bad: {'path', 'reason'} of unreadable negatives that
+                                              were replaced by another draw
 
-    Negatives are drawn without replacement from the clips of all other identities of the same split, from a
-    generator seeded by ``(--seed, epoch, index)``: a new draw every training epoch, a fixed one for validation.
-    Training with ``--negatives in_batch`` leaves out ``neg_faces`` and ``neg_identities`` (the model takes the
-    other anchors' faces instead); validation always has them.
+    Validation items (labelled pairs, K + 1 per held-out clip: the real pair, then K mismatched ones)::
+
+        voice       float32 (1, M, T)   the clip's voice
+        face        float32 (3, S, S)   its own face (label 1) or a face of another identity (label 0)
+        label       int64   ()
+        video       str                 the clip (``<identity>/<video>/<frame>``) whose voice it is
+        window      int64   ()          0 for the real pair, 1..K for the mismatched ones
+        face_path   str
+        voice_path  str
+
+    Negatives are drawn without replacement from the clips of all other identities of the same split, from the
+    item's generator (``--seed``, epoch, clip index): a new draw every training epoch, a fixed one for validation.
     """
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
-        parser.add_argument('--n_negatives', type=int, default=5,
-                            help='negative faces (other identities) per anchor clip')
+        """The identity split and the clip caps."""
         parser.add_argument('--val_ratio', type=float, default=0.1,
                             help='share of the sorted identities held out for validation (0 = no validation)')
         parser.add_argument('--id_prefix', type=str, default='id',
@@ -63,11 +71,10 @@ class VoxImageDataset(BaseDataset):
         parser.set_defaults(max_dataset_size=100000)
         return parser
 
-    def __init__(self, opt):
-        BaseDataset.__init__(self, opt)
-        if opt.n_negatives < 1:
-            raise DatasetError('--n_negatives must be at least 1')
-        self.in_batch = getattr(opt, 'negatives', 'sampled') == 'in_batch'
+    def __init__(self, opt, phase, n_negatives=0):
+        BaseDataset.__init__(self, opt, phase, n_negatives)
+        if phase == 'val' and self.n_negatives < 1:
+            raise DatasetError('validation needs at least one mismatched pair per clip (n_negatives >= 1)')
         self.face_dir = os.path.join(self.root, 'face')
         self.voice_dir = os.path.join(self.root, 'voice')
         for folder in (self.face_dir, self.voice_dir):
@@ -77,24 +84,24 @@ class VoxImageDataset(BaseDataset):
                          if d.startswith(opt.id_prefix) and os.path.isdir(os.path.join(self.face_dir, d)))
         where = f'{self.face_dir} (identity folders start with {opt.id_prefix!r}, see --id_prefix)'
         self.train_ids, self.val_ids = split_identities(all_ids, opt.val_ratio, where)
-        if opt.phase == 'val':
+        if phase == 'val':
             ids, cap = self.val_ids, opt.max_val_clips
         else:
             ids, cap = self.train_ids, opt.max_dataset_size
-        if opt.phase == 'val' and not ids:
+        if phase == 'val' and not ids:
             raise DatasetError('no validation identities: --val_ratio is 0')
         self.identities = ids
         self.face_paths, self.voice_paths, self.labels, problems = scan_clips(
             self.face_dir, self.voice_dir, ids, opt.max_clips_per_id, cap,
-            all_identities=all_ids if opt.phase == 'train' else None)
+            all_identities=all_ids if phase == 'train' else None)
         self.report_problems(problems, LAYOUT)
         if len(set(self.labels)) < 2:
-            raise DatasetError(f'the {opt.phase} split has clips of fewer than two identities under {self.face_dir}; '
+            raise DatasetError(f'the {phase} split has clips of fewer than two identities under {self.face_dir}; '
                                f'other-identity negatives need at least two ({LAYOUT})')
         self.labels = np.asarray(self.labels, dtype=np.int64)
         # clips are grouped by identity: identity i owns indices [starts[i], starts[i + 1])
         self.starts = np.searchsorted(self.labels, np.arange(len(self.identities) + 1))
-        logger.info('Vox_image %s: %d clips of %d identities', opt.phase, len(self), len(set(self.labels.tolist())))
+        logger.info('Vox_image %s: %d clips of %d identities', phase, len(self), len(set(self.labels.tolist())))
 
     def split_lists(self):
         """The identity split, to save with the run: {'train': [...], 'val': [...]}."""
@@ -105,50 +112,73 @@ class VoxImageDataset(BaseDataset):
         return self.opt.val_ratio > 0
 
     def __len__(self):
+        """Training: the clips; validation: the clips times (1 + K) pairs."""
+        per_clip = 1 + self.n_negatives if self.phase == 'val' else 1
+        return len(self.face_paths) * per_clip
+
+    def clip_count(self):
+        """Number of clips (anchors) of this split."""
         return len(self.face_paths)
 
     def sample_negatives(self, index, rng):
         """``n_negatives`` clip indices of identities other than the anchor's, without replacement when possible."""
         label = self.labels[index]
         start, end = self.starts[label], self.starts[label + 1]
-        others = len(self) - (end - start)
-        k = self.opt.n_negatives
+        others = self.clip_count() - (end - start)
+        k = self.n_negatives
         picks = rng.choice(others, size=k, replace=k > others)
         return np.where(picks < start, picks, picks + (end - start))  # skip the anchor identity's block
 
-    def __getitem__(self, index):
-        rng = self.rng(index)
-        train = self.opt.phase == 'train'
+    def load(self, index, rng):
+        """A training anchor, or a validation pair (see the class docstring)."""
+        if self.phase == 'val':
+            return self._pair(index)
         item = {
             'voice': load_voice(self.voice_paths[index], self.opt.n_mels, self.opt.n_frames),
-            'face': load_face(self.face_paths[index], self.opt, rng, train),
+            'face': load_face(self.face_paths[index], self.opt, rng, train=True),
             'identity': np.int64(self.labels[index]),
             'index': np.int64(index),
             'face_path': self.face_paths[index],
         }
-        if not (train and self.in_batch):
+        if self.n_negatives:
             negatives = self.sample_negatives(index, rng)
-            faces, problems = [], []
-            for slot, j in enumerate(negatives):
-                faces.append(self._negative_face(index, j, rng, train, problems, negatives, slot))
+            replaced = []
+            faces = [self._negative_face(index, slot, negatives, rng, replaced) for slot in range(len(negatives))]
             item['neg_faces'] = np.stack(faces)
             item['neg_identities'] = self.labels[negatives]
-            if getattr(self.opt, 'skip_bad', False):
-                item['problems'] = '\n'.join(problems)   # the loader lists them in the skip log
+            if self.opt.skip_bad:
+                item['replaced'] = replaced
         return item
 
-    def _negative_face(self, index, j, rng, train, problems, negatives, slot, attempts=10):
-        """Load negative ``j``; with ``--skip_bad`` an unreadable one is noted and replaced by another draw."""
+    def _pair(self, index):
+        """Validation pair ``index``: slot 0 of each clip is its real pair, slots 1..K its mismatched pairs, with the
+        clip's negatives drawn as in training (epoch 0), so every validation sees the same pairs."""
+        clip, slot = divmod(index, 1 + self.n_negatives)
+        face_index = clip if slot == 0 else int(self.sample_negatives(clip, self.rng(0, clip))[slot - 1])
+        identity, video, frame = os.path.relpath(self.face_paths[clip], self.face_dir).split(os.sep)[-3:]
+        return {
+            'voice': load_voice(self.voice_paths[clip], self.opt.n_mels, self.opt.n_frames),
+            'face': load_face(self.face_paths[face_index], self.opt),
+            'label': np.int64(slot == 0),
+            'video': f'{identity}/{video}/{os.path.splitext(frame)[0]}',
+            'window': np.int64(slot),
+            'face_path': self.face_paths[face_index],
+            'voice_path': self.voice_paths[clip],
+        }
+
+    def _negative_face(self, index, slot, negatives, rng, replaced, attempts=10):
+        """Load negative ``negatives[slot]``; with ``--skip_bad`` an unreadable one is recorded in ``replaced`` and
+        replaced by another draw."""
         for _ in range(attempts):
             try:
-                return load_face(self.face_paths[j], self.opt, rng, train)
+                return load_face(self.face_paths[negatives[slot]], self.opt, rng, train=True)
             except DatasetError as err:
-                if not getattr(self.opt, 'skip_bad', False):
+                if not self.opt.skip_bad:
                     raise
-                problems.append(str(err))
-                j = int(self.sample_negatives(index, rng)[0])
-                negatives[slot] = j
-        raise DatasetError(f'{attempts} negatives in a row for {self.face_paths[index]} could not be read')
+                replaced.append({'path': err.path or self.face_paths[negatives[slot]], 'reason': str(err)})
+                negatives[slot] = int(self.sample_negatives(index, rng)[0])
+        raise DatasetError(f'{attempts} negatives in a row for {self.face_paths[index]} could not be read',
+                           path=self.face_paths[index])
 
 
 def split_identities(identities, val_ratio, where):
@@ -205,7 +235,7 @@ def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total, all_ident
             problems.append((id_dir, 'empty folder: no video folders with face images'))
         taken = 0
         for video, frame in clips:
-            voice_name = f'{identity}_{video}_{os.path.splitext(frame)[0]}.npy'
+            voice_name = vox_voice_name(identity, video, os.path.splitext(frame)[0])
             face_path = os.path.join(id_dir, video, frame)
             if voice_name not in voices:
                 problems.append((face_path, f'no voice file {os.path.join(voice_dir, voice_name)}'))

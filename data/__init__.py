@@ -4,7 +4,6 @@
 is the mode without underscores plus ``Dataset``, compared case-insensitively (``VoxImageDataset``). To add a
 dataset, add ``data/<mode>_dataset.py`` with such a class; see ``data/base_dataset.py`` for the contract.
 """
-import copy
 import csv
 import logging
 import math
@@ -18,7 +17,7 @@ from util.util import available_components, find_component
 from .base_dataset import BaseDataset, DatasetError
 
 __all__ = ['available_datasets', 'find_dataset_using_name', 'get_option_setter', 'create_dataset', 'DatasetLoader',
-           'EpochSampler', 'BaseDataset', 'DatasetError']
+           'SkipLog', 'EpochSampler', 'BaseDataset', 'DatasetError']
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 logger = logging.getLogger(__name__)
@@ -39,17 +38,16 @@ def get_option_setter(dataset_name):
     return find_dataset_using_name(dataset_name).modify_commandline_options
 
 
-def create_dataset(opt, phase=None, shuffle=None, rank=0, world_size=1):
-    """Build the dataset of ``opt.dataset_mode`` for ``phase`` (default ``opt.phase``) wrapped in a DatasetLoader.
+def create_dataset(opt, phase, *, n_negatives=0, shuffle=None, rank=0, world_size=1, skip_log=None):
+    """The dataset of ``opt.dataset_mode`` for ``phase`` (train, val, test) wrapped in a DatasetLoader.
 
-    ``shuffle`` defaults to training without ``--serial_batches``.
+    ``n_negatives``: negative faces per training item (the model's ``dataset_negatives``); ``shuffle`` defaults to
+    training without ``--serial_batches``; ``skip_log``: a SkipLog (``--skip_bad``), shared by a run's loaders.
     """
-    opt = copy.copy(opt)
-    opt.phase = phase or opt.phase
-    dataset = find_dataset_using_name(opt.dataset_mode)(opt)
+    dataset = find_dataset_using_name(opt.dataset_mode)(opt, phase, n_negatives)
     if shuffle is None:
-        shuffle = opt.phase == 'train' and not opt.serial_batches
-    return DatasetLoader(dataset, opt, shuffle=shuffle, rank=rank, world_size=world_size)
+        shuffle = phase == 'train' and not opt.serial_batches
+    return DatasetLoader(dataset, opt, shuffle=shuffle, rank=rank, world_size=world_size, skip_log=skip_log)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -66,9 +64,11 @@ class EpochSampler(torch.utils.data.Sampler):
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch, start=0):
+        """Use the order of ``epoch``, skipping its first ``start`` samples of this rank."""
         self.epoch, self.start = int(epoch), int(start)
 
     def order(self):
+        """This rank's sample indices for the current epoch (before ``start``)."""
         if self.shuffle:
             g = torch.Generator().manual_seed(int(self.seed) * 100003 + self.epoch)
             order = torch.randperm(self.n, generator=g).tolist()
@@ -79,16 +79,18 @@ class EpochSampler(torch.utils.data.Sampler):
         return order[self.rank::self.world_size]
 
     def __iter__(self):
-        """Yields ``(epoch, index)`` keys: the epoch travels with every index, so that persistent loader workers,
-        which hold their own copy of the dataset, still draw each sample's randomness for the right epoch."""
+        """Yields ``(epoch, index)`` keys: the epoch travels with every index into the sample's random generator, so
+        persistent loader workers, which hold their own copy of the dataset, draw for the right epoch."""
         return iter([(self.epoch, i) for i in self.order()[self.start:]])
 
     def __len__(self):
+        """Samples this rank yields in the current epoch."""
         return max(0, (math.ceil(self.n / self.world_size) if self.n else 0) - self.start)
 
 
-class _EpochKeyed(torch.utils.data.Dataset):
-    """Dataset view indexed by ``(epoch, index)`` keys: sets the dataset's epoch, then returns ``dataset[index]``."""
+class _Guarded(torch.utils.data.Dataset):
+    """Dataset view that turns a DatasetError into a ``_BadSample``, so that a loader worker reports a bad file to
+    the main process (``DatasetLoader.__iter__``) instead of crashing."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -97,30 +99,31 @@ class _EpochKeyed(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key):
-        epoch, index = key
-        if self.dataset.epoch != epoch:
-            self.dataset.set_epoch(epoch)
         try:
-            return self.dataset[index]
-        except DatasetError as err:  # reported by the main process (DatasetLoader.__iter__), not as a worker crash
-            return _BadSample(index, str(err))
+            return self.dataset[key]
+        except DatasetError as err:
+            return _BadSample(key[1] if isinstance(key, tuple) else key, str(err), err.path)
 
 
 class _BadSample:
-    """Stands in for a sample whose files could not be used; carries the message naming the file."""
+    """Stands in for a sample whose files could not be used; carries the message and the file."""
 
-    def __init__(self, index, message):
-        self.index, self.message = index, message
+    def __init__(self, index, message, path):
+        self.index, self.message, self.path = index, message, path
 
 
 def _collate(items):
-    """Default collation, except that bad samples are set aside: ``{'__bad__': [...], 'batch': good or None}``."""
+    """Default collation, except that bad samples are set aside (``{'__bad__': [...], 'batch': good or None}``)
+    and the ``replaced`` records of the items are joined into one list (not collated)."""
     bad = [item for item in items if isinstance(item, _BadSample)]
-    if not bad:
-        return torch.utils.data.default_collate(items)
     good = [item for item in items if not isinstance(item, _BadSample)]
-    return {'__bad__': [(b.index, b.message) for b in bad],
-            'batch': torch.utils.data.default_collate(good) if good else None}
+    replaced = [record for item in good for record in item.pop('replaced', ())]
+    batch = torch.utils.data.default_collate(good) if good else None
+    if batch is not None and replaced:
+        batch['replaced'] = replaced
+    if not bad:
+        return batch
+    return {'__bad__': bad, 'batch': batch}
 
 
 class SkipLog:
@@ -137,6 +140,7 @@ class SkipLog:
                 self.seen = {(row.get('phase'), row.get('path')) for row in csv.DictReader(handle)}
 
     def add(self, phase, path, reason):
+        """Append one line (once per phase and file)."""
         if (phase, path) in self.seen:
             return
         self.seen.add((phase, path))
@@ -153,35 +157,32 @@ class SkipLog:
 class DatasetLoader:
     """A dataset with its DataLoader: ``for batch in loader`` yields collated dicts of tensors (strings as lists).
 
-    ``set_epoch(epoch, start_batch)`` fixes the sample order and the dataset's random draws for an epoch and skips
+    ``set_epoch(epoch, start_batch)`` fixes the sample order and the samples' random draws for an epoch and skips
     the batches already done (resuming inside an epoch). With ``--num_threads`` > 0 the workers persist across
     epochs and each prefetches ``--prefetch_factor`` batches; batches are pinned when the model runs on CUDA.
     """
 
     def __init__(self, dataset, opt, *, shuffle, rank=0, world_size=1, skip_log=None):
-        """``skip_log``: a SkipLog to share with another loader over the same run (default: one for
-        ``opt.skip_log`` when it is set)."""
+        """``skip_log``: the SkipLog of the run (``--skip_bad``), or None."""
         self.dataset = dataset
-        self.opt = opt
         self.batch_size = opt.batch_size
         self.sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=opt.seed, rank=rank, world_size=world_size)
         workers = max(0, int(opt.num_threads))
-        extra = {'persistent_workers': True, 'prefetch_factor': getattr(opt, 'prefetch_factor', 2)} if workers else {}
+        extra = {'persistent_workers': True, 'prefetch_factor': opt.prefetch_factor} if workers else {}
         self.dataloader = torch.utils.data.DataLoader(
-            _EpochKeyed(dataset), batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
-            collate_fn=_collate, pin_memory=str(getattr(opt, 'device', 'cpu')).startswith('cuda'), drop_last=False,
-            **extra)
-        self.skip_bad = bool(getattr(opt, 'skip_bad', False))
-        self.skip_log = skip_log or (SkipLog(opt.skip_log) if getattr(opt, 'skip_log', None) else None)
-        for path, reason in getattr(dataset, 'skipped', []):    # found while scanning (--skip_bad)
+            _Guarded(dataset), batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
+            collate_fn=_collate, pin_memory=opt.device.startswith('cuda'), drop_last=False, **extra)
+        self.skip_bad = opt.skip_bad
+        self.skip_log = skip_log
+        for path, reason in dataset.skipped:    # found while scanning (--skip_bad)
             self._record(path, reason)
 
     def _record(self, path, reason):
         if self.skip_log is not None:
-            self.skip_log.add(self.dataset.opt.phase, path, reason)
+            self.skip_log.add(self.dataset.phase, path, reason)
 
     def set_epoch(self, epoch, start_batch=0):
-        self.dataset.set_epoch(epoch)
+        """Sample order and random draws of ``epoch``; skip its first ``start_batch`` batches."""
         self.sampler.set_epoch(epoch, start=start_batch * self.batch_size)
 
     def __len__(self):
@@ -189,25 +190,25 @@ class DatasetLoader:
         return len(self.sampler)
 
     def num_batches(self):
+        """Number of batches this process will see in the current epoch."""
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self):
         """Collated batches; a sample whose files cannot be used stops the run with a DatasetError that names the
         file, raised here in the main process, or with ``--skip_bad`` is left out of its batch and listed in the
-        skip log."""
+        skip log. Negatives replaced with ``--skip_bad`` are listed too."""
         for batch in self.dataloader:
             if isinstance(batch, dict) and '__bad__' in batch:
-                for index, message in batch['__bad__']:
+                for bad in batch['__bad__']:
                     if not self.skip_bad:
-                        raise DatasetError(f'{message}\n(sample {index} of the {self.dataset.opt.phase} set; '
-                                           f'--skip_bad leaves such samples out and lists them)')
-                    logger.warning('skipped sample %d: %s', index, message)
-                    self._record(message.split(': ', 1)[0], message)
+                        raise DatasetError(f'{bad.message}\n(sample {bad.index} of the {self.dataset.phase} set; '
+                                           f'--skip_bad leaves such samples out and lists them)', path=bad.path)
+                    logger.warning('skipped sample %d: %s', bad.index, bad.message)
+                    self._record(bad.path or f'sample {bad.index}', bad.message)
                 batch = batch['batch']
                 if batch is None:
                     continue
-            if isinstance(batch, dict) and 'problems' in batch:    # replaced negatives (--skip_bad)
-                for message in (m for text in batch.pop('problems') for m in text.splitlines() if m):
-                    logger.warning('replaced an unreadable negative: %s', message)
-                    self._record(message.split(': ', 1)[0], message)
+            for record in batch.pop('replaced', ()):
+                logger.warning('replaced an unreadable negative: %s', record['reason'])
+                self._record(record['path'], record['reason'])
             yield batch

@@ -1,8 +1,8 @@
 """Voice features: the mel-spectrogram recipe of the released code, and loading a stored mel for the encoders.
 
-Recipe (SPEC): ``librosa.load(path, sr=16000, duration=3)``; ``melspectrogram(hop_length=160, n_mels=512)`` with
-librosa's other defaults (n_fft 2048, power 2); ``power_to_db(ref=np.max)``; stored as float32 .npy, (512, 301)
-for a full 3 s clip. At load time every time frame (column) is divided by its largest absolute value over the
+Recipe (the released code; docs/method.md): ``librosa.load(path, sr=16000, duration=3)``;
+``melspectrogram(hop_length=160, n_mels=512)`` with librosa's other defaults (n_fft 2048, power 2);
+``power_to_db(ref=np.max)``; stored as float32 .npy, (512, 301) for a full 3 s clip. At load time every time frame (column) is divided by its largest absolute value over the
 mel bins (``librosa.util.normalize`` with its defaults), so values lie in [-1, 0].
 """
 import numpy as np
@@ -68,17 +68,18 @@ def load_voice(path, n_mels=N_MELS, n_frames=N_FRAMES):
     try:
         mel = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise DatasetError(f'{path}: cannot read the mel spectrogram ({err})') from err
+        raise DatasetError(f'{path}: cannot read the mel spectrogram ({err})', path=path) from err
     return voice_array(mel, n_mels, n_frames, source=path)
 
 
 def voice_array(mel, n_mels=N_MELS, n_frames=N_FRAMES, source='mel'):
     """The encoder input for a mel in dB (n_mels, frames): float32 (1, n_mels, n_frames), values in [-1, 0]."""
     if mel.ndim != 2 or mel.shape[0] != n_mels or mel.shape[1] < 1:
-        raise DatasetError(f'{source}: expected a mel spectrogram of shape ({n_mels}, frames), got {mel.shape}')
+        raise DatasetError(f'{source}: expected a mel spectrogram of shape ({n_mels}, frames), got {mel.shape}',
+                           path=source)
     if not np.issubdtype(mel.dtype, np.floating):
-        raise DatasetError(f'{source}: expected floating-point values, got dtype {mel.dtype}')
+        raise DatasetError(f'{source}: expected floating-point values, got dtype {mel.dtype}', path=source)
     if not np.all(np.isfinite(mel)):
-        raise DatasetError(f'{source}: the mel spectrogram holds NaN or infinite values')
+        raise DatasetError(f'{source}: the mel spectrogram holds NaN or infinite values', path=source)
     mel = fit_frames(normalize_mel(mel.astype(np.float32, copy=False)), n_frames)
     return np.ascontiguousarray(mel[None], dtype=np.float32)

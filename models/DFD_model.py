@@ -1,16 +1,65 @@
 """VFD's detector model: a voice encoder and a face encoder trained with a triplet loss (``--model DFD``)."""
 import contextlib
+import logging
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses, networks
+from . import checkpoint, losses, networks
 from .base_model import BaseModel
+from .config import ModelConfig, ModelConfigError
 
-DATA_OPTION_KEYS = ('load_size', 'preprocess')
+logger = logging.getLogger(__name__)
 NEGATIVE_MODES = ('sampled', 'in_batch')
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def stored_compat(state_dict):
+    """'released' or 'fixed' as told by a state dict's position embedding ((32, 1, dim) or (1, 2, dim)); None when
+    it has none or another shape."""
+    pos = state_dict.get('pos_embedding')
+    if pos is None or pos.dim() != 3:
+        return None
+    if tuple(pos.shape[:2]) == (networks.RELEASED_MAX_BATCH, 1):
+        return 'released'
+    return 'fixed' if tuple(pos.shape[:2]) == (1, 2) else None
+
+
+def config_from_meta(meta, directory, tag):
+    """The ModelConfig stored with a project checkpoint (version 2: ``config``; version 1: ``options``)."""
+    try:
+        if 'config' in meta:
+            return ModelConfig.from_dict(meta['config'])
+        return ModelConfig.from_legacy_options(meta['options'])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise checkpoint.CheckpointError(f'{directory}/{tag}_net_*.pth: the stored model config cannot be used '
+                                         f'({type(err).__name__}: {err})') from err
+
+
+def check_training_combination(opt, config):
+    """Refuse training options that cannot work with ``config`` (ModelConfigError with the reason)."""
+    in_batch = opt.negatives == 'in_batch'
+    if opt.n_negatives < 1:
+        raise ModelConfigError('--n_negatives must be at least 1')
+    if in_batch and opt.batch_size <= opt.n_negatives:
+        raise ModelConfigError(f'--negatives in_batch takes the negatives from the other anchors of a batch, so '
+                               f'--batch_size ({opt.batch_size}) must exceed --n_negatives ({opt.n_negatives}); raise '
+                               f'--batch_size, lower --n_negatives or use --negatives sampled')
+    if config.compat != 'released':
+        return
+    if in_batch:
+        raise ModelConfigError('--encoder_compat released adds position vector b to sample b of a batch, so with '
+                               '--negatives in_batch voice b finds face b by its position alone and learns nothing '
+                               'about people (docs/training.md: training loss solved, validation AUC 0.505); train '
+                               'released-mode encoders with --negatives sampled (as --recipe released does), or use '
+                               '--encoder_compat fixed')
+    per_pass = opt.batch_size * opt.n_negatives
+    if per_pass > networks.RELEASED_MAX_BATCH:
+        raise ModelConfigError(f'--encoder_compat released encodes at most {networks.RELEASED_MAX_BATCH} faces per '
+                               f'pass (position embedding by batch index), but --batch_size {opt.batch_size} with its '
+                               f'negatives puts {per_pass} faces in one pass; lower --batch_size or use '
+                               f'--encoder_compat fixed')
 
 
 def embedding_spread(emb, distance):
@@ -35,6 +84,7 @@ class JointEncoder(nn.Module):
         self.separate_negatives = separate_negatives
 
     def forward(self, voice, face, neg_faces=None):
+        """The embeddings of one training step (see the class docstring)."""
         voice_emb = self.voice(voice)
         if neg_faces is None:
             return voice_emb, self.face(face), None
@@ -87,16 +137,26 @@ class DFDModel(BaseModel):
     """
 
     model_names = ['G_audio', 'G_video']
-    checkpoint_option_keys = networks.ARCH_KEYS + DATA_OPTION_KEYS
-    plain_checkpoint_defaults = {'encoder_compat': 'released'}
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        parser.add_argument('--encoder_compat', type=str, default='fixed', choices=networks.COMPAT_MODES,
+        """The model's flags: encoders and their sizes, and for training the loss and the negatives."""
+        parser.add_argument('--encoder_compat', type=str, default='auto', choices=('auto',) + networks.COMPAT_MODES,
                             help='released: the authors\' forward pass with its three quirks (position embedding by '
                                  'batch index, attention scale dim**-0.5, batch statistics in the voice stem), for '
-                                 'their weights; fixed: the quirks corrected. Test time: read from the checkpoint; '
-                                 'plain state dicts default to released')
+                                 'their weights; fixed: the quirks corrected; auto: what the checkpoint was trained '
+                                 'with (a plain state dict: told by its position embedding), fixed for a new model')
+        parser.add_argument('--voice_encoder', type=str, default='voice', help='registered voice encoder '
+                            '(models/networks.py; released mode adds _released)')
+        parser.add_argument('--face_encoder', type=str, default='face', help='registered face encoder '
+                            '(models/networks.py; released mode adds _released)')
+        parser.add_argument('--voice_args', type=str, default='',
+                            help='key=value,... sizes of the voice encoder that differ from the shared flags below')
+        parser.add_argument('--face_args', type=str, default='',
+                            help='key=value,... sizes of the face encoder that differ from the shared flags below')
+        parser.add_argument('--score', type=str, default='neg_l2', choices=tuple(losses.SCORES),
+                            help='score of a voice-face pair (models/losses.py): neg_l2 = minus the L2 distance of '
+                                 'the embeddings; stored with the checkpoints')
         parser.add_argument('--dim', type=int, default=1024, help='transformer width of both encoders')
         parser.add_argument('--depth', type=int, default=6, help='transformer layers of each encoder')
         parser.add_argument('--heads', type=int, default=8, help='attention heads (must divide --dim)')
@@ -126,41 +186,105 @@ class DFDModel(BaseModel):
                                      'encoded per anchor; in_batch: every other-identity face of the batch is a '
                                      'negative of each anchor (much cheaper per negative; needs --batch_size > '
                                      '--n_negatives)')
+            parser.add_argument('--n_negatives', type=int, default=5,
+                                help='negatives per anchor (K of the loss); validation scores this many mismatched '
+                                     'pairs per real pair')
         return parser
 
-    def __init__(self, opt):
-        BaseModel.__init__(self, opt)
-        self.loss_kind = getattr(opt, 'loss', 'triplet')
-        self.relative_scale = getattr(opt, 'margin_mode', 'absolute') == 'relative'
-        self.loss_names = [self.loss_kind, 'dist_pos', 'dist_neg', 'active', 'spread']
-        self.compat = opt.encoder_compat
-        self.in_batch = self.isTrain and getattr(opt, 'negatives', 'sampled') == 'in_batch'
-        if self.in_batch:
-            self.loss_names.append('in_batch_skipped')
-        self.netG_audio, self.netG_video = networks.define_encoders(
-            networks.arch_args(opt), opt.init_type, opt.init_gain, getattr(opt, 'token_init_std', None))
-        self.amp_dtype = AMP_DTYPES.get(getattr(opt, 'amp', 'none'))
-        self.channels_last = getattr(opt, 'channels_last', 'on') == 'on'
+    # -- building -------------------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, opt, config=None):
+        """A new model: ``config`` or, without one, the command line's (``--encoder_compat auto`` = fixed)."""
+        if config is None:
+            compat = 'fixed' if opt.encoder_compat == 'auto' else opt.encoder_compat
+            config = cls.config_from_options(opt, compat)
+        return cls(opt, config)
+
+    @classmethod
+    def from_checkpoint(cls, opt, directory, tag):
+        """The model stored as ``<directory>/<tag>_net_*.pth``, each file read once, with the data options of ``opt``
+        set to the ones it was trained with.
+
+        Project checkpoints carry their config; a differing size or compat typed on the command line is ignored with
+        a warning. Plain state dicts (the authors' files) carry none: the command line gives the sizes, and
+        ``--encoder_compat auto`` reads the mode from the position embedding's shape.
+        """
+        loaded = checkpoint.read_nets(directory, tag, cls.model_names)
+        meta = next(iter(loaded.values()))[1]
+        if meta is None:
+            compat = opt.encoder_compat
+            if compat == 'auto':
+                compat = stored_compat(loaded[cls.model_names[0]][0]) or 'released'
+            config = cls.config_from_options(opt, compat)
+        else:
+            config = config_from_meta(meta, directory, tag)
+            if opt.encoder_compat not in ('auto', config.compat):
+                logger.warning('--encoder_compat %s ignored: the checkpoint was trained with %s', opt.encoder_compat,
+                               config.compat)
+        config.apply_to(opt)
+        model = cls(opt, config)
+        model.load_state_dicts(loaded, directory, tag)
+        logger.info('loaded %s/%s_net_*.pth (%s)', directory, tag,
+                    'plain state dicts' if meta is None else f'epoch {meta.get("epoch")}')
+        return model
+
+    @staticmethod
+    def config_from_options(opt, compat):
+        """The command line's model config; ModelConfigError for a combination that cannot work."""
+        try:
+            return ModelConfig.from_options(opt, compat)
+        except ValueError as err:
+            raise ModelConfigError(str(err)) from err
+
+    def __init__(self, opt, config):
+        BaseModel.__init__(self, opt, config)
+        self.compat = config.compat
+        self.score_fn = losses.SCORES[config.score]
+        try:
+            self.netG_audio, self.netG_video = config.build_encoders()
+        except ValueError as err:
+            raise ModelConfigError(str(err)) from err
+        for net in (self.netG_audio, self.netG_video):
+            networks.init_weights(net, opt.init_type, opt.init_gain, opt.token_init_std)
+        self.amp_dtype = AMP_DTYPES.get(opt.amp)
+        self.channels_last = opt.channels_last == 'on'
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
         self.netG_audio.to(self.device, memory_format=memory_format)
         self.netG_video.to(self.device, memory_format=memory_format)
-        self.scaler = None
+        self.in_batch = False
         if self.isTrain:
-            groups = networks.fan_in_param_groups([self.netG_audio, self.netG_video], opt.lr,
-                                                  getattr(opt, 'lr_fan_in', 0))
-            self.optimizer_G = torch.optim.Adam(groups, lr=opt.lr, betas=(opt.beta1, 0.999))
-            self.optimizers.append(self.optimizer_G)
-            if self.amp_dtype == torch.float16:
-                self.scaler = torch.amp.GradScaler(self.device.type)
-            self.joint = JointEncoder(self.netG_audio, self.netG_video, separate_negatives=self.compat == 'released')
-            self.step_encoder = self.joint
-            if getattr(opt, 'world_size', 1) > 1:
-                from torch.nn.parallel import DistributedDataParallel
-                ids = [self.device.index] if self.device.type == 'cuda' else None
-                self.step_encoder = DistributedDataParallel(self.joint, device_ids=ids, output_device=None if ids is
-                                                            None else ids[0])
-            if getattr(opt, 'compile', False):
-                self.step_encoder = torch.compile(self.step_encoder)
+            self._setup_training(opt)
+
+    def _setup_training(self, opt):
+        """The loss, the optimiser and the training step's encoder (DDP-wrapped and compiled where asked for)."""
+        check_training_combination(opt, self.config)
+        self.loss_kind = self.config.loss
+        self.relative_scale = opt.margin_mode == 'relative'
+        self.in_batch = opt.negatives == 'in_batch'
+        self.loss_names = [self.loss_kind, 'dist_pos', 'dist_neg', 'active', 'spread']
+        if self.in_batch:
+            self.loss_names.append('in_batch_skipped')
+        groups = networks.fan_in_param_groups([self.netG_audio, self.netG_video], opt.lr, opt.lr_fan_in)
+        self.optimizer_G = torch.optim.Adam(groups, lr=opt.lr, betas=(opt.beta1, 0.999))
+        self.optimizers.append(self.optimizer_G)
+        if self.amp_dtype == torch.float16:
+            self.scaler = torch.amp.GradScaler(self.device.type)
+        self.joint = JointEncoder(self.netG_audio, self.netG_video, separate_negatives=self.compat == 'released')
+        self.step_encoder = self.joint
+        if opt.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.device.index] if self.device.type == 'cuda' else None
+            self.step_encoder = DistributedDataParallel(self.joint, device_ids=ids,
+                                                        output_device=None if ids is None else ids[0])
+        if opt.compile:
+            self.step_encoder = torch.compile(self.step_encoder)
+
+    def dataset_negatives(self, phase):
+        """Negatives per anchor the dataset should load for ``phase``: none for in-batch training (the other anchors'
+        faces serve), ``--n_negatives`` otherwise (validation: mismatched pairs per real pair)."""
+        if phase == 'train' and self.in_batch:
+            return 0
+        return self.opt.n_negatives if self.isTrain else 0
 
     def autocast(self):
         """Autocast context for ``--amp`` (a no-op without it)."""
@@ -169,6 +293,7 @@ class DFDModel(BaseModel):
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _to_device(self, tensor):
+        """``tensor`` on the model's device (channels-last for image batches when asked for)."""
         tensor = tensor.to(self.device, non_blocking=True)
         if self.channels_last and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
@@ -215,8 +340,8 @@ class DFDModel(BaseModel):
         if self.relative_scale:   # in units of the mean negative distance, a unit the gradient flows through
             d_pos, d_neg = d_pos / mean_neg, d_neg / mean_neg
         self.loss_active = losses.active_fraction(d_pos.detach(), d_neg.detach(), self.opt.margin, valid)
-        sampled_loss, in_batch_loss = losses.LOSSES[self.loss_kind]
-        scale = self.opt.margin if self.loss_kind == 'triplet' else self.opt.temperature
+        sampled_loss, in_batch_loss, scale_option = losses.LOSSES[self.loss_kind]
+        scale = getattr(self.opt, scale_option)
         if self.in_batch:
             loss, self.loss_in_batch_skipped = in_batch_loss(d_neg, valid, scale, self.opt.n_negatives)
         else:
@@ -225,6 +350,7 @@ class DFDModel(BaseModel):
         return loss
 
     def optimize_parameters(self):
+        """One step: forward, the loss (NaN/inf flagged on the device), backward and Adam (scaled under fp16)."""
         self.forward()
         loss = self.compute_loss()
         self.flag_nonfinite(loss)
@@ -238,49 +364,33 @@ class DFDModel(BaseModel):
             self.optimizer_G.step()
 
     def recalibrate_batch_norm(self, batches):
-        # the plain joint module: no DDP collectives, so rank 0 can do this alone
+        """BatchNorm statistics over ``batches`` through the plain joint module (no DDP collectives, so rank 0 can
+        do it alone)."""
         return BaseModel.recalibrate_batch_norm(self, batches, forward=lambda: self.forward(self.joint))
 
     # -- scoring ----------------------------------------------------------------------------------------------------
     def embed(self, voice=None, face=None):
-        """Embeddings for evaluation, (B, E) each (None where no input is given).
+        """Embeddings for evaluation, (B, E) each (None where no input is given); call in eval mode.
 
-        Call in eval mode. In released mode every sample is encoded as the released code encodes a pair on its own
-        (batch of one), so scores do not depend on how pairs are batched.
+        Each sample is embedded as if encoded on its own (``embed_each``), so scores do not depend on how pairs are
+        batched (in released mode that is what the released code gives for a pair scored on its own).
         """
-        alone = self.compat == 'released'
         with self.autocast():
-            voice_emb = self.netG_audio(self._to_device(voice), alone=alone).float() if voice is not None else None
-            face_emb = self.netG_video(self._to_device(face), alone=alone).float() if face is not None else None
+            voice_emb = self.netG_audio.embed_each(self._to_device(voice)).float() if voice is not None else None
+            face_emb = self.netG_video.embed_each(self._to_device(face)).float() if face is not None else None
         return voice_emb, face_emb
 
     def score_pairs(self, voice, face):
-        """Scores (B,) of voice-face pairs: minus the L2 distance of their embeddings."""
+        """Scores (B,) of voice-face pairs by the config's score function (minus the L2 distance)."""
         with torch.inference_mode():
-            voice_emb, face_emb = self.embed(voice, face)
-            return -F.pairwise_distance(voice_emb, face_emb)
+            return self.score_fn(*self.embed(voice, face))
 
-    def score_triplets(self, batch):
-        """Validation scores of a Vox_image batch: real pairs (B,) and mismatched pairs (B, K).
-
-        Real = the anchor's voice with its own face; mismatched = the anchor's voice with each negative face.
-        """
-        with torch.inference_mode():
-            neg = batch['neg_faces']
-            b, k = neg.shape[:2]
-            voice_emb, faces = self.embed(batch['voice'], torch.cat([batch['face'], neg.flatten(0, 1)]))
-            real = -F.pairwise_distance(voice_emb, faces[:b])
-            fake = -F.pairwise_distance(voice_emb.unsqueeze(1).expand(b, k, -1), faces[b:].view(b, k, -1))
-            return real, fake
-
-    def mismatch_hint(self, state_dict, meta):
-        pos = state_dict.get('pos_embedding')
-        if pos is None:
-            return ''
-        stored = 'released' if pos.shape[0] == networks.RELEASED_MAX_BATCH and pos.shape[1] == 1 else 'fixed'
-        if stored != self.compat:
-            return (f'\nThe file looks like a {stored}-mode checkpoint (pos_embedding {tuple(pos.shape)}) but the '
-                    f'model was built with --encoder_compat {self.compat}; try --encoder_compat {stored}.')
+    def mismatch_hint(self, state_dict):
+        """Which mode or which size options to try when a state dict does not fit."""
+        stored = stored_compat(state_dict)
+        if stored is not None and stored != self.compat:
+            return (f'\nThe file looks like a {stored}-mode checkpoint (pos_embedding '
+                    f'{tuple(state_dict["pos_embedding"].shape)}) but the model was built with --encoder_compat '
+                    f'{self.compat}; try --encoder_compat {stored}.')
         return ('\nCheck the size options (--dim --depth --mlp_dim --emb_dim --width_mult --crop_size --n_mels '
                 '--n_frames).')
-

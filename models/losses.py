@@ -1,4 +1,4 @@
-"""Training losses of the DFD model, as pure functions of distances: tensors in, a scalar out, no state.
+"""Training losses and the score of the DFD model, as pure functions: tensors in, tensors out, no state.
 
 Every loss takes voice-to-face distances, so the score stays what the method defines (minus the distance between
 a voice embedding and a face embedding) whatever the loss. Two layouts:
@@ -8,7 +8,8 @@ a voice embedding and a face embedding) whatever the loss. Two layouts:
   positives) and ``other`` (B, B) bool, True where face j is of another identity than voice i (a valid negative).
 
 ``--loss`` picks the family: ``triplet`` (hinge with ``--margin``) or ``infonce`` (softmax over negative distances
-with ``--temperature``). ``LOSSES`` maps each name to its (sampled, in-batch) pair. With ``--margin_mode relative``
+with ``--temperature``). ``LOSSES`` maps each name to its sampled and in-batch forms and the option that sets
+their scale. With ``--margin_mode relative``
 the model divides all distances by ``mean_negative`` before calling them, so margin and temperature are fractions
 of the typical negative distance.
 """
@@ -79,7 +80,17 @@ def active_fraction(d_pos, d_neg, margin, valid=None):
     return (active & valid).sum() / valid.sum().clamp(min=1)
 
 
+# --loss names -> (sampled form, in-batch form, the option that gives their scale argument)
 LOSSES = {
-    'triplet': (triplet_sampled, triplet_in_batch),
-    'infonce': (infonce_sampled, infonce_in_batch),
+    'triplet': (triplet_sampled, triplet_in_batch, 'margin'),
+    'infonce': (infonce_sampled, infonce_in_batch, 'temperature'),
 }
+
+
+def neg_l2(voice_emb, face_emb):
+    """The method's score of voice-face pairs, (B, E) each -> (B,): minus the L2 distance (higher = more real)."""
+    return -F.pairwise_distance(voice_emb, face_emb)
+
+
+# --score names -> score functions; the model config stores the name, so a checkpoint is scored as it was trained
+SCORES = {'neg_l2': neg_l2}

@@ -1,30 +1,34 @@
-"""The two VFD encoders, their building blocks, initialisation and learning-rate schedules.
+"""The encoders, found by name, and their initialisation, learning rates and schedules.
 
-Both encoders follow the same recipe: a convolutional stem turns the input into a feature map, the whole map
-is flattened into ONE token, a learned class token is put in front of it, the two tokens go through a pre-norm
-transformer, and the class token is projected to the embedding by ``Linear -> ReLU``.
+``define_encoder(kind, **sizes)`` builds the encoder registered as ``kind`` (the CycleGAN ``define_G`` pattern). An
+encoder is an ``nn.Module`` that maps a batch (B, C, H, W) to embeddings (B, emb_dim) and has an ``emb_dim``
+attribute; ``embed_each(x)`` gives the embeddings each sample would get if encoded on its own (for most encoders
+that is the forward pass itself). Register a new one with ``@register_encoder('name')`` and pick it with
+``--voice_encoder`` / ``--face_encoder``; docs/overview.md walks through an example.
 
-    FaceEncoder   (B, 3, S, S)  -> VGG-like stem, 5 poolings -> (B, C, S/32, S/32) -> ... -> (B, emb_dim)
-    VoiceEncoder  (B, 1, M, T)  -> AlexNet-like stem          -> (B, C', h, w)       -> ... -> (B, emb_dim)
+The built-in encoders (docs/method.md has the method behind them) share one recipe: a convolutional stem turns the
+input into a feature map, the whole map is flattened into ONE token, a learned class token is put in front of it,
+the two tokens get a position embedding and go through a pre-norm transformer, and the class token is projected
+to the embedding by ``Linear -> ReLU``::
 
-``compat`` selects between two forward passes over the same modules:
+    face   (B, 3, S, S)  -> VGG-like stem, 5 poolings -> (B, C, S/32, S/32) -> one token -> ... -> (B, emb_dim)
+    voice  (B, 1, M, T)  -> AlexNet-like stem          -> (B, C', h, w)       -> one token -> ... -> (B, emb_dim)
 
-* ``'released'`` reproduces the authors' released encoders, quirks included, so their weights give their numbers:
-  1. the position embedding is indexed by the sample's position in the batch (``pos_embedding[:B]``, shape
-     (32, 1, dim)), so sample b gets vector b on both tokens and a batch holds at most 32 samples;
-  2. attention scores are scaled by ``dim ** -0.5`` (the full width) instead of ``head_dim ** -0.5``;
-  3. the voice stem's BatchNorm layers keep no running statistics, so even in eval mode a voice is normalised
-     with the statistics of the batch it arrives in.
-  ``alone=True`` computes, for a whole batch at once, what the released code gives for each sample encoded on its
-  own (batch of one): position vector 0 for everybody and per-sample statistics in the voice stem.
-* ``'fixed'`` corrects the three quirks: a per-token position embedding of shape (1, 2, dim), per-head scaling
-  (through ``scaled_dot_product_attention``) and BatchNorm with running statistics. Embeddings then do not depend
-  on the rest of the batch in eval mode.
+``face_released`` and ``voice_released`` are the same modules with the authors' forward pass, quirks included, so
+their weights give their numbers:
 
-Parameter names follow the released state dicts exactly (``features.<i>``, ``patch_to_embedding``, ``cls_token``,
-``pos_embedding``, ``transformer.layers.<i>.0.fn.fn.to_qkv`` ..., ``mlp_head.0``); see
-``tests/fixtures/released_checkpoint_keys.json``. In fixed mode ``pos_embedding`` has shape (1, 2, dim) and the voice
-stem's BatchNorm layers carry running statistics, so fixed and released state dicts are not interchangeable.
+1. the position embedding is indexed by the sample's position in the batch (``pos_embedding[:B]``, shape
+   (32, 1, dim)): sample b gets vector b on both tokens, and a batch holds at most 32 samples;
+2. attention scores are scaled by ``dim ** -0.5`` (the full width) instead of ``head_dim ** -0.5``;
+3. the voice stem's BatchNorm layers keep no running statistics, so even in eval mode a voice is normalised with
+   the statistics of the batch it arrives in.
+
+Their ``embed_each`` computes for a whole batch what the released code gives for each sample encoded on its own
+(position vector 0, per-sample statistics in the voice stem). Parameter names follow the released state dicts
+exactly (``features.<i>``, ``patch_to_embedding``, ``cls_token``, ``pos_embedding``,
+``transformer.layers.<i>.0.fn.fn.to_qkv``, ``mlp_head.0``; see ``tests/fixtures/released_checkpoint_keys.json``).
+The fixed encoders' ``pos_embedding`` is (1, 2, dim) and their voice BatchNorm layers carry running statistics, so
+fixed and released state dicts are not interchangeable.
 """
 import torch
 import torch.nn.functional as F
@@ -32,11 +36,32 @@ from torch import nn
 from torch.nn import init
 from torch.optim import lr_scheduler
 
-COMPAT_MODES = ('released', 'fixed')
+COMPAT_MODES = ('fixed', 'released')
 RELEASED_MAX_BATCH = 32  # rows of the released position embedding
+RELEASED_SUFFIX = '_released'
 
 # Channel plan of the face stem: groups of 3x3 conv units, a 2x2 max-pool after each group.
 FACE_PLAN = ((32, 32, 32), (64, 64, 64), (128, 128, 128), (256, 256, 256, 256), (512, 512, 512, 512))
+
+ENCODERS = {}
+
+
+def register_encoder(name):
+    """Class decorator: make an encoder class buildable as ``define_encoder(name, ...)``."""
+    def register(cls):
+        ENCODERS[name] = cls
+        return cls
+    return register
+
+
+def define_encoder(kind, **sizes):
+    """Build the encoder registered as ``kind`` with its keyword sizes (see each class for the names)."""
+    if kind not in ENCODERS:
+        raise ValueError(f'unknown encoder {kind!r}; registered: {", ".join(sorted(ENCODERS))}')
+    try:
+        return ENCODERS[kind](**sizes)
+    except TypeError as err:   # a size the class does not take
+        raise ValueError(f'encoder {kind!r}: {err}') from err
 
 
 def scaled_channels(channels, width_mult):
@@ -55,6 +80,7 @@ class Residual(nn.Module):
         self.fn = fn
 
     def forward(self, x):
+        """Add the block's input to its output."""
         return self.fn(x) + x
 
 
@@ -67,6 +93,7 @@ class PreNorm(nn.Module):
         self.fn = fn
 
     def forward(self, x):
+        """Normalise, then apply the block."""
         return self.fn(self.norm(x))
 
 
@@ -78,52 +105,58 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(nn.Linear(dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, dim))
 
     def forward(self, x):
+        """The two-layer MLP applied to every token."""
         return self.net(x)
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention, (B, N, dim) -> (B, N, dim).
+    """Multi-head self-attention, (B, N, dim) -> (B, N, dim), scores scaled by head_dim ** -0.5.
 
     ``to_qkv`` lays its output out as [q | k | v], each split into heads as (heads, head_dim).
-    released: softmax(q k^T * dim**-0.5) v written out as in the released code (quirk 2).
-    fixed:    ``F.scaled_dot_product_attention`` with its default head_dim**-0.5 scale.
     """
 
-    def __init__(self, *, dim, heads, compat):
+    def __init__(self, *, dim, heads):
         super().__init__()
-        assert compat in COMPAT_MODES, f'compat must be one of {COMPAT_MODES}, got {compat!r}'
         assert dim % heads == 0, f'dim ({dim}) must be divisible by heads ({heads})'
         self.heads = heads
-        self.compat = compat
-        self.scale = dim ** -0.5 if compat == 'released' else (dim // heads) ** -0.5
         self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
         self.to_out = nn.Linear(dim, dim)
 
+    def attend(self, q, k, v):
+        """softmax(q k^T / sqrt(head_dim)) v for (B, heads, N, head_dim) tensors."""
+        return F.scaled_dot_product_attention(q, k, v)
+
     def forward(self, x):
+        """Attend over the tokens of each sample."""
         b, n, dim = x.shape
         q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (b h n d)
-        if self.compat == 'released':
-            attn = (torch.matmul(q, k.transpose(-1, -2)) * self.scale).softmax(dim=-1)
-            out = torch.matmul(attn, v)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v)
-        return self.to_out(out.transpose(1, 2).reshape(b, n, dim))
+        return self.to_out(self.attend(q, k, v).transpose(1, 2).reshape(b, n, dim))
+
+
+class ReleasedAttention(Attention):
+    """The released attention: scores scaled by dim ** -0.5, the full width (quirk 2), written out as released."""
+
+    def attend(self, q, k, v):
+        """softmax(q k^T / sqrt(dim)) v, with dim = heads x head_dim."""
+        scale = (q.shape[1] * q.shape[3]) ** -0.5
+        return torch.matmul((torch.matmul(q, k.transpose(-1, -2)) * scale).softmax(dim=-1), v)
 
 
 class Transformer(nn.Module):
     """``depth`` pre-norm residual layers: x += Attention(LN(x)); x += FeedForward(LN(x))."""
 
-    def __init__(self, *, dim, depth, heads, mlp_dim, compat):
+    def __init__(self, *, dim, depth, heads, mlp_dim, attention=Attention):
         super().__init__()
         self.layers = nn.ModuleList([
             nn.ModuleList([
-                Residual(PreNorm(dim, Attention(dim=dim, heads=heads, compat=compat))),
+                Residual(PreNorm(dim, attention(dim=dim, heads=heads))),
                 Residual(PreNorm(dim, FeedForward(dim=dim, hidden_dim=mlp_dim))),
             ])
             for _ in range(depth)
         ])
 
     def forward(self, x):
+        """Run the tokens through every layer."""
         for attn, ff in self.layers:
             x = ff(attn(x))
         return x
@@ -132,8 +165,9 @@ class Transformer(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 # Encoders
 # ---------------------------------------------------------------------------------------------------------------
-def _stem_output_shape(features, channels, height, width):
-    """Follow (C, H, W) through a Sequential of Conv2d / MaxPool2d / shape-keeping layers, without running it."""
+def stem_output_shape(features, channels, height, width):
+    """Follow (C, H, W) through a Sequential of Conv2d / MaxPool2d / shape-keeping layers, without running it;
+    None when the map would vanish."""
     def pair(v):
         return v if isinstance(v, tuple) else (v, v)
 
@@ -149,57 +183,164 @@ def _stem_output_shape(features, channels, height, width):
     return channels, height, width
 
 
-class _TokenEncoder(nn.Module):
-    """Shared part of both encoders: stem -> one token -> [cls, token] + position -> transformer -> head.
+class TokenEncoder(nn.Module):
+    """stem -> one token -> [cls, token] + position -> transformer -> class token -> Linear -> ReLU.
 
-    Subclasses build ``self.features`` and call ``_build_head`` with the stem's output shape.
+    ``features`` is the stem, ``in_shape`` its input (C, H, W). Subclasses only build the stem.
     """
 
-    voice_stem_batch_stats = False  # True where the stem's BatchNorm layers use batch statistics (released voice)
+    attention = Attention
 
-    def _build_head(self, *, stem_shape, dim, depth, heads, mlp_dim, emb_dim, compat):
-        assert compat in COMPAT_MODES, f'compat must be one of {COMPAT_MODES}, got {compat!r}'
-        self.compat = compat
-        self.stem_shape = stem_shape
-        patch_dim = stem_shape[0] * stem_shape[1] * stem_shape[2]
-        self.patch_to_embedding = nn.Linear(patch_dim, dim)
+    def __init__(self, features, in_shape, *, dim, depth, heads, mlp_dim, emb_dim):
+        super().__init__()
+        self.features = features
+        self.stem_shape = stem_output_shape(features, *in_shape)
+        if self.stem_shape is None:
+            raise ValueError(f'an input of shape {tuple(in_shape)} is too small for the {type(self).__name__} stem')
+        c, h, w = self.stem_shape
+        self.emb_dim = emb_dim
+        self.patch_to_embedding = nn.Linear(c * h * w, dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
-        pos_rows = (RELEASED_MAX_BATCH, 1) if compat == 'released' else (1, 2)  # (batch index, 1) vs (1, token)
-        self.pos_embedding = nn.Parameter(torch.randn(*pos_rows, dim))
-        self.transformer = Transformer(dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim, compat=compat)
+        self.pos_embedding = nn.Parameter(torch.randn(*self.position_shape(dim)))
+        self.transformer = Transformer(dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim, attention=self.attention)
         self.mlp_head = nn.Sequential(nn.Linear(dim, emb_dim), nn.ReLU())
 
-    def _stem(self, x, alone):
-        if not (alone and self.voice_stem_batch_stats):
-            return self.features(x)
-        for layer in self.features:  # released voice stem, each sample with its own statistics (batch of one)
-            x = _per_sample_batch_norm(layer, x) if isinstance(layer, nn.BatchNorm2d) else layer(x)
+    @staticmethod
+    def position_shape(dim):
+        """Shape of ``pos_embedding``: one row per token."""
+        return (1, 2, dim)
+
+    def token_pair(self, fmap):
+        """(B, C', h, w) stem map -> (B, 2, dim): the class token, then the whole map as one token."""
+        assert tuple(fmap.shape[1:]) == self.stem_shape, (
+            f'{type(self).__name__}: the stem gives a {tuple(fmap.shape[1:])} map, but the encoder was built for '
+            f'{self.stem_shape}; check the input size options')
+        b = fmap.shape[0]
+        token = fmap.permute(0, 2, 3, 1).reshape(b, 1, -1)                  # (B, 1, h*w*C'), channels innermost
+        return torch.cat((self.cls_token.expand(b, -1, -1), self.patch_to_embedding(token)), dim=1)
+
+    def add_position(self, tokens):
+        """(B, 2, dim) + the per-token position embedding."""
+        return tokens + self.pos_embedding
+
+    def head(self, tokens):
+        """(B, 2, dim) -> transformer -> class token -> (B, emb_dim)."""
+        return self.mlp_head(self.transformer(tokens)[:, 0])
+
+    def forward(self, x):
+        """x: (B, C, H, W) -> (B, emb_dim)."""
+        assert x.dim() == 4, f'{type(self).__name__} expects a (B, C, H, W) batch, got shape {tuple(x.shape)}'
+        return self.head(self.add_position(self.token_pair(self.features(x))))
+
+    def embed_each(self, x):
+        """Embeddings as if each sample were encoded on its own; in eval mode this is the forward pass."""
+        return self(x)
+
+
+class ReleasedTokenEncoder(TokenEncoder):
+    """The released forward pass (quirks 1 and 2; the voice variant adds 3): see the module docstring."""
+
+    attention = ReleasedAttention
+
+    @staticmethod
+    def position_shape(dim):
+        """Shape of the released ``pos_embedding``: one row per batch index."""
+        return (RELEASED_MAX_BATCH, 1, dim)
+
+    def add_position(self, tokens):
+        """(B, 2, dim) + row b of the position embedding on both tokens of sample b (quirk 1)."""
+        b = tokens.shape[0]
+        assert b <= RELEASED_MAX_BATCH, (f'released-mode encoders take at most {RELEASED_MAX_BATCH} samples per '
+                                         f'batch (position embedding by batch index), got {b}')
+        return tokens + self.pos_embedding[:b]
+
+    def stem_each(self, x):
+        """The stem as the released code runs it on a batch of one sample."""
+        return self.features(x)
+
+    def embed_each(self, x):
+        """What the released code gives for each sample encoded on its own: position row 0 for everybody."""
+        return self.head(self.token_pair(self.stem_each(x)) + self.pos_embedding[0])
+
+
+def face_stem(width_mult):
+    """Five groups of [Conv3x3(pad 1) -> BatchNorm2d -> ReLU] with the channels of ``FACE_PLAN``, a 2x2 max-pool
+    after each group: (B, 3, S, S) -> (B, 512 x width_mult, S/32, S/32)."""
+    layers, cin = [], 3
+    for group in FACE_PLAN:
+        for channels in group:
+            cout = scaled_channels(channels, width_mult)
+            layers += [nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1), nn.BatchNorm2d(cout),
+                       nn.ReLU(inplace=True)]  # in place: same values, one activation less to keep
+            cin = cout
+        layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def voice_stem(width_mult, track_running_stats=True):
+    """No padding anywhere: Conv(1->96, k7, s2) BN ReLU MaxPool2 | Conv(96->256, k5, s2) BN ReLU MaxPool2 |
+    3 x [Conv(256->256, k3) BN ReLU] | MaxPool(3, 2), channels times ``width_mult``. (512, 301) -> (256, 8, 5)."""
+    c1, c2 = scaled_channels(96, width_mult), scaled_channels(256, width_mult)
+
+    def bn(channels):
+        return nn.BatchNorm2d(channels, track_running_stats=track_running_stats)
+
+    return nn.Sequential(
+        nn.Conv2d(1, c1, kernel_size=7, stride=2), bn(c1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, kernel_size=5, stride=2), bn(c2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(c2, c2, kernel_size=3), bn(c2), nn.ReLU(inplace=True),
+        nn.Conv2d(c2, c2, kernel_size=3), bn(c2), nn.ReLU(inplace=True),
+        nn.Conv2d(c2, c2, kernel_size=3), bn(c2), nn.ReLU(inplace=True),
+        nn.MaxPool2d((3, 2)),
+    )
+
+
+@register_encoder('face')
+class FaceEncoder(TokenEncoder):
+    """Face encoder (released name ``transformer_video``, class CViT): (B, 3, S, S) -> (B, emb_dim).
+
+    224 px faces give a (512, 7, 7) stem map, one token of 25088 values.
+    """
+
+    def __init__(self, *, image_size=224, width_mult=1.0, dim=1024, depth=6, heads=8, mlp_dim=2048, emb_dim=2048):
+        super().__init__(face_stem(width_mult), (3, image_size, image_size), dim=dim, depth=depth, heads=heads,
+                         mlp_dim=mlp_dim, emb_dim=emb_dim)
+
+
+@register_encoder('voice')
+class VoiceEncoder(TokenEncoder):
+    """Voice encoder (released name ``transformer_audio``, class CAiT): (B, 1, n_mels, n_frames) -> (B, emb_dim).
+
+    A (512, 301) mel gives a (256, 8, 5) stem map, one token of 10240 values.
+    """
+
+    def __init__(self, *, n_mels=512, n_frames=301, width_mult=1.0, dim=1024, depth=6, heads=8, mlp_dim=2048,
+                 emb_dim=2048):
+        super().__init__(voice_stem(width_mult, self.track_running_stats), (1, n_mels, n_frames), dim=dim,
+                         depth=depth, heads=heads, mlp_dim=mlp_dim, emb_dim=emb_dim)
+
+    track_running_stats = True
+
+
+@register_encoder('face' + RELEASED_SUFFIX)
+class ReleasedFaceEncoder(ReleasedTokenEncoder, FaceEncoder):
+    """The face encoder with the released forward pass (position by batch index, full-width attention scale)."""
+
+
+@register_encoder('voice' + RELEASED_SUFFIX)
+class ReleasedVoiceEncoder(ReleasedTokenEncoder, VoiceEncoder):
+    """The voice encoder with the released forward pass; its BatchNorm layers use batch statistics (quirk 3)."""
+
+    track_running_stats = False
+
+    def stem_each(self, x):
+        """The stem with each sample normalised by its own statistics, as in a batch of one."""
+        for layer in self.features:
+            x = per_sample_batch_norm(layer, x) if isinstance(layer, nn.BatchNorm2d) else layer(x)
         return x
 
-    def forward(self, x, alone=False):
-        """x: (B, C, H, W) -> (B, emb_dim). ``alone`` (released mode): as if every sample were encoded on its own."""
-        assert x.dim() == 4, f'{type(self).__name__} expects a (B, C, H, W) batch, got shape {tuple(x.shape)}'
-        fmap = self._stem(x, alone)                                   # (B, C', h, w)
-        assert tuple(fmap.shape[1:]) == self.stem_shape, (
-            f'{type(self).__name__}: input {tuple(x.shape[1:])} gives a feature map {tuple(fmap.shape[1:])}, '
-            f'but the encoder was built for {self.stem_shape}; check the input size options')
-        b = fmap.shape[0]
-        token = fmap.permute(0, 2, 3, 1).reshape(b, 1, -1)            # (B, 1, h*w*C'), channels innermost
-        tokens = torch.cat((self.cls_token.expand(b, -1, -1), self.patch_to_embedding(token)), dim=1)  # (B, 2, dim)
-        if self.compat == 'released':
-            if alone:
-                tokens = tokens + self.pos_embedding[0]               # row 0 for everybody: (1, dim)
-            else:
-                assert b <= self.pos_embedding.shape[0], (
-                    f'released-mode encoders take at most {self.pos_embedding.shape[0]} samples per batch '
-                    f'(position embedding by batch index), got {b}')
-                tokens = tokens + self.pos_embedding[:b]              # (B, 1, dim): row b for sample b
-        else:
-            tokens = tokens + self.pos_embedding                      # (1, 2, dim): one row per token
-        return self.mlp_head(self.transformer(tokens)[:, 0])         # (B, emb_dim)
 
-
-def _per_sample_batch_norm(bn, x):
+def per_sample_batch_norm(bn, x):
     """BatchNorm with batch statistics computed per sample: folds the batch into channels, (B, C, H, W)."""
     b, c, h, w = x.shape
     weight = bn.weight.repeat(b) if bn.weight is not None else None
@@ -208,95 +349,27 @@ def _per_sample_batch_norm(bn, x):
     return y.reshape(b, c, h, w)
 
 
-class FaceEncoder(_TokenEncoder):
-    """Face encoder (released name ``transformer_video``, class CViT): (B, 3, S, S) -> (B, emb_dim).
-
-    Stem: five groups of [Conv3x3(pad 1) -> BatchNorm2d -> ReLU] with the channels of ``FACE_PLAN`` (times
-    ``width_mult``), a MaxPool 2x2/2 after each group: S -> S/32 (224 -> 7). The whole map is one token.
-    """
-
-    def __init__(self, *, image_size=224, width_mult=1.0, dim=1024, depth=6, heads=8, mlp_dim=2048, emb_dim=2048,
-                 compat='fixed'):
-        super().__init__()
-        layers, cin = [], 3
-        for group in FACE_PLAN:
-            for channels in group:
-                cout = scaled_channels(channels, width_mult)
-                layers += [nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1), nn.BatchNorm2d(cout),
-                           nn.ReLU(inplace=True)]  # in place: same values, one activation less to keep
-                cin = cout
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        self.features = nn.Sequential(*layers)
-        stem_shape = _stem_output_shape(self.features, 3, image_size, image_size)
-        if stem_shape is None:
-            raise ValueError(f'face size {image_size} is too small for the face encoder (at least 32 px)')
-        self._build_head(stem_shape=stem_shape, dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim,
-                         emb_dim=emb_dim, compat=compat)
-
-
-class VoiceEncoder(_TokenEncoder):
-    """Voice encoder (released name ``transformer_audio``, class CAiT): (B, 1, n_mels, n_frames) -> (B, emb_dim).
-
-    Stem, no padding anywhere (channels times ``width_mult``):
-    Conv(1->96, k7, s2) BN ReLU MaxPool2 | Conv(96->256, k5, s2) BN ReLU MaxPool2 | 3 x [Conv(256->256, k3) BN ReLU]
-    | MaxPool(3, 2). A (512, 301) mel gives a (256, 8, 5) map, one token of 10240 values.
-    In released mode the BatchNorm layers keep no running statistics (quirk 3).
-    """
-
-    def __init__(self, *, n_mels=512, n_frames=301, width_mult=1.0, dim=1024, depth=6, heads=8, mlp_dim=2048,
-                 emb_dim=2048, compat='fixed'):
-        super().__init__()
-        c1, c2 = scaled_channels(96, width_mult), scaled_channels(256, width_mult)
-        track = compat == 'fixed'
-        self.voice_stem_batch_stats = not track
-
-        def bn(channels):
-            return nn.BatchNorm2d(channels, track_running_stats=track)
-
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c1, kernel_size=7, stride=2), bn(c1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, kernel_size=5, stride=2), bn(c2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(c2, c2, kernel_size=3), bn(c2), nn.ReLU(inplace=True),
-            nn.Conv2d(c2, c2, kernel_size=3), bn(c2), nn.ReLU(inplace=True),
-            nn.Conv2d(c2, c2, kernel_size=3), bn(c2), nn.ReLU(inplace=True),
-            nn.MaxPool2d((3, 2)),
-        )
-        stem_shape = _stem_output_shape(self.features, 1, n_mels, n_frames)
-        if stem_shape is None:
-            raise ValueError(f'a ({n_mels}, {n_frames}) mel spectrogram is too small for the voice encoder')
-        self._build_head(stem_shape=stem_shape, dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim,
-                         emb_dim=emb_dim, compat=compat)
+def is_released(kind):
+    """Whether encoder ``kind`` is a released-compatibility variant."""
+    return kind.endswith(RELEASED_SUFFIX)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Construction, initialisation, schedules
+# Initialisation, learning rates, schedules
 # ---------------------------------------------------------------------------------------------------------------
-ARCH_KEYS = ('encoder_compat', 'dim', 'depth', 'heads', 'mlp_dim', 'emb_dim', 'width_mult', 'crop_size',
-             'n_mels', 'n_frames')
-
-
-def arch_args(opt):
-    """The options that define both encoders, as a plain dict (stored in every checkpoint)."""
-    return {key: getattr(opt, key) for key in ARCH_KEYS}
-
-
-def define_encoders(arch, init_type='normal', init_gain=0.02, token_std=None):
-    """Build ``(voice_encoder, face_encoder)`` from an ``arch_args`` dict and initialise them (see ``init_weights``)."""
-    shared = dict(width_mult=arch['width_mult'], dim=arch['dim'], depth=arch['depth'], heads=arch['heads'],
-                  mlp_dim=arch['mlp_dim'], emb_dim=arch['emb_dim'], compat=arch['encoder_compat'])
-    voice = VoiceEncoder(n_mels=arch['n_mels'], n_frames=arch['n_frames'], **shared)
-    face = FaceEncoder(image_size=arch['crop_size'], **shared)
-    for net in (voice, face):
-        init_weights(net, init_type, init_gain, token_std)
-    return voice, face
+INIT_TYPES = ('normal', 'xavier', 'kaiming', 'orthogonal')
 
 
 def init_weights(net, init_type='normal', init_gain=0.02, token_std=None):
     """CycleGAN initialisation: Conv/Linear weights by ``init_type`` (bias 0), BatchNorm weights N(1, gain), bias 0.
 
-    ``cls_token`` and ``pos_embedding`` are drawn from N(0, ``token_std``); None or 1 keeps the standard-normal draw
-    the encoders made when built, as the released code does. LayerNorm keeps its default (weight 1, bias 0).
+    ``cls_token`` and ``pos_embedding`` (where the encoder has them) are drawn from N(0, ``token_std``); None or 1
+    keeps the standard-normal draw the encoders made when built, as the released code does. LayerNorm keeps its
+    default (weight 1, bias 0).
     """
+    if init_type not in INIT_TYPES:
+        raise ValueError(f'unknown --init_type {init_type!r}; use {", ".join(INIT_TYPES)}')
+
     def init_func(m):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             if init_type == 'normal':
@@ -305,10 +378,8 @@ def init_weights(net, init_type='normal', init_gain=0.02, token_std=None):
                 init.xavier_normal_(m.weight, gain=init_gain)
             elif init_type == 'kaiming':
                 init.kaiming_normal_(m.weight, a=0, mode='fan_in')
-            elif init_type == 'orthogonal':
-                init.orthogonal_(m.weight, gain=init_gain)
             else:
-                raise ValueError(f'unknown --init_type {init_type!r}; use normal, xavier, kaiming or orthogonal')
+                init.orthogonal_(m.weight, gain=init_gain)
             if m.bias is not None:
                 init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
@@ -317,8 +388,9 @@ def init_weights(net, init_type='normal', init_gain=0.02, token_std=None):
 
     net.apply(init_func)
     if token_std is not None and token_std != 1.0:
-        for param in (net.cls_token, net.pos_embedding):
-            init.normal_(param, 0.0, token_std)
+        for name in ('cls_token', 'pos_embedding'):
+            if isinstance(getattr(net, name, None), nn.Parameter):
+                init.normal_(getattr(net, name), 0.0, token_std)
 
 
 def fan_in_param_groups(nets, lr, fan_in_ref):
@@ -369,12 +441,54 @@ def count_parameters(net):
     return sum(p.numel() for p in net.parameters())
 
 
-def stem_summary(net):
-    """One line describing an encoder's token size, for logs."""
-    c, h, w = net.stem_shape
-    return (f'{type(net).__name__}: stem map {c}x{h}x{w} -> token of {c * h * w}, '
-            f'{count_parameters(net) / 1e6:.1f} M params')
+def summary(net):
+    """One line describing an encoder for logs: its class, token size where it has one, parameter count."""
+    stem = getattr(net, 'stem_shape', None)
+    token = f'stem map {"x".join(map(str, stem))} -> token of {stem[0] * stem[1] * stem[2]}, ' if stem else ''
+    return f'{type(net).__name__}: {token}{count_parameters(net) / 1e6:.1f} M params'
 
 
-__all__ = ['FaceEncoder', 'VoiceEncoder', 'Attention', 'Transformer', 'define_encoders', 'arch_args', 'ARCH_KEYS',
-           'COMPAT_MODES', 'init_weights', 'get_scheduler', 'LR_POLICIES', 'count_parameters']
+def recalibrate_batch_norm(nets, run, batches):
+    """Replace the running statistics of every BatchNorm layer of ``nets`` that keeps them with exact averages over
+    ``batches``; ``run(batch)`` does one forward pass. Returns the number of batches used.
+
+    The moving averages kept during training lag behind the weights (momentum 0.1), which makes eval-mode
+    embeddings, and so validation numbers, swing from epoch to epoch. This runs the networks in training mode over
+    the batches, accumulates each layer's input mean and variance over every sample and position, and writes them
+    into the layer's buffers. Weights are untouched.
+    """
+    layers = [m for net in nets for m in net.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not layers:
+        return 0
+    moments = {layer: [0, 0.0, 0.0] for layer in layers}
+
+    def accumulate(layer, inputs, _output):
+        x = inputs[0].detach().double().transpose(0, 1).flatten(1)   # (C, N*H*W)
+        entry = moments[layer]
+        entry[0] += x.shape[1]
+        entry[1] = entry[1] + x.sum(1)
+        entry[2] = entry[2] + (x * x).sum(1)
+
+    hooks = [layer.register_forward_hook(accumulate) for layer in layers]
+    was_training = [net.training for net in nets]
+    used = 0
+    try:
+        for net in nets:
+            net.train()
+        with torch.no_grad():
+            for batch in batches:
+                run(batch)
+                used += 1
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for net, mode in zip(nets, was_training):
+            net.train(mode)
+    for layer, (count, total, squares) in moments.items():
+        if count > 1:
+            mean = total / count
+            var = (squares / count - mean * mean).clamp(min=0) * count / (count - 1)
+            layer.running_mean.copy_(mean.to(layer.running_mean.dtype))
+            layer.running_var.copy_(var.to(layer.running_var.dtype))
+    return used

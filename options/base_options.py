@@ -3,9 +3,10 @@
 ``BaseOptions.parse()`` builds the parser from three layers: the flags below, the model's flags
 (``models/<model>_model.py::modify_commandline_options``) and the dataset's flags
 (``data/<dataset_mode>_dataset.py::modify_commandline_options``). It then prints the option table, saves it as
-``<checkpoints_dir>/<name>/<phase>_opt.txt`` and ``<phase>_opt.json`` and resolves ``--gpu_ids`` into ``opt.device``.
-``opt.explicit`` holds the names of the options given on the command line (test_DF.py uses it to decide whether
-the checkpoint or the user has the last word on the architecture).
+``<checkpoints_dir>/<name>/<phase>_opt.txt`` and ``<phase>_opt.json``, with ``opt.device`` (from ``--gpu_ids``) and,
+under torchrun, ``opt.rank``, ``opt.local_rank`` and ``opt.world_size`` already set. Parsing reads no checkpoint: the
+model config comes from a checkpoint when the model is loaded (``models.load_model``). ``opt.explicit`` holds the
+names of the options given on the command line (a checkpoint's config overrides them with a warning).
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import torch
 
 import data
 import models
-from util import util
+from util import distributed, util
 
 
 def parse_gpu_ids(text):
@@ -41,6 +42,7 @@ class BaseOptions:
         self.parser = None
 
     def initialize(self, parser):
+        """Add the flags of both phases: data, experiment, device, model, initialisation, loading and speed."""
         # basic parameters
         parser.add_argument('--dataroot', required=True,
                             help='dataset root: face/ and voice/ for Vox_image; real/, fake/ and audio_feat/ for DFDC')
@@ -124,9 +126,10 @@ class BaseOptions:
         return opt
 
     def format_options(self, opt):
+        """The option table as printed: one line per option, with its default where it differs."""
         lines = ['----------------- Options ---------------']
         for key, value in sorted(vars(opt).items()):
-            if key in ('explicit', 'checkpoint_meta'):
+            if key == 'explicit':
                 continue
             default = self.parser.get_default(key)
             comment = f'\t[default: {default}]' if value != default and default is not None else ''
@@ -137,6 +140,8 @@ class BaseOptions:
     def save_options(self, opt, message):
         """Write the option table as <phase>_opt.txt and <phase>_opt.json in the experiment folder."""
         expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        if not self.isTrain and not os.path.isdir(expr_dir):   # testing reads an experiment; it does not make one
+            return
         try:
             util.check_writable(expr_dir, 'the option table and checkpoints')
         except util.WriteCheckError as err:
@@ -145,7 +150,7 @@ class BaseOptions:
                 return
             raise SystemExit(f'error: {err}') from err
         util.atomic_write_text(os.path.join(expr_dir, f'{opt.phase}_opt.txt'), message + '\n')
-        table = {k: v for k, v in sorted(vars(opt).items()) if k not in ('explicit', 'device', 'checkpoint_meta')}
+        table = {k: v for k, v in sorted(vars(opt).items()) if k != 'explicit'}
         table['explicit'] = sorted(opt.explicit)
         util.atomic_write_text(os.path.join(expr_dir, f'{opt.phase}_opt.json'),
                                json.dumps(table, indent=1, default=str) + '\n')
@@ -161,6 +166,9 @@ class BaseOptions:
             raise SystemExit(f'error: --gpu_ids {",".join(map(str, opt.gpu_ids))} asks for CUDA, but torch sees no '
                              f'CUDA device; use --gpu_ids -1 for the CPU')
         opt.device = f'cuda:{opt.gpu_ids[0]}' if opt.gpu_ids else 'cpu'
+        opt.rank, opt.local_rank, opt.world_size = distributed.env_world()
+        if opt.world_size > 1 and opt.gpu_ids:   # torchrun: one GPU per process, by local rank
+            opt.device = f'cuda:{opt.local_rank}'
         self.finalize(opt)
         self.validate(opt)
         message = self.format_options(opt)
@@ -171,7 +179,7 @@ class BaseOptions:
         return opt
 
     def finalize(self, opt):
-        """Last changes to the parsed options before they are checked and printed (subclasses)."""
+        """Last changes to the parsed options before they are checked and printed (subclasses; no file I/O)."""
 
     def validate(self, opt):
         """Reject option combinations that cannot work, with a message saying why."""

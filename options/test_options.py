@@ -1,14 +1,12 @@
 """Test flags (test_DF.py): where results go and how many pairs to score."""
-import models
-
 from .base_options import BaseOptions
 
 
 class TestOptions(BaseOptions):
     """Score voice-face pairs with a trained VFD model and report AUC, AP and EER (test_DF.py).
 
-    The architecture options are read from the checkpoint; flags typed here only matter for plain state dicts
-    in the released format, which carry no options.
+    The model config (encoders, sizes, input sizes) is read from the checkpoint when the model is loaded; size
+    flags typed here only matter for plain state dicts in the released format, which carry none.
     """
 
     __test__ = False  # tells pytest this is not a test class
@@ -16,6 +14,7 @@ class TestOptions(BaseOptions):
     isTrain = False
 
     def initialize(self, parser):
+        """Add --results_dir, --results_tag, --phase and --video_agg; default --dataset_mode DFDC, --batch_size 16."""
         parser = BaseOptions.initialize(self, parser)
         parser.add_argument('--results_dir', type=str, default='./results',
                             help='per-pair scores and the summary go to <results_dir>/<name>/<tag>/')
@@ -26,7 +25,3 @@ class TestOptions(BaseOptions):
                             help='how the scores of a video\'s windows make its video-level score')
         parser.set_defaults(dataset_mode='DFDC', batch_size=16)
         return parser
-
-    def finalize(self, opt):
-        """Restore the architecture options from the checkpoint being tested (see BaseModel.restore_options)."""
-        opt.checkpoint_meta = models.find_model_using_name(opt.model).restore_options(opt)

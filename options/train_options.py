@@ -1,5 +1,5 @@
 """Training flags (train_DF.py): logging and saving frequencies, epochs, optimiser and learning-rate policy."""
-from models.networks import LR_POLICIES, RELEASED_MAX_BATCH
+from models.networks import LR_POLICIES
 
 from .base_options import BaseOptions
 
@@ -23,6 +23,7 @@ class TrainOptions(BaseOptions):
     isTrain = True
 
     def initialize(self, parser):
+        """Add --recipe and the display, logging, saving, resuming, fine-tuning and schedule flags to the base flags."""
         parser = BaseOptions.initialize(self, parser)
         parser.add_argument('--recipe', type=str, default='default', choices=RECIPES,
                             help='released: the released training (N(0, 0.02) weights, standard-normal class token '
@@ -85,47 +86,17 @@ class TrainOptions(BaseOptions):
         return parser
 
     def finalize(self, opt):
-        """Apply ``--recipe``; fine-tuning: the architecture comes from the pre-trained checkpoint (see
-        BaseModel.restore_options)."""
+        """Apply ``--recipe``: every value of RELEASED_RECIPE that the command line does not name."""
         if opt.recipe == 'released':
             for key, value in RELEASED_RECIPE.items():
                 if key not in opt.explicit and hasattr(opt, key):
                     setattr(opt, key, value)
-        if opt.pretrained_name and not opt.continue_train:
-            import copy
-
-            import models
-            model_class = models.find_model_using_name(opt.model)
-            probe = copy.copy(opt)
-            probe.name, probe.epoch = opt.pretrained_name, opt.pretrained_epoch
-            try:
-                model_class.restore_options(probe)
-            except models.CheckpointError as err:
-                raise SystemExit(f'error: --pretrained_name {opt.pretrained_name}: {err}') from err
-            for key in model_class.checkpoint_option_keys:
-                setattr(opt, key, getattr(probe, key))
 
     def validate(self, opt):
+        """Reject training options that cannot work (the model checks its own when it is built)."""
         BaseOptions.validate(self, opt)
         for flag in ('print_freq', 'save_epoch_freq', 'n_epochs'):
             if getattr(opt, flag) < 1:
                 raise SystemExit(f'error: --{flag} must be at least 1')
         if opt.n_epochs_decay < 0 or opt.save_latest_freq < 0:
             raise SystemExit('error: --n_epochs_decay and --save_latest_freq must not be negative')
-        in_batch = getattr(opt, 'negatives', 'sampled') == 'in_batch'
-        if in_batch and opt.batch_size <= getattr(opt, 'n_negatives', 0):
-            raise SystemExit(f'error: --negatives in_batch takes the negatives from the other anchors of a batch, so '
-                             f'--batch_size ({opt.batch_size}) must exceed --n_negatives ({opt.n_negatives}); raise '
-                             f'--batch_size, lower --n_negatives or use --negatives sampled')
-        if in_batch and getattr(opt, 'encoder_compat', None) == 'released':
-            raise SystemExit('error: --encoder_compat released adds position vector b to sample b of a batch, so with '
-                             '--negatives in_batch voice b finds face b by its position alone and learns nothing about '
-                             'people (docs/training.md: training loss solved, validation AUC 0.505); train '
-                             'released-mode encoders with --negatives sampled (as --recipe released does), or use '
-                             '--encoder_compat fixed')
-        per_pass = opt.batch_size * (1 if in_batch else max(1, getattr(opt, 'n_negatives', 1)))
-        if getattr(opt, 'encoder_compat', None) == 'released' and per_pass > RELEASED_MAX_BATCH:
-            raise SystemExit(f'error: --encoder_compat released encodes at most {RELEASED_MAX_BATCH} faces per pass '
-                             f'(position embedding by batch index), but --batch_size {opt.batch_size} with '
-                             f'its negatives puts {per_pass} faces in one pass; lower --batch_size or use '
-                             f'--encoder_compat fixed')

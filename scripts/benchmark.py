@@ -12,7 +12,7 @@ in bursts, the overall rate over the timed batches).
   (``--negatives``, ``--batch_size``, ``--n_negatives``, ``--amp``, ``--channels_last``, ``--compile``).
 * score: voice-face pairs per second of ``DFDModel.score_pairs`` (batched, inference mode).
 * data: samples per second of the Vox_image loader (``--num_threads`` workers) over a synthetic dataset in the
-  layout of the SPEC (made once under ``--data_root``).
+  VoxCeleb2 layout (made once under ``--data_root``).
 * train_loop, score_loop: the same training step and scoring fed by the real loaders (Vox_image, DFDC) as in
   train_DF.py and test_DF.py, where loader workers and the model share the machine.
 * ``--baseline`` adds the released code's recipe on the same machine: one anchor per step whose five negative
@@ -41,18 +41,27 @@ CONFIGS = {
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def model_opt(args, train, compat=None, negatives=None, batch_size=None):
-    from types import SimpleNamespace
-    return SimpleNamespace(
-        isTrain=train, device=args.device_name, checkpoints_dir=tempfile.gettempdir(), name='benchmark', model='DFD',
-        init_type='kaiming', init_gain=0.02, preprocess='resize_and_crop', n_mels=512, n_frames=301,
-        encoder_compat=compat or args.encoder_compat, lr=2e-4, beta1=0.5, margin=100.0,
-        n_negatives=args.n_negatives, negatives=negatives or args.negatives,
-        batch_size=batch_size or args.batch_size, amp=args.amp, channels_last=args.channels_last,
-        compile=args.compile, world_size=1, **CONFIGS[args.config])
+def model_opt(args, train, compat=None, negatives=None, batch_size=None, dataroot=None):
+    """The options of train_DF.py (``train``) or test_DF.py for the benchmarked model, parsed as those scripts do."""
+    from options.test_options import TestOptions
+    from options.train_options import TrainOptions
+    device = args.device_name
+    gpu = device.split(':')[1] if ':' in device else '0'
+    argv = ['--dataroot', dataroot or args.data_root, '--checkpoints_dir', tempfile.gettempdir(), '--name', 'benchmark',
+            '--gpu_ids', gpu if device.startswith('cuda') else '-1', '--init_type', 'kaiming',
+            '--encoder_compat', compat or args.encoder_compat, '--batch_size', str(batch_size or args.batch_size),
+            '--amp', args.amp, '--channels_last', args.channels_last, '--num_threads', str(args.num_threads),
+            *(['--compile'] if args.compile else []),
+            *[part for key, value in CONFIGS[args.config].items() for part in (f'--{key}', str(value))]]
+    if train:   # the released optimiser and margin, as the figures in docs/benchmarks.md were measured with
+        argv += ['--negatives', negatives or args.negatives, '--n_negatives', str(args.n_negatives), '--lr', '2e-4',
+                 '--beta1', '0.5', '--margin', '100', '--margin_mode', 'absolute', '--lr_fan_in', '0',
+                 '--display_id', '0', '--no_html']
+    return (TrainOptions if train else TestOptions)().parse(argv, save=False, verbose=False)
 
 
 def sync(device):
+    """Wait for the queued CUDA work on a cuda device, so that timings include it; nothing on the CPU."""
     if device.startswith('cuda'):
         torch.cuda.synchronize()
 
@@ -72,6 +81,7 @@ def timed(fn, device, warmup, steps):
 
 
 def random_batch(args, b, with_negatives, k=None, generator=None):
+    """A seeded random batch of ``b`` clips in the configured sizes, with ``k`` negative faces each if asked."""
     size = CONFIGS[args.config]['crop_size']
     g = generator or torch.Generator().manual_seed(0)
     batch = {'voice': torch.rand(b, 1, 512, 301, generator=g) - 1,
@@ -96,15 +106,16 @@ def released_train_step(model, batch, voices_neg):
 
 
 def child_train(args, baseline):
+    """(step times, anchors per step, extras) of the training step, or of the released code's step with ``baseline``."""
     from models.DFD_model import DFDModel
     if baseline:
-        model = DFDModel(model_opt(args, True, compat='released', negatives='sampled', batch_size=1))
+        model = DFDModel.build(model_opt(args, True, compat='released', negatives='sampled', batch_size=1))
         batch = {k: v.to(args.device_name) for k, v in random_batch(args, 1, True, k=5).items()}
         voices_neg = (torch.rand(5, 1, 512, 301) - 1).to(args.device_name)
         model.train()
         times = timed(lambda: released_train_step(model, batch, voices_neg), args.device_name, 1, args.steps)
         return times, 1, {'negatives_per_anchor': 5}
-    model = DFDModel(model_opt(args, True))
+    model = DFDModel.build(model_opt(args, True))
     batch = random_batch(args, args.batch_size, args.negatives == 'sampled')
     model.train()
 
@@ -117,8 +128,9 @@ def child_train(args, baseline):
 
 
 def child_score(args, baseline):
+    """(step times, pairs per step, extras) of batched ``score_pairs``, or of one pair at a time with ``baseline``."""
     from models.DFD_model import DFDModel
-    model = DFDModel(model_opt(args, False, compat='released' if baseline else None))
+    model = DFDModel.build(model_opt(args, False, compat='released' if baseline else None))
     model.eval()
     if baseline:
         batch = random_batch(args, 1, False)
@@ -137,14 +149,13 @@ def loader_for(args, train):
     """The Vox_image training loader, or the DFDC test loader, over the synthetic data under --data_root."""
     from data import create_dataset
     root = ensure_data(args.data_root)
-    opt = model_opt(args, train)
-    for key, value in dict(dataroot=os.path.join(root, 'Voxceleb2' if train else 'DFDC'), seed=20, val_ratio=0.1,
-                           id_prefix='id', max_clips_per_id=40, max_val_clips=15000, max_dataset_size=10 ** 9,
-                           no_flip=True, num_threads=args.num_threads, serial_batches=False,
-                           dataset_mode='Vox_image' if train else 'DFDC', prefetch_factor=2,
-                           batch_size=args.batch_size if train else args.score_batch).items():
-        setattr(opt, key, value)
-    return create_dataset(opt, phase='train' if train else 'test', shuffle=train)
+    opt = model_opt(args, train, dataroot=os.path.join(root, 'Voxceleb2' if train else 'DFDC'))
+    opt.max_dataset_size, opt.no_flip = 10 ** 9, True
+    if not train:
+        opt.batch_size = args.score_batch
+    sampled = train and args.negatives == 'sampled'
+    return create_dataset(opt, 'train' if train else 'test', n_negatives=args.n_negatives if sampled else 0,
+                          shuffle=train)
 
 
 def loop_times(loader, needed, step=None):
@@ -165,6 +176,7 @@ def loop_times(loader, needed, step=None):
 
 
 def child_data(args):
+    """(batch times, samples per batch, extras) of the Vox_image training loader alone, after the warm-up batches."""
     loader = loader_for(args, train=True)
     times = loop_times(loader, args.warmup + args.steps)[args.warmup:]
     return times, args.batch_size, {'num_threads': args.num_threads}
@@ -173,7 +185,7 @@ def child_data(args):
 def child_loop(args, train):
     """A training or test loop as train_DF.py / test_DF.py run it: loader workers and the model share the CPU."""
     from models.DFD_model import DFDModel
-    model = DFDModel(model_opt(args, train))
+    model = DFDModel.build(model_opt(args, train))
     loader = loader_for(args, train)
     if train:
         model.train()
@@ -199,6 +211,7 @@ def ensure_data(root):
 
 
 def run_child(args):
+    """Take the measurement named by ``--child`` and print its rates and peak memory as one JSON line."""
     torch.manual_seed(0)
     if args.child == 'train':
         times, per_step, extra = child_train(args, args.baseline_run)
@@ -219,6 +232,7 @@ def run_child(args):
 
 
 def machine(device):
+    """One line naming the CPU, its cores, the torch version and threads, and the GPU on CUDA."""
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as handle:
@@ -232,6 +246,7 @@ def machine(device):
 
 
 def measure(args, what, baseline=False):
+    """Run one measurement in a child process and return its JSON result; stops with the child's stderr if it fails."""
     cmd = [sys.executable, '-m', 'scripts.benchmark', '--child', what] + args.passthrough
     if baseline:
         cmd.append('--baseline_run')
@@ -242,6 +257,7 @@ def measure(args, what, baseline=False):
 
 
 def main(argv=None):
+    """Run the measurements, print their table rows and append them to ``--append``; returns 0 (1 if a child fails)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--config', choices=sorted(CONFIGS), default='paper', help='model size')

@@ -2,7 +2,7 @@
 
     python -m scripts.detect VIDEO --name NAME [--checkpoints_dir ./checkpoints] [--windows 5] [--json]
 
-The video is preprocessed as the datasets are (data/preprocess.py): ``--windows`` voice windows of 3 s spread over
+The video is preprocessed as the datasets are (prep/video.py): ``--windows`` voice windows of 3 s spread over
 its audio, the frame in the middle of each, the largest face cropped by dlib's detector. Every window with a face
 is scored (minus the voice-face embedding distance, higher = more real) and the video's score aggregates them
 (``--video_agg`` mean, median or max). The verdict compares that score with the threshold stored with the
@@ -33,6 +33,7 @@ EXIT_NO_AUDIO, EXIT_NO_FACE, EXIT_UNUSABLE, EXIT_BAD_ARGUMENTS = 3, 4, 5, 2
 
 
 def parse(argv):
+    """detect.py's own flags, and the rest for the test options."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], add_help=True,
                                      epilog='Other options are passed to the test options (see test_DF.py --help).')
     parser.add_argument('video', help='the video file to check')
@@ -42,7 +43,7 @@ def parse(argv):
     parser.add_argument('--audio', default='', help='take the audio from this file instead of the video')
     parser.add_argument('--json', action='store_true', help='print only the JSON line')
     parser.add_argument('--trim_leading_silence', action='store_true',
-                        help='drop the leading silence before the voice windows (see data/preprocess.py)')
+                        help='drop the leading silence before the voice windows (see prep/video.py)')
     parser.add_argument('--silence_threshold', type=float, default=5e-4, help='amplitude that ends the silence')
     parser.add_argument('--min_seconds', type=float, default=1.0, help='shortest usable audio in seconds')
     parser.add_argument('--detector', choices=('dlib', 'none'), default='dlib', help='face detector')
@@ -73,9 +74,12 @@ def detect(args, opt):
     """Preprocess and score the video; returns (exit status, result dict)."""
     from data.audio import voice_array
     from data.base_dataset import face_array
-    from data.preprocess import ClipSkipped, clip_windows
-    from models import create_model
+    from models import load_model
+    from prep.video import ClipSkipped, clip_windows
 
+    model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)  # sets the input sizes of opt
+    model.setup(opt)
+    model.eval()
     config = {'trim_leading_silence': args.trim_leading_silence, 'silence_threshold': args.silence_threshold,
               'min_seconds': args.min_seconds, 'detector': args.detector, 'face_size': max(opt.load_size, 224),
               'margin': args.margin, 'upsample': args.upsample, 'detect_size': args.detect_size}
@@ -89,14 +93,11 @@ def detect(args, opt):
     if not usable:
         return EXIT_NO_FACE, {**result, 'error': 'no_face',
                               'message': f'no face found in any of the {len(windows)} frames looked at'}
-    model = create_model(opt)
-    model.setup(opt)
-    model.eval()
     faces = torch.from_numpy(np.stack([face_array(w['face'], opt) for w in usable]))
     voices = torch.from_numpy(np.stack([voice_array(w['mel'], opt.n_mels, opt.n_frames) for w in usable]))
     scores = model.score_pairs(voices, faces).float().cpu().numpy().astype(float)
     score = float(AGGREGATES[args.video_agg](scores))
-    val = (opt.checkpoint_meta or {}).get('val') or {}
+    val = (model.loaded_meta or {}).get('val') or {}
     threshold = val.get('eer_threshold')
     verdict = None if threshold is None else ('real' if score >= threshold else 'fake')
     result.update({
@@ -106,12 +107,13 @@ def detect(args, opt):
         'video_agg': args.video_agg, 'windows_scored': len(usable), 'windows_without_face': len(windows) - len(usable),
         'windows': [{'start_s': round(w['start'], 3), 'frame_s': round(w['time'], 3), 'score': s}
                     for w, s in zip(usable, scores.tolist())],
-        'encoder_compat': opt.encoder_compat,
+        'encoder_compat': model.config.compat,
     })
     return 0, result
 
 
 def report(result, status):
+    """The human-readable lines (the JSON line follows them)."""
     if 'error' in result:
         print(f'{result["video"]}: {result["message"]}', file=sys.stderr)
         return
@@ -127,7 +129,8 @@ def report(result, status):
 
 
 def main(argv=None):
-    from models import CheckpointError
+    """Entry point: the exit statuses of the module docstring."""
+    from models import MODEL_ERRORS
 
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     args, rest = parse(sys.argv[1:] if argv is None else argv)
@@ -137,7 +140,7 @@ def main(argv=None):
     try:
         opt = test_options(args, rest)
         status, result = detect(args, opt)
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
+    except (*MODEL_ERRORS, FileNotFoundError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
     if not args.json:

@@ -58,6 +58,7 @@ def spread(t):
 
 
 def rms(t):
+    """Root mean square of the values of ``t``."""
     return float(t.detach().double().pow(2).mean().sqrt())
 
 
@@ -166,10 +167,10 @@ def diagnose(label, flags, knobs, args, workdir):
             '--seed', str(args.seed), *CONFIGS[args.config], *flags]
     opt = TrainOptions().parse(argv, save=False, verbose=False)
     util.seed_everything(opt.seed)
-    train_loader = create_dataset(opt, phase='train')
-    train_loader.set_epoch(1)
     model = create_model(opt)
     model.setup(opt)
+    train_loader = create_dataset(opt, 'train', n_negatives=model.dataset_negatives('train'))
+    train_loader.set_epoch(1)
     model.train()
     if knobs['l2']:
         model.compute_loss = l2_compute_loss(model)
@@ -214,7 +215,7 @@ def diagnose(label, flags, knobs, args, workdir):
     result['steps'] = steps
     result['final'] = loss_stats(model)
 
-    val_loader = create_dataset(opt, phase='val', shuffle=False)
+    val_loader = create_dataset(opt, 'val', n_negatives=model.dataset_negatives('val'), shuffle=False)
     recalib = DatasetLoader(train_loader.dataset, opt, shuffle=True)
     recalib.set_epoch(0)
     model.recalibrate_batch_norm(itertools.islice(recalib, opt.bn_recalib_batches))
@@ -258,6 +259,7 @@ def trace_table(result):
 
 
 def summary_table(results):
+    """Markdown: one row per variant, its statistics at initialisation and after training, and its validation AUC."""
     lines = ['| variant | flags | face spread at init | d_pos / d_neg at init | active at init | gradient RMS '
              '(face token) | after training: d_pos / d_neg | active | spread | val AUC | seconds |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
@@ -274,6 +276,7 @@ def summary_table(results):
 
 
 def main(argv=None):
+    """Diagnose each ``--variant``, print the tables and write ``--json``; returns 0 (bad arguments exit 2)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--dataroot', required=True, help='a VoxCeleb2-layout training set')

@@ -23,7 +23,7 @@ faster syllables, a mains hum and a different vowel set):
     t3     formant scale                                 hair colour, inverted
 
 Clips of one identity differ in what is said (random vowel-like syllables, pitch contour, noise) and in how the
-face is shown (position, scale, rotation, light, background, expression, JPEG quality). Mels follow the SPEC
+face is shown (position, scale, rotation, light, background, expression, JPEG quality). Mels follow the released
 recipe on the synthesised 16 kHz waveform (data/audio.py: mel_from_waveform).
 
 It writes three sets under ``--out`` (identities never shared between sets):
@@ -243,6 +243,7 @@ def draw_face(traits, rng, size=128, variant='a'):
 # writing the sets
 # ---------------------------------------------------------------------------------------------------------------
 def write_pair(face, wave, face_path, voice_path, rng):
+    """Save the face as a JPEG of random quality (80-95) and the waveform's mel as .npy, making their folders."""
     os.makedirs(os.path.dirname(face_path), exist_ok=True)
     os.makedirs(os.path.dirname(voice_path), exist_ok=True)
     face.save(face_path, quality=int(rng.integers(80, 96)))
@@ -348,6 +349,7 @@ def build(name, root, params, force, make):
 
 
 def main(argv=None):
+    """Build the chosen sets under ``--out``, leaving those up to date alone; returns 0 (bad arguments exit 2)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--out', default='Dataset', help='folder that receives Voxceleb2/, DFDC/ and FakeAVCeleb/')

@@ -105,6 +105,7 @@ def make_splits(videos, identities, ratios, seed):
 
 
 def main(argv=None):
+    """Write the split JSON and print the counts of each part; returns 0, or 2 when the dataroot does not fit."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--dataroot', required=True, help='a dataset in the DFDC layout with its side files')

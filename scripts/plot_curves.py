@@ -32,6 +32,7 @@ def table(runs):
 
 
 def main(argv=None):
+    """Draw the curves of the ``--run`` files into ``--out`` and print the validation table; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--run', action='append', required=True, help='"label=path/to/metrics.jsonl" (repeat)')

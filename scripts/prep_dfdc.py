@@ -7,7 +7,7 @@
 {"label": "REAL" | "FAKE", "original": ...}}``), or is one such folder. With ``--windows K`` (K > 1) every video
 gives K voice windows and the frame in the middle of each: ``real/<video>/<k>.jpg`` and ``audio_feat/<video>/<k>.npy``.
 ``videos.csv`` lists every video with its label, part and (for fakes) the real video it was made from. The
-decoding, cropping, short-clip and silence rules, resuming and ``skipped.csv`` are those of data/preprocess.py.
+decoding, cropping, short-clip and silence rules, resuming and ``skipped.csv`` are those of prep/video.py.
 """
 import json
 import os
@@ -16,24 +16,20 @@ import sys
 if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.prep_dfdc ...')
 
-from data.preprocess import Clip, main_for
+from data.layouts import dfdc_paths
+from prep.video import Clip, main_for
 from util import util
 
 LABELS = {'REAL': 'real', 'FAKE': 'fake'}
 
 
 def add_arguments(parser):
+    """Add ``--src``, the folder of DFDC parts."""
     parser.add_argument('--src', required=True, help='folder of dfdc_train_part_*/ folders (or one part folder)')
 
 
-def layout_paths(out, folder, video, windows):
-    """(face_out, voice_out) of one video in the DFDC layout."""
-    if windows > 1:
-        return os.path.join(out, folder, video), os.path.join(out, 'audio_feat', video)
-    return os.path.join(out, folder, video + '.jpg'), os.path.join(out, 'audio_feat', video + '.npy')
-
-
 def build(args):
+    """The clips of every video in the parts' metadata.json, and videos.csv written; returns (clips, description)."""
     if not os.path.isdir(args.src):
         raise ValueError(f'--src {args.src} is not a folder (expected dfdc_train_part_*/ folders with metadata.json)')
     if os.path.isfile(os.path.join(args.src, 'metadata.json')):
@@ -59,7 +55,7 @@ def build(args):
             if video in seen:
                 raise ValueError(f'video name {video} appears in both {seen[video]} and {part}')
             seen[video] = part
-            face_out, voice_out = layout_paths(args.out, label, video, args.windows)
+            face_out, voice_out = dfdc_paths(args.out, label, video, args.windows > 1)
             clips.append(Clip(video=os.path.join(part, name), face_out=face_out, voice_out=voice_out,
                               windows=args.windows))
             rows.append([video, label, os.path.basename(part), os.path.splitext(info.get('original') or '')[0]])
@@ -69,6 +65,7 @@ def build(args):
 
 
 def main(argv=None):
+    """Preprocess the DFDC videos; exit status 0 if anything usable exists, 1 if not, 2 for bad input."""
     return main_for(__doc__.split('\n\n')[0], add_arguments, build, argv, windows=True)
 
 

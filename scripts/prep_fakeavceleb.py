@@ -8,9 +8,9 @@
 in the layout are ``<RVRA|FVRA|RVFA|FVFA>_<id>_<file stem>`` (file names repeat across folders).
 ``categories.csv`` keeps each video's category (the tree it came from), its generation method and the identities
 of meta_data.csv (source, target1, target2), for per-category results and identity-disjoint splits.
-FakeAVCeleb's fake audio starts with a short silence that alone gives fakes away (SPEC.md):
+FakeAVCeleb's fake audio starts with a short silence that alone gives fakes away (docs/method.md):
 ``--trim_leading_silence`` removes it. ``--windows K`` writes the video-level layout (see prep_dfdc.py). The other
-rules, resuming and ``skipped.csv`` are those of data/preprocess.py.
+rules, resuming and ``skipped.csv`` are those of prep/video.py.
 """
 import csv
 import os
@@ -19,8 +19,8 @@ import sys
 if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.prep_fakeavceleb ...')
 
-from data.preprocess import Clip, main_for
-from scripts.prep_dfdc import layout_paths
+from data.layouts import dfdc_paths
+from prep.video import Clip, main_for
 from util import util
 
 CATEGORIES = {'RealVideo-RealAudio': 'RVRA', 'FakeVideo-RealAudio': 'FVRA', 'RealVideo-FakeAudio': 'RVFA',
@@ -29,6 +29,7 @@ REAL = 'RealVideo-RealAudio'
 
 
 def add_arguments(parser):
+    """Add ``--src``, the folder of the four category trees."""
     parser.add_argument('--src', required=True, help='FakeAVCeleb folder holding the four category trees')
 
 
@@ -57,6 +58,7 @@ def read_metadata(path):
 
 
 def build(args):
+    """The clips of every mp4 in the category trees, and categories.csv written; returns (clips, description)."""
     if not os.path.isdir(args.src):
         raise ValueError(f'--src {args.src} is not a folder (expected the FakeAVCeleb category trees)')
     present = [c for c in CATEGORIES if os.path.isdir(os.path.join(args.src, c))]
@@ -74,7 +76,7 @@ def build(args):
                 identity = os.path.basename(folder)
                 video = f'{CATEGORIES[category]}_{identity}_{os.path.splitext(name)[0]}'
                 kind = 'real' if category == REAL else 'fake'
-                face_out, voice_out = layout_paths(args.out, kind, video, args.windows)
+                face_out, voice_out = dfdc_paths(args.out, kind, video, args.windows > 1)
                 clips.append(Clip(video=os.path.join(folder, name), face_out=face_out, voice_out=voice_out,
                                   windows=args.windows))
                 method, source, target1, target2 = metadata.get((category, identity, name),
@@ -88,6 +90,7 @@ def build(args):
 
 
 def main(argv=None):
+    """Preprocess the FakeAVCeleb videos; exit status 0 if anything usable exists, 1 if not, 2 for bad input."""
     return main_for(__doc__.split('\n\n')[0], add_arguments, build, argv, windows=True)
 
 

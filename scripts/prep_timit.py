@@ -11,7 +11,7 @@ that appear among the fakes (``--reals all`` takes every subject). The head-rota
 have no audio and are left out. Video names: ``real-<subject>-<sentence>`` and
 ``fake-<quality>-<subject>-<sentence>-<face>``; ``videos.csv`` lists them with their subjects. ``--windows K``
 writes the video-level layout (see prep_dfdc.py); the other rules, resuming and ``skipped.csv`` are those of
-data/preprocess.py.
+prep/video.py.
 """
 import os
 import sys
@@ -19,14 +19,15 @@ import sys
 if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.prep_timit ...')
 
-from data.preprocess import Clip, main_for
-from scripts.prep_dfdc import layout_paths
+from data.layouts import dfdc_paths
+from prep.video import Clip, main_for
 from util import util
 
 QUALITIES = ('higher_quality', 'lower_quality')
 
 
 def add_arguments(parser):
+    """Add ``--fakes``, ``--vidtimit``, ``--quality``, ``--reals`` and ``--fps``."""
     parser.add_argument('--fakes', required=True, help='DeepfakeTIMIT folder (higher_quality/, lower_quality/)')
     parser.add_argument('--vidtimit', required=True, help='VidTIMIT folder (<subject>/video/, <subject>/audio/)')
     parser.add_argument('--quality', choices=('higher', 'lower', 'both'), default='higher',
@@ -37,6 +38,7 @@ def add_arguments(parser):
 
 
 def build(args):
+    """The DeepfakeTIMIT fakes and the VidTIMIT reals as clips, and videos.csv written; returns (clips, description)."""
     for flag, folder in (('--fakes', args.fakes), ('--vidtimit', args.vidtimit)):
         if not os.path.isdir(folder):
             raise ValueError(f'{flag} {folder} is not a folder')
@@ -55,7 +57,7 @@ def build(args):
             for name in sorted(n for n in os.listdir(folder) if n.lower().endswith('.avi')):
                 sentence, _, face = os.path.splitext(name)[0].partition('-video-')
                 video = f'fake-{quality.split("_")[0]}-{subject}-{sentence}' + (f'-{face}' if face else '')
-                face_out, voice_out = layout_paths(args.out, 'fake', video, args.windows)
+                face_out, voice_out = dfdc_paths(args.out, 'fake', video, args.windows > 1)
                 clips.append(Clip(video=os.path.join(folder, name), face_out=face_out, voice_out=voice_out,
                                   audio=os.path.join(args.vidtimit, subject, 'audio', sentence + '.wav'),
                                   windows=args.windows))
@@ -74,7 +76,7 @@ def build(args):
             if sentence.startswith('head') or not os.path.isdir(os.path.join(videos, sentence)):
                 continue
             video = f'real-{subject}-{sentence}'
-            face_out, voice_out = layout_paths(args.out, 'real', video, args.windows)
+            face_out, voice_out = dfdc_paths(args.out, 'real', video, args.windows > 1)
             clips.append(Clip(video=os.path.join(videos, sentence), face_out=face_out, voice_out=voice_out,
                               audio=os.path.join(args.vidtimit, subject, 'audio', sentence + '.wav'),
                               windows=args.windows, fps=args.fps))
@@ -86,6 +88,7 @@ def build(args):
 
 
 def main(argv=None):
+    """Preprocess DeepfakeTIMIT and VidTIMIT; exit status 0 if anything usable exists, 1 if not, 2 for bad input."""
     return main_for(__doc__.split('\n\n')[0], add_arguments, build, argv, windows=True)
 
 

@@ -31,6 +31,30 @@ def run_dirs(tmp_path):
     return ['--checkpoints_dir', str(tmp_path / 'checkpoints'), '--results_dir', str(tmp_path / 'results')]
 
 
+def encoders(arch, init_type='normal'):
+    """(voice, face) encoders of an architecture dict like TINY_ARCH, initialised as the released code does."""
+    from models import ModelConfig, networks
+    voice, face = ModelConfig.from_legacy_options(arch).build_encoders()
+    for net in (voice, face):
+        networks.init_weights(net, init_type, 0.02)
+    return voice, face
+
+
+def tiny_model(train=False, device='cpu', **options):
+    """A new DFD model of the tiny size, from options parsed as train_DF.py (``train``) or test_DF.py parse them;
+    ``options`` are flags (``True`` for a switch), ``device`` overrides the device."""
+    from models.DFD_model import DFDModel
+    from options.test_options import TestOptions
+    from options.train_options import TrainOptions
+    argv = ['--dataroot', 'unused', '--checkpoints_dir', 'unused', '--gpu_ids', '-1', *TINY]
+    for key, value in options.items():
+        argv += [f'--{key}'] if value is True else [f'--{key}', str(value)]
+    opt = (TrainOptions if train else TestOptions)().parse(argv, save=False, verbose=False)
+    opt.device = device
+    torch.manual_seed(0)
+    return DFDModel.build(opt)
+
+
 def vox(root):
     return os.path.join(str(root), 'Voxceleb2')
 

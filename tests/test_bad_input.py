@@ -17,7 +17,7 @@ import torch
 
 import test_DF
 import train_DF
-from models import read_checkpoint
+from models.checkpoint import read as read_checkpoint
 from models.DFD_model import DFDModel
 from tests.conftest import TINY, dfdc, vox
 from util.visualizer import read_metrics

@@ -1,14 +1,29 @@
 """Checkpoints in the authors' released format and in the project's format: keys, shapes, loading, refusing."""
+import csv
 import json
 import os
+import shutil
 
 import pytest
 import torch
 
 import test_DF
-from models import CheckpointError, networks, read_checkpoint
-from models.base_model import describe_mismatch
-from tests.conftest import PAPER_ARCH, TINY, TINY_ARCH, dfdc
+import train_DF
+from models import CheckpointError, load_model
+from models.checkpoint import describe_mismatch
+from models.checkpoint import read as read_checkpoint
+from models.DFD_model import DFDModel
+from options.test_options import TestOptions
+from scripts import make_sample_data
+from tests.conftest import PAPER_ARCH, TINY, encoders, dfdc
+
+V1 = os.path.join(os.path.dirname(__file__), 'fixtures', 'checkpoints_v1')
+
+
+def parsed_test_options(checkpoints_dir, name, *extra):
+    """Parsed test_DF.py options for the run ``name`` (no checkpoint is read while parsing)."""
+    return TestOptions().parse(['--dataroot', str(checkpoints_dir), '--name', name, '--checkpoints_dir',
+                                str(checkpoints_dir), '--gpu_ids', '-1', *extra], save=False, verbose=False)
 
 KEYS = json.load(open(os.path.join(os.path.dirname(__file__), 'fixtures', 'released_checkpoint_keys.json')))
 
@@ -38,7 +53,7 @@ def released_files(tmp_path_factory):
 
 
 def test_released_files_load_strictly_in_released_mode(released_files):
-    voice, face = networks.define_encoders(PAPER_ARCH)
+    voice, face = encoders(PAPER_ARCH)
     for net, name in ((voice, 'latest_net_G_audio.pth'), (face, 'latest_net_G_video.pth')):
         state_dict, meta = read_checkpoint(str(released_files / name))
         assert meta is None
@@ -47,15 +62,12 @@ def test_released_files_load_strictly_in_released_mode(released_files):
         assert {k: list(v.shape) for k, v in net.state_dict().items()} == KEYS[name]
 
 
-def test_released_files_do_not_fit_fixed_mode_and_the_message_says_why(released_files, tmp_path):
-    from types import SimpleNamespace
-
-    from models.DFD_model import DFDModel
-    opt = SimpleNamespace(isTrain=False, device='cpu', checkpoints_dir=str(released_files.parent), name='authors',
-                          model='DFD', init_type='normal', init_gain=0.02, **{**PAPER_ARCH, 'encoder_compat': 'fixed'})
-    model = DFDModel(opt)
+def test_released_files_do_not_fit_fixed_mode_and_the_message_says_why(released_files):
+    opt = parsed_test_options(released_files.parent, 'authors', '--encoder_compat', 'fixed')
     with pytest.raises(CheckpointError, match=r'(?s)pos_embedding.*\(32, 1, 1024\).*--encoder_compat released'):
-        model.load_networks('latest')
+        load_model(opt, str(released_files), 'latest')
+    model = load_model(parsed_test_options(released_files.parent, 'authors'), str(released_files), 'latest')   # auto
+    assert model.config.compat == 'released' and model.loaded_meta is None
 
 
 def test_test_DF_runs_on_released_weights_without_any_size_option(released_files, sample_root, tmp_path, capsys):
@@ -75,24 +87,68 @@ def test_test_DF_runs_on_released_weights_without_any_size_option(released_files
 
 
 def test_project_checkpoints_round_trip_with_released_keys(tmp_path):
-    from types import SimpleNamespace
-
-    from models.DFD_model import DFDModel
-    opt = SimpleNamespace(isTrain=False, device='cpu', checkpoints_dir=str(tmp_path), name='run', model='DFD',
-                          init_type='normal', init_gain=0.02, load_size=64, preprocess='resize_and_crop',
-                          **{**TINY_ARCH, 'encoder_compat': 'released'})
-    model = DFDModel(opt)
+    opt = parsed_test_options(tmp_path, 'run', *TINY, '--encoder_compat', 'released')
+    model = DFDModel.build(opt)
     model.save_networks('latest', epoch=3)
     state_dict, meta = read_checkpoint(str(tmp_path / 'run' / 'latest_net_G_audio.pth'))
-    assert meta['options']['encoder_compat'] == 'released' and meta['epoch'] == 3
+    assert meta['config'] == model.config.to_dict() and meta['config']['compat'] == 'released'
+    assert meta['version'] == 2 and meta['epoch'] == 3
     released_names = {k for k in KEYS['latest_net_G_audio.pth']  # the released names, for a depth-2 transformer
                       if not k.startswith('transformer.layers.') or int(k.split('.')[2]) < 2}
     assert set(state_dict) == released_names
-    other = DFDModel(opt)
-    other.load_networks('latest')
+    other = load_model(parsed_test_options(tmp_path, 'run'), str(tmp_path / 'run'), 'latest')   # no size typed
+    assert other.config == model.config and other.loaded_meta['epoch'] == 3
     for (_, a), (_, b) in zip(model.networks(), other.networks()):
         for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
             assert ka == kb and torch.equal(va, vb)
+
+
+def test_each_weight_file_is_read_once(tmp_path, monkeypatch):
+    from models import checkpoint
+    opt = parsed_test_options(tmp_path, 'run', *TINY)
+    DFDModel.build(opt).save_networks('latest', epoch=1)
+    reads = []
+    real_load = torch.load
+    monkeypatch.setattr(checkpoint.torch, 'load', lambda path, **kw: reads.append(path) or real_load(path, **kw))
+    load_model(parsed_test_options(tmp_path, 'run'), str(tmp_path / 'run'), 'latest')
+    assert sorted(os.path.basename(p) for p in reads) == ['latest_net_G_audio.pth', 'latest_net_G_video.pth']
+
+
+@pytest.fixture(scope='module')
+def v1_data(tmp_path_factory):
+    """The small sample set the version-1 fixtures were scored on (tests/fixtures/checkpoints_v1/README.md)."""
+    root = tmp_path_factory.mktemp('v1data')
+    make_sample_data.main(['--out', str(root), '--vox_ids', '6', '--videos', '1', '--frames', '2', '--dfdc_ids', '2',
+                           '--dfdc_reals', '1', '--fakeavceleb_ids', '2', '--image_size', '32'])
+    return root
+
+
+@pytest.mark.parametrize('mode', ['fixed', 'released'])
+def test_version_1_checkpoints_still_load_and_score_as_they_did(mode, v1_data, tmp_path):
+    """Checkpoints written before the model config existed (their architecture in ``options``) load without any
+    size option and give the scores recorded when they were written."""
+    expected = json.load(open(os.path.join(V1, 'expected_scores.json')))[mode]
+    results = tmp_path / 'results'
+    assert test_DF.main(['--dataroot', str(v1_data / 'DFDC'), '--name', mode, '--checkpoints_dir', V1,
+                         '--results_dir', str(results), '--gpu_ids', '-1', '--num_threads', '0']) == 0
+    summary = json.loads((results / mode / 'DFDC_latest' / 'summary.json').read_text())
+    assert summary['encoder_compat'] == mode and summary['model_config']['face']['image_size'] == 32
+    with open(results / mode / 'DFDC_latest' / 'scores.csv') as handle:
+        got = {os.path.relpath(row['face_path'], str(v1_data)): float(row['score']) for row in csv.DictReader(handle)}
+    assert got.keys() == expected.keys()
+    for key, score in expected.items():
+        assert got[key] == pytest.approx(score, abs=2e-5), key
+
+
+def test_a_version_1_training_state_resumes(v1_data, tmp_path):
+    run = tmp_path / 'ck' / 'fixed'
+    shutil.copytree(os.path.join(V1, 'fixed'), run)
+    assert train_DF.main(['--dataroot', str(v1_data / 'Voxceleb2'), '--name', 'fixed', '--checkpoints_dir',
+                          str(tmp_path / 'ck'), '--continue_train', '--n_epochs', '2', '--n_epochs_decay', '0',
+                          '--negatives', 'sampled', '--n_negatives', '2', '--batch_size', '4', '--num_threads', '0',
+                          '--gpu_ids', '-1', '--display_id', '0', '--no_html', '--bn_recalib_batches', '1']) == 0
+    _, meta = read_checkpoint(str(run / 'latest_net_G_video.pth'))
+    assert meta['version'] == 2 and meta['epoch'] == 2 and meta['config']['face']['width_mult'] == 0.0625
 
 
 def test_module_prefix_is_stripped_and_non_checkpoints_refused(tmp_path):
@@ -127,4 +183,4 @@ def test_explicit_options_do_not_override_the_checkpoint(tmp_path, sample_root, 
                           '--gpu_ids', '-1', '--val_ratio', '0', '--display_id', '0', *run_dirs[:2]]) == 0
     assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'x', '--dim', '64', '--gpu_ids', '-1',
                          '--num_threads', '0', *run_dirs]) == 0
-    assert 'checkpoint was trained with 128' in caplog.text
+    assert '--dim 64 ignored: the checkpoint was trained with 128' in caplog.text

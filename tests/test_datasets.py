@@ -1,4 +1,5 @@
 """Datasets: pairing in both layouts, the identity split, negatives, voice normalisation and the mel recipe."""
+import csv
 import os
 import types
 
@@ -7,7 +8,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from data import DatasetError, available_datasets, create_dataset, find_dataset_using_name
+from data import DatasetError, DatasetLoader, SkipLog, available_datasets, create_dataset, find_dataset_using_name
 from data.audio import fit_frames, load_voice, mel_from_file, mel_from_waveform, normalize_mel
 from data.DFDC_dataset import DFDCDataset
 from data.Vox_image_dataset import VoxImageDataset, split_identities
@@ -17,9 +18,20 @@ def make_opt(root, **kw):
     opt = dict(dataroot=str(root), phase='train', seed=20, n_negatives=3, val_ratio=0.25, id_prefix='id',
                max_clips_per_id=40, max_val_clips=15000, max_dataset_size=10 ** 9, n_mels=512, n_frames=301,
                load_size=32, crop_size=32, preprocess='resize_and_crop', no_flip=True, batch_size=2, num_threads=0,
-               serial_batches=False, dataset_mode='Vox_image', negatives='sampled', device='cpu')
+               serial_batches=False, dataset_mode='Vox_image', device='cpu', skip_bad=False, split_file='',
+               protocol='sound', isTrain=True, prefetch_factor=2)
     opt.update(kw)
     return types.SimpleNamespace(**opt)
+
+
+def Vox(opt, n_negatives=3):
+    """The Vox_image dataset of ``opt.phase`` with ``n_negatives`` negatives per training item."""
+    return VoxImageDataset(opt, opt.phase, n_negatives)
+
+
+def DFDC(opt, n_negatives=0):
+    """The DFDC dataset of ``opt.phase``."""
+    return DFDCDataset(opt, opt.phase, n_negatives)
 
 
 def write_clip(root, identity, video, frame, colour=(128, 64, 32), frames=301):
@@ -52,7 +64,7 @@ def test_names_resolve_and_unknown_names_list_the_valid_ones():
 
 
 def test_vox_pairs_faces_with_voices_when_video_names_hold_separators(vox_root):
-    ds = VoxImageDataset(make_opt(vox_root))
+    ds = Vox(make_opt(vox_root))
     assert len(ds) == 12  # 6 training identities x 2 clips
     for face, voice in zip(ds.face_paths, ds.voice_paths):
         identity, video, frame = face.split(os.sep)[-3:]
@@ -61,11 +73,11 @@ def test_vox_pairs_faces_with_voices_when_video_names_hold_separators(vox_root):
 
 
 def test_identity_split_is_sorted_disjoint_and_deterministic(vox_root):
-    train = VoxImageDataset(make_opt(vox_root))
-    val = VoxImageDataset(make_opt(vox_root, phase='val'))
+    train = Vox(make_opt(vox_root))
+    val = Vox(make_opt(vox_root, phase='val'))
     assert train.split_lists() == {'train': [f'id{i:05d}' for i in range(2, 8)], 'val': ['id00000', 'id00001']}
     assert set(train.identities).isdisjoint(val.identities)
-    assert VoxImageDataset(make_opt(vox_root)).face_paths == train.face_paths
+    assert Vox(make_opt(vox_root)).face_paths == train.face_paths
 
 
 def test_split_holds_out_at_least_two_identities_and_rejects_too_few():
@@ -80,47 +92,66 @@ def test_split_holds_out_at_least_two_identities_and_rejects_too_few():
 def test_fewer_than_two_identities_is_a_clear_error(tmp_path):
     write_clip(tmp_path, 'id00001', 'v', '00001')
     with pytest.raises(DatasetError, match='at least two'):
-        VoxImageDataset(make_opt(tmp_path, val_ratio=0.0))
+        Vox(make_opt(tmp_path, val_ratio=0.0))
 
 
 def test_negatives_come_from_other_identities_and_change_per_epoch(vox_root):
-    ds = VoxImageDataset(make_opt(vox_root))
+    ds = Vox(make_opt(vox_root))
     draws = []
     for epoch in (1, 2):
-        ds.set_epoch(epoch)
-        for i in range(len(ds)):
-            item = ds[i]
+        items = [ds[(epoch, i)] for i in range(len(ds))]
+        for item in items:
             assert item['neg_faces'].shape == (3, 3, 32, 32) and item['neg_faces'].dtype == np.float32
             assert item['identity'] not in item['neg_identities']
-            assert len(set(item['neg_identities'].tolist())) >= 1
-        draws.append([tuple(ds.sample_negatives(i, ds.rng(i))) for i in range(len(ds))])
-        assert draws[-1] == [tuple(ds.sample_negatives(i, ds.rng(i))) for i in range(len(ds))]  # reproducible
+        draws.append([tuple(item['neg_identities'].tolist()) for item in items])
+        # the same (seed, epoch, index) gives the same draw, from another dataset object (as in another worker)
+        again = Vox(make_opt(vox_root))
+        assert draws[-1] == [tuple(again[(epoch, i)]['neg_identities'].tolist()) for i in range(len(ds))]
     assert draws[0] != draws[1]
+    assert draws[0] != [tuple(Vox(make_opt(vox_root, seed=21))[(1, i)]['neg_identities'].tolist())
+                        for i in range(len(ds))]
+
+
+def test_vox_validation_yields_labelled_pairs(vox_root):
+    ds = Vox(make_opt(vox_root, phase='val'), n_negatives=3)
+    assert ds.clip_count() == 4 and len(ds) == 4 * (1 + 3)
+    for clip in range(ds.clip_count()):
+        pairs = [ds[(7, clip * 4 + slot)] for slot in range(4)]   # the epoch does not change validation pairs
+        assert [int(p['label']) for p in pairs] == [1, 0, 0, 0] and [int(p['window']) for p in pairs] == [0, 1, 2, 3]
+        assert {p['voice_path'] for p in pairs} == {ds.voice_paths[clip]} and len({p['video'] for p in pairs}) == 1
+        assert pairs[0]['face_path'] == ds.face_paths[clip]
+        negatives = ds.sample_negatives(clip, ds.rng(0, clip))
+        assert [p['face_path'] for p in pairs[1:]] == [ds.face_paths[j] for j in negatives]
+        own = ds.face_paths[clip].split(os.sep)[-3]
+        assert all(p['face_path'].split(os.sep)[-3] != own for p in pairs[1:])
+        assert set(pairs[0]) == {'voice', 'face', 'label', 'video', 'window', 'face_path', 'voice_path'}
+    with pytest.raises(DatasetError, match='mismatched pair'):
+        Vox(make_opt(vox_root, phase='val'), n_negatives=0)
 
 
 def test_vox_item_keys_shapes_dtypes(vox_root):
-    item = VoxImageDataset(make_opt(vox_root))[0]
+    item = Vox(make_opt(vox_root))[0]
     assert item['voice'].shape == (1, 512, 301) and item['voice'].dtype == np.float32
     assert item['face'].shape == (3, 32, 32) and item['face'].dtype == np.float32
     assert -1.0 <= item['face'].min() and item['face'].max() <= 1.0
     assert item['identity'].dtype == np.int64
-    in_batch = VoxImageDataset(make_opt(vox_root, negatives='in_batch'))[0]
+    in_batch = Vox(make_opt(vox_root), n_negatives=0)[0]
     assert 'neg_faces' not in in_batch and 'identity' in in_batch
 
 
 def test_face_without_voice_names_the_file(vox_root):
     os.remove(os.path.join(vox_root, 'voice', 'id00005_JF-4trZP6fE_00182.npy'))
     with pytest.raises(DatasetError, match='id00005.*JF-4trZP6fE.*00182.jpg'):
-        VoxImageDataset(make_opt(vox_root))
+        Vox(make_opt(vox_root))
 
 
 def test_missing_layout_folders_are_named(tmp_path):
     with pytest.raises(DatasetError, match='not a folder'):
-        VoxImageDataset(make_opt(tmp_path / 'nowhere'))
+        Vox(make_opt(tmp_path / 'nowhere'))
     with pytest.raises(DatasetError, match="face is missing"):
-        VoxImageDataset(make_opt(tmp_path))
+        Vox(make_opt(tmp_path))
     with pytest.raises(DatasetError, match='audio_feat is missing'):
-        DFDCDataset(make_opt(tmp_path, dataset_mode='DFDC'))
+        DFDC(make_opt(tmp_path, dataset_mode='DFDC'))
 
 
 def test_per_identity_cap_takes_clips_from_every_video(tmp_path):
@@ -128,10 +159,10 @@ def test_per_identity_cap_takes_clips_from_every_video(tmp_path):
         for f in ('00001', '00002', '00003'):
             write_clip(tmp_path, 'id00001', v, f)
             write_clip(tmp_path, 'id00002', v, f)
-    ds = VoxImageDataset(make_opt(tmp_path, val_ratio=0.0, max_clips_per_id=3))
+    ds = Vox(make_opt(tmp_path, val_ratio=0.0, max_clips_per_id=3))
     videos = [p.split(os.sep)[-2] for p in ds.face_paths[:3]]
     assert videos == ['v1', 'v2', 'v3']
-    assert len(VoxImageDataset(make_opt(tmp_path, val_ratio=0.0, max_clips_per_id=3, max_dataset_size=4))) == 4
+    assert len(Vox(make_opt(tmp_path, val_ratio=0.0, max_clips_per_id=3, max_dataset_size=4))) == 4
 
 
 @pytest.fixture
@@ -149,7 +180,7 @@ def dfdc_root(tmp_path):
 
 
 def test_dfdc_pairs_and_labels(dfdc_root):
-    ds = DFDCDataset(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'))
+    ds = DFDC(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'))
     pairs = [(video, label) for video, _, _, label, _ in ds.items]
     assert pairs == [('r-2', 1), ('r_1', 1), ('f-2', 0), ('f3', 0), ('f_1', 0)]
     item = ds[0]
@@ -161,11 +192,11 @@ def test_dfdc_pairs_and_labels(dfdc_root):
 def test_dfdc_face_without_voice_names_the_file(dfdc_root):
     os.remove(dfdc_root / 'audio_feat' / 'f3.npy')
     with pytest.raises(DatasetError, match='f3.jpg'):
-        DFDCDataset(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'))
+        DFDC(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'))
 
 
 def test_loader_batches_and_serial_order(dfdc_root):
-    loader = create_dataset(make_opt(dfdc_root, dataset_mode='DFDC', phase='test'), shuffle=False)
+    loader = create_dataset(make_opt(dfdc_root, dataset_mode='DFDC'), 'test', shuffle=False)
     batches = list(loader)
     assert [len(b['video']) for b in batches] == [2, 2, 1]
     assert batches[0]['face'].shape == (2, 3, 32, 32) and batches[0]['label'].tolist() == [1, 1]
@@ -208,3 +239,28 @@ def test_mel_recipe_matches_librosa_on_a_file(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
     np.testing.assert_allclose(mel_from_waveform(wave, 16000), expected, rtol=0, atol=1e-4)
     assert got.max() == 0.0 and got.min() >= -80.0
+
+
+def test_unreadable_negatives_are_replaced_and_reported_as_records(vox_root, tmp_path):
+    bad = os.path.join(str(vox_root), 'face', 'id00003', 'JF-4trZP6fE', '00182.jpg')
+    with open(bad, 'wb') as handle:
+        handle.write(b'not a jpeg')
+    opt = make_opt(vox_root, skip_bad=True)
+    ds = Vox(opt, n_negatives=5)
+    anchors = [i for i in range(len(ds)) if ds.face_paths[i] != bad]
+    items = [ds[(1, i)] for i in anchors]
+    hit = [item for item in items if item['replaced']]
+    assert hit, 'the bad face should be drawn as a negative of some anchor'
+    for item in hit:
+        assert all(set(r) == {'path', 'reason'} and r['path'] == bad for r in item['replaced'])
+        assert all('cannot read the face image' in r['reason'] for r in item['replaced'])
+        assert item['neg_faces'].shape == (5, 3, 32, 32)
+    assert all(item['replaced'] == [] for item in items if not item['replaced'])
+    log = SkipLog(str(tmp_path / 'skipped.csv'))
+    loader = DatasetLoader(ds, opt, shuffle=False, skip_log=log)
+    loader.set_epoch(1)
+    batches = list(loader)
+    assert batches and all('replaced' not in batch for batch in batches)
+    with open(tmp_path / 'skipped.csv') as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row['phase'], row['path']) for row in rows] == [('train', bad)]

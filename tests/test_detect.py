@@ -4,7 +4,7 @@ import json
 import pytest
 
 import train_DF
-from models import read_checkpoint
+from models.checkpoint import read as read_checkpoint
 from scripts import detect
 from tests.conftest import TINY, vox
 from tests.media import blank_frame, face_frame, tone, write_video

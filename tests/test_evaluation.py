@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 import test_DF
 import train_DF
 from data.DFDC_dataset import DFDCDataset, original_sampling
-from models import read_checkpoint
+from models.checkpoint import read as read_checkpoint
 from scripts import make_splits
 from tests.conftest import TINY, dfdc, vox
 from tests.test_datasets import make_opt
@@ -164,7 +164,7 @@ def test_make_splits_keeps_identities_apart_and_datasets_take_the_lists(tmp_path
     assert placed | {d['video'] for d in split['dropped']} == set(identities) and split['dropped']
     assert all(len(d['parts']) == 2 for d in split['dropped'])
     assert 'dropped:' in capsys.readouterr().out
-    ds = DFDCDataset(make_opt(root, dataset_mode='DFDC', phase='test', split_file=str(out), isTrain=False))
+    ds = DFDCDataset(make_opt(root, dataset_mode='DFDC', phase='test', split_file=str(out), isTrain=False), 'test')
     assert {item[0] for item in ds.items} == set(split['test'])
     again = tmp_path / 'again.json'
     assert make_splits.main(['--dataroot', str(root), '--out', str(again), '--ratios', '0.6', '0.2', '0.2']) == 0
@@ -189,7 +189,7 @@ def test_fine_tuning_on_deepfake_data_from_a_pretrained_checkpoint(pretrained, s
     after, meta = read_checkpoint(str(pretrained / 'ck' / 'ft0' / 'latest_net_G_video.pth'))
     weights = [k for k in before if 'running_' not in k and 'num_batches' not in k]
     assert all(torch.equal(before[k], after[k]) for k in weights)                # started from the pre-trained one
-    assert meta['options']['dim'] == 128 and np.isfinite(meta['val']['eer_threshold'])
+    assert meta['config']['face']['dim'] == 128 and np.isfinite(meta['val']['eer_threshold'])
     assert (pretrained / 'ck' / 'ft0' / 'best_net_G_audio.pth').is_file()
     assert train_DF.main([*common, '--name', 'ft1']) == 0
     tuned, _ = read_checkpoint(str(pretrained / 'ck' / 'ft1' / 'latest_net_G_video.pth'))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models import networks
-from tests.conftest import PAPER_ARCH, TINY_ARCH
+from tests.conftest import PAPER_ARCH, TINY_ARCH, encoders
 
 KEYS = json.load(open(os.path.join(os.path.dirname(__file__), 'fixtures', 'released_checkpoint_keys.json')))
 
@@ -18,7 +18,7 @@ def shapes(state_dict):
 @pytest.fixture(scope='module')
 def paper_released():
     torch.manual_seed(0)
-    return networks.define_encoders(PAPER_ARCH)
+    return encoders(PAPER_ARCH)
 
 
 def test_paper_size_state_dicts_equal_the_released_weights_keys_and_shapes(paper_released):
@@ -44,7 +44,7 @@ def test_paper_size_output_shapes(paper_released):
 
 @pytest.mark.parametrize('compat', ['released', 'fixed'])
 def test_tiny_output_shapes(compat):
-    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': compat})
+    voice, face = encoders({**TINY_ARCH, 'encoder_compat': compat})
     voice.eval(), face.eval()
     with torch.no_grad():
         assert face(torch.randn(3, 3, 64, 64)).shape == (3, 128)
@@ -53,7 +53,7 @@ def test_tiny_output_shapes(compat):
 
 
 def test_token_size_follows_the_input_size_options():
-    voice, face = networks.define_encoders({**TINY_ARCH, 'crop_size': 96, 'n_mels': 256, 'n_frames': 201})
+    voice, face = encoders({**TINY_ARCH, 'crop_size': 96, 'n_mels': 256, 'n_frames': 201})
     assert face.stem_shape == (128, 3, 3)
     assert face.patch_to_embedding.in_features == 128 * 3 * 3
     assert voice.patch_to_embedding.in_features == voice.stem_shape[0] * voice.stem_shape[1] * voice.stem_shape[2]
@@ -67,26 +67,26 @@ def test_token_size_follows_the_input_size_options():
 
 
 def test_fixed_mode_keys_differ_only_where_the_quirks_are_fixed():
-    voice_r, face_r = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
-    voice_f, face_f = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'fixed'})
+    voice_r, face_r = encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    voice_f, face_f = encoders({**TINY_ARCH, 'encoder_compat': 'fixed'})
     assert voice_r.pos_embedding.shape == (32, 1, 128) and voice_f.pos_embedding.shape == (1, 2, 128)
     extra = set(voice_f.state_dict()) - set(voice_r.state_dict())
     assert extra and all(k.rsplit('.', 1)[1] in ('running_mean', 'running_var', 'num_batches_tracked') for k in extra)
     assert set(face_f.state_dict()) == set(face_r.state_dict())
 
 
-def _batch_dependence(encoder, x, **kw):
+def _batch_dependence(encoder, x):
     """Max change of sample 0's embedding when it sits at position 0 vs 1 of the batch, and with other company."""
     with torch.no_grad():
-        first = encoder(x, **kw)[0]
-        moved = encoder(torch.cat([x[1:2], x[0:1], x[2:]]), **kw)[1]
-        alone = encoder(x[0:1], **kw)[0]
+        first = encoder(x)[0]
+        moved = encoder(torch.cat([x[1:2], x[0:1], x[2:]]))[1]
+        alone = encoder(x[0:1])[0]
     return (first - moved).abs().max().item(), (first - alone).abs().max().item()
 
 
 def test_released_mode_embedding_depends_on_batch_position_and_company():
     torch.manual_seed(0)
-    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    voice, face = encoders({**TINY_ARCH, 'encoder_compat': 'released'})
     voice.eval(), face.eval()
     faces, mels = torch.randn(4, 3, 64, 64), torch.rand(4, 1, 512, 301) - 1
     moved, _ = _batch_dependence(face, faces)
@@ -97,31 +97,31 @@ def test_released_mode_embedding_depends_on_batch_position_and_company():
 
 def test_fixed_mode_embedding_independent_of_the_batch():
     torch.manual_seed(0)
-    voice, face = networks.define_encoders(TINY_ARCH)
+    voice, face = encoders(TINY_ARCH)
     voice.eval(), face.eval()
     for encoder, x in ((face, torch.randn(4, 3, 64, 64)), (voice, torch.rand(4, 1, 512, 301) - 1)):
         moved, alone = _batch_dependence(encoder, x)
         assert moved < 1e-5 and alone < 1e-5
 
 
-def test_released_alone_mode_equals_encoding_each_sample_on_its_own():
+def test_released_embed_each_equals_encoding_each_sample_on_its_own():
     torch.manual_seed(0)
-    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    voice, face = encoders({**TINY_ARCH, 'encoder_compat': 'released'})
     voice.eval(), face.eval()
     for encoder, x in ((face, torch.randn(5, 3, 64, 64)), (voice, torch.rand(5, 1, 512, 301) - 1)):
         with torch.no_grad():
             one_by_one = torch.cat([encoder(x[i:i + 1]) for i in range(len(x))])
-            batched = encoder(x, alone=True)
+            batched = encoder.embed_each(x)
         torch.testing.assert_close(batched, one_by_one, rtol=1e-5, atol=1e-5)
 
 
 def test_released_mode_refuses_more_than_32_samples():
-    voice, face = networks.define_encoders({**TINY_ARCH, 'encoder_compat': 'released'})
+    voice, face = encoders({**TINY_ARCH, 'encoder_compat': 'released'})
     face.eval()
     with torch.no_grad(), pytest.raises(AssertionError, match='at most 32'):
         face(torch.randn(33, 3, 64, 64))
     with torch.no_grad():
-        assert face(torch.randn(33, 3, 64, 64), alone=True).shape == (33, 128)
+        assert face.embed_each(torch.randn(33, 3, 64, 64)).shape == (33, 128)
 
 
 def _reference_attention(attn, x, scale):
@@ -134,23 +134,66 @@ def _reference_attention(attn, x, scale):
     return attn.to_out(out.transpose(1, 2).reshape(b, n, dim))
 
 
-@pytest.mark.parametrize('compat, scale', [('released', 64 ** -0.5), ('fixed', 16 ** -0.5)])
-def test_attention_scale(compat, scale):
+@pytest.mark.parametrize('released, scale', [(True, 64 ** -0.5), (False, 16 ** -0.5)])
+def test_attention_scale(released, scale):
     torch.manual_seed(0)
-    attn = networks.Attention(dim=64, heads=4, compat=compat)
+    attn = (networks.ReleasedAttention if released else networks.Attention)(dim=64, heads=4)
     x = torch.randn(3, 2, 64) * 3
     with torch.no_grad():
         torch.testing.assert_close(attn(x), _reference_attention(attn, x, scale), rtol=1e-5, atol=1e-5)
-        other = _reference_attention(attn, x, 16 ** -0.5 if compat == 'released' else 64 ** -0.5)
+        other = _reference_attention(attn, x, 16 ** -0.5 if released else 64 ** -0.5)
     assert (attn(x) - other).abs().max() > 1e-4
 
 
 def test_initialisation_follows_the_recipe():
     torch.manual_seed(0)
-    voice, face = networks.define_encoders(TINY_ARCH)
+    voice, face = encoders(TINY_ARCH)
     conv = face.features[0]
     bn = face.features[1]
     assert conv.bias.abs().max() == 0 and bn.bias.abs().max() == 0
     assert abs(face.patch_to_embedding.weight.std().item() - 0.02) < 0.002
     assert abs(bn.weight.mean().item() - 1.0) < 0.02
     assert abs(voice.cls_token.std().item() - 1.0) < 0.2  # standard normal
+
+
+def test_encoders_are_built_by_name_with_their_own_sizes():
+    voice = networks.define_encoder('voice', n_mels=512, n_frames=301, width_mult=0.25, dim=64, depth=1, heads=2,
+                                    mlp_dim=64, emb_dim=32)
+    face = networks.define_encoder('face_released', image_size=64, width_mult=0.5, dim=96, depth=2, heads=3,
+                                   mlp_dim=128, emb_dim=32)
+    assert type(voice) is networks.VoiceEncoder and type(face) is networks.ReleasedFaceEncoder
+    assert face.pos_embedding.shape == (32, 1, 96) and len(face.transformer.layers) == 2
+    assert voice.features[1].track_running_stats and voice.pos_embedding.shape == (1, 2, 64)
+    with pytest.raises(ValueError, match="unknown encoder 'vit'.*face, face_released, voice, voice_released"):
+        networks.define_encoder('vit')
+    with pytest.raises(ValueError, match="encoder 'face'.*n_mels"):
+        networks.define_encoder('face', n_mels=512)
+
+
+def test_a_registered_encoder_is_used_by_the_model_config():
+    from models import ModelConfig
+
+    @networks.register_encoder('test_mean_face')
+    class MeanFace(torch.nn.Module):
+        """A face 'encoder' for the test: a linear map of the mean colour."""
+
+        def __init__(self, *, image_size, emb_dim):
+            super().__init__()
+            self.emb_dim = emb_dim
+            self.proj = torch.nn.Linear(3, emb_dim)
+
+        def forward(self, x):
+            return self.proj(x.mean(dim=(2, 3)))
+
+        def embed_each(self, x):
+            return self(x)
+    try:
+        config = ModelConfig(voice={'kind': 'voice', 'width_mult': 0.25, 'dim': 64, 'depth': 1, 'heads': 2,
+                                    'mlp_dim': 64, 'emb_dim': 16, 'n_mels': 512, 'n_frames': 301},
+                             face={'kind': 'test_mean_face', 'image_size': 64, 'emb_dim': 16})
+        voice, face = config.build_encoders()
+        assert isinstance(face, MeanFace) and face(torch.randn(2, 3, 64, 64)).shape == (2, 16)
+        assert config.input_options()['crop_size'] == 64
+        assert ModelConfig.from_dict(config.to_dict()) == config
+    finally:
+        del networks.ENCODERS['test_mean_face']

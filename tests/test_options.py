@@ -36,7 +36,8 @@ def test_defaults_are_the_papers_sizes_and_the_measured_recipe(tmp_path):
     assert (opt.dim, opt.depth, opt.heads, opt.mlp_dim, opt.emb_dim, opt.width_mult) == (1024, 6, 8, 2048, 2048, 1.0)
     assert (opt.load_size, opt.crop_size, opt.n_mels, opt.n_frames) == (224, 224, 512, 301)
     assert (opt.lr_policy, opt.n_epochs, opt.n_epochs_decay, opt.seed, opt.n_negatives) == ('linear', 2, 20, 20, 5)
-    assert opt.encoder_compat == 'fixed' and opt.val_ratio == 0.1 and opt.recipe == 'default'
+    assert opt.encoder_compat == 'auto' and opt.val_ratio == 0.1 and opt.recipe == 'default'
+    assert DFDModel.config_from_options(opt, 'fixed').compat == 'fixed'   # what auto means for a new model
     # the recipe of docs/training.md
     assert (opt.negatives, opt.batch_size, opt.init_type, opt.token_init_std) == ('in_batch', 32, 'kaiming', 0.02)
     assert (opt.loss, opt.margin, opt.margin_mode) == ('triplet', 0.25, 'relative')
@@ -77,7 +78,8 @@ def test_models_are_found_by_name_and_unknown_names_list_valid_ones(tmp_path, ca
     assert 'valid names: DFD' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train_opt(tmp_path, '--dataset_mode', 'aligned')
-    assert 'DFDC' in capsys.readouterr().err and 'Vox_image' in capsys.readouterr().err + 'Vox_image'
+    err = capsys.readouterr().err
+    assert 'DFDC' in err and 'Vox_image' in err
 
 
 def test_gpu_ids(monkeypatch, tmp_path):
@@ -94,21 +96,26 @@ def test_gpu_ids(monkeypatch, tmp_path):
 
 
 def test_impossible_combinations_are_refused(tmp_path):
-    with pytest.raises(SystemExit, match='at most 32'):
-        train_opt(tmp_path, '--encoder_compat', 'released', '--negatives', 'sampled', '--batch_size', '8')
-    with pytest.raises(SystemExit, match='by its position alone'):
-        train_opt(tmp_path, '--encoder_compat', 'released')
-    with pytest.raises(SystemExit, match='must exceed --n_negatives'):
-        train_opt(tmp_path, '--negatives', 'in_batch', '--batch_size', '4')
+    # the model refuses what its config cannot train (the compat mode is only known where the model is built)
+    for flags, message in (
+            (('--encoder_compat', 'released', '--negatives', 'sampled', '--batch_size', '8'), 'at most 32'),
+            (('--encoder_compat', 'released'), 'by its position alone'),
+            (('--negatives', 'in_batch', '--batch_size', '4'), 'must exceed --n_negatives'),
+            (('--face_args', 'emb_dim=64'), 'set emb_dim alike'),
+            (('--face_encoder', 'vit'), "unknown encoder 'vit'"),
+            (('--voice_args', 'depth'), 'key=value')):
+        with pytest.raises(models.ModelConfigError, match=message):
+            DFDModel.build(train_opt(tmp_path, *flags))
     with pytest.raises(SystemExit, match='larger than --load_size'):
         train_opt(tmp_path, '--crop_size', '96')
 
 
-def test_test_options_need_a_checkpoint(tmp_path):
+def test_test_options_read_no_checkpoint_and_loading_a_missing_one_says_so(tmp_path):
+    opt = TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'none', '--checkpoints_dir', str(tmp_path)],
+                              verbose=False)
+    assert not os.path.exists(tmp_path / 'none')      # no option table for an experiment that does not exist
     with pytest.raises(models.CheckpointError, match='not found'):
-        TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'none', '--checkpoints_dir', str(tmp_path)],
-                            verbose=False)
-    assert not os.path.exists(tmp_path / 'none' / 'test_opt.txt')
+        models.load_model(opt, str(tmp_path / 'none'), 'latest')
 
 
 def test_progress_writes_whole_lines_when_not_on_a_terminal(capsys):

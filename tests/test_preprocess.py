@@ -1,4 +1,4 @@
-"""Raw videos -> dataset layouts (scripts/prep_*.py, data/preprocess.py) on small videos made with PyAV."""
+"""Raw videos -> dataset layouts (scripts/prep_*.py, prep/video.py) on small videos made with PyAV."""
 import csv
 import json
 import os
@@ -8,7 +8,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from data import preprocess
+from prep import video as preprocess
 from data.audio import mel_from_file
 from scripts import prep_dfdc, prep_fakeavceleb, prep_timit, prep_voxceleb2
 from tests.media import blank_frame, face_frame, tone, write_audio, write_video
@@ -20,7 +20,7 @@ def skipped_rows(out):
 
 
 def wav_of(path, samples, sr=16000):
-    """The same 16-bit samples that a .mkv test video carries, as a WAV file (for the SPEC recipe)."""
+    """The same 16-bit samples that a .mkv test video carries, as a WAV file (for the released mel recipe)."""
     soundfile.write(str(path), (np.clip(samples, -1, 1) * 32767).astype(np.int16), sr, subtype='PCM_16')
     return str(path)
 

@@ -1,19 +1,12 @@
 """Batched scoring: released-mode scores equal per-pair scoring of the released code; AMP stays close."""
-from types import SimpleNamespace
-
 import pytest
 import torch
 
-from models.DFD_model import DFDModel
-from tests.conftest import DEVICES, TINY_ARCH
+from tests.conftest import DEVICES, tiny_model
 
 
 def model(compat, init_type='normal', device='cpu', **extra):
-    opt = SimpleNamespace(isTrain=False, device=device, checkpoints_dir='unused', name='x', model='DFD',
-                          init_type=init_type, init_gain=0.02, load_size=64, preprocess='resize_and_crop',
-                          **{**TINY_ARCH, 'encoder_compat': compat, **extra})
-    torch.manual_seed(0)
-    m = DFDModel(opt)
+    m = tiny_model(device=device, encoder_compat=compat, init_type=init_type, token_init_std=1.0, **extra)
     m.eval()
     return m
 

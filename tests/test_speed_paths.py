@@ -1,20 +1,15 @@
 """The speed options train: --amp bf16/fp16, --channels_last, --compile, in-batch negatives."""
-from types import SimpleNamespace
-
 import pytest
 import torch
 
-from models.DFD_model import DFDModel
-from tests.conftest import DEVICES, TINY_ARCH
+from tests.conftest import DEVICES, tiny_model
 
 
-def train_model(**extra):
-    opt = dict(isTrain=True, device='cpu', checkpoints_dir='unused', name='x', model='DFD', init_type='kaiming',
-               init_gain=0.02, load_size=64, preprocess='resize_and_crop', lr=2e-4, beta1=0.5, margin=10.0,
-               n_negatives=3, negatives='sampled', batch_size=4, **TINY_ARCH)
-    opt.update(extra)
-    torch.manual_seed(0)
-    return DFDModel(SimpleNamespace(**opt))
+def train_model(device='cpu', **extra):
+    options = dict(init_type='kaiming', lr=2e-4, beta1=0.5, margin=10.0, margin_mode='absolute', lr_fan_in=0,
+                   token_init_std=1.0, n_negatives=3, negatives='sampled', batch_size=4)
+    options.update(extra)
+    return tiny_model(train=True, device=device, **options)
 
 
 def batch(b=4, k=3, in_batch=False):

@@ -8,7 +8,7 @@ import torch
 
 import test_DF
 import train_DF
-from models import read_checkpoint
+from models.checkpoint import read as read_checkpoint
 from tests.conftest import TINY, TINY_ARCH, dfdc, vox
 
 
@@ -41,7 +41,9 @@ def test_training_writes_checkpoints_logs_split_and_options(trained):
     assert {r['type'] for r in records} == {'train', 'val'}
     assert all(np.isfinite(r['losses']['triplet']) for r in records if r['type'] == 'train')
     state_dict, meta = read_checkpoint(str(folder / 'latest_net_G_video.pth'))
-    assert meta['options'] == {**TINY_ARCH, 'load_size': 64, 'preprocess': 'resize_and_crop'}
+    from models import ModelConfig
+    assert ModelConfig.from_dict(meta['config']) == ModelConfig.from_legacy_options(
+        {**TINY_ARCH, 'load_size': 64, 'preprocess': 'resize_and_crop'})
     assert meta['epoch'] == 1 and 0 <= meta['val']['auc'] <= 1
     assert not any(k.startswith('module.') for k in state_dict)
 
@@ -74,14 +76,13 @@ def test_test_restores_the_architecture_from_the_checkpoint(trained, sample_root
 def test_scores_equal_minus_the_embedding_distance(trained, sample_root):
     base, run_dirs = trained
     from data import create_dataset
-    from models import create_model
+    from models import load_model
     from options.test_options import TestOptions
     opt = TestOptions().parse(['--dataroot', dfdc(sample_root), '--name', 'rt', '--gpu_ids', '-1',
                                '--num_threads', '0', *run_dirs], save=False, verbose=False)
-    model = create_model(opt)
-    model.setup(opt)
+    model = load_model(opt, str(base / 'checkpoints' / 'rt'), 'latest')
     model.eval()
-    batch = next(iter(create_dataset(opt, phase='test', shuffle=False)))
+    batch = next(iter(create_dataset(opt, 'test', shuffle=False)))
     with torch.no_grad():
         voice = model.netG_audio(batch['voice'][:1])
         face = model.netG_video(batch['face'][:1])

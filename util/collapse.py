@@ -108,26 +108,25 @@ class CollapseMonitor:
 def advice(opt, losses=None):
     """What to try against a collapse, from the options the run uses (one paragraph)."""
     tips = []
-    token_std = getattr(opt, 'token_init_std', None)
-    if token_std is None or token_std >= 0.5:
+    if opt.token_init_std >= 0.5:
         tips.append('a small initial class token and position embedding (--token_init_std 0.02; the released '
                     'standard-normal draw drowns the input in a constant)')
-    if getattr(opt, 'init_type', '') == 'normal' and getattr(opt, 'init_gain', 0) <= 0.05:
+    if opt.init_type == 'normal' and opt.init_gain <= 0.05:
         tips.append('--init_type kaiming (N(0, 0.02) weights pass little of the input on)')
     d = (losses or {}).get('dist_pos')
-    margin = getattr(opt, 'margin', None)
-    absolute = getattr(opt, 'margin_mode', 'absolute') == 'absolute'
-    if getattr(opt, 'loss', 'triplet') == 'triplet' and absolute and margin is not None and d and margin > 2 * d:
+    margin = opt.margin
+    absolute = opt.margin_mode == 'absolute'
+    if opt.loss == 'triplet' and absolute and d and margin > 2 * d:
         tips.append(f'a margin near the embedding distances (--margin {margin:g} is {margin / d:.0f}x dist_pos, so '
                     f'every hinge term is active and the gradients of positive and negatives cancel)')
     if absolute:
         tips.append('--margin_mode relative (the margin then follows the scale of the embeddings)')
-    if not getattr(opt, 'lr_fan_in', 0):
+    if not opt.lr_fan_in:
         tips.append('--lr_fan_in 512 (with one learning rate, Adam\'s first steps knock layers with a large fan-in, '
                     'such as the token projections, back into collapse)')
-    if getattr(opt, 'negatives', 'sampled') == 'sampled' and getattr(opt, 'batch_size', 1) < 8:
+    if opt.negatives == 'sampled' and opt.batch_size < 8:
         tips.append('--negatives in_batch with --batch_size 32')
-    if getattr(opt, 'recipe', '') == 'released':
+    if opt.recipe == 'released':
         tips.insert(0, 'the default recipe instead of --recipe released')
     if not tips:
         tips.append('a lower --lr or a warm-up (--warmup_steps)')

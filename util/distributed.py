@@ -19,19 +19,14 @@ def env_world():
 
 
 def setup(opt):
-    """Join the process group when launched by torchrun and put rank facts on ``opt``.
-
-    Sets ``opt.rank``, ``opt.local_rank``, ``opt.world_size`` and, on GPUs, ``opt.device = cuda:<local_rank>``
-    (``--gpu_ids`` then only says GPU versus CPU).
-    """
-    opt.rank, opt.local_rank, opt.world_size = env_world()
+    """Join the process group when launched by torchrun (``opt.world_size`` > 1; the options set the rank facts and
+    ``opt.device = cuda:<local_rank>`` on GPUs); a no-op for a single process."""
     if opt.world_size == 1:
-        return opt
+        return
     if opt.device.startswith('cuda'):
         if opt.local_rank >= torch.cuda.device_count():
             raise RuntimeError(f'local rank {opt.local_rank} has no GPU: this node has {torch.cuda.device_count()}; '
                                f'use --nproc_per_node {torch.cuda.device_count()} or fewer')
-        opt.device = f'cuda:{opt.local_rank}'
         torch.cuda.set_device(opt.local_rank)
         backend = 'nccl'
     else:
@@ -39,26 +34,28 @@ def setup(opt):
     dist.init_process_group(backend=backend)
     logger.info('rank %d of %d (local rank %d) on %s, backend %s', opt.rank, opt.world_size, opt.local_rank,
                 opt.device, backend)
-    return opt
 
 
 def is_main(opt):
-    return getattr(opt, 'rank', 0) == 0
+    """True in the rank-0 process (always, for a single process)."""
+    return opt.rank == 0
 
 
 def barrier(opt):
-    if getattr(opt, 'world_size', 1) > 1:
+    """Wait until every rank gets here; a no-op for a single process."""
+    if opt.world_size > 1:
         dist.barrier()
 
 
 def cleanup(opt):
-    if getattr(opt, 'world_size', 1) > 1 and dist.is_initialized():
+    """Leave the process group if one was joined; a no-op for a single process."""
+    if opt.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def broadcast(opt, value):
     """Rank 0's ``value`` (any picklable object) on every rank."""
-    if getattr(opt, 'world_size', 1) == 1:
+    if opt.world_size == 1:
         return value
     box = [value]
     dist.broadcast_object_list(box, src=0)
@@ -71,7 +68,7 @@ def sync_buffers(opt, nets):
     DDP broadcasts buffers at the start of each forward pass, so after the last step of an epoch every rank holds
     the statistics that its own last batch moved; this makes them equal again before checking or saving.
     """
-    if getattr(opt, 'world_size', 1) == 1:
+    if opt.world_size == 1:
         return
     for net in nets:
         for buffer in net.buffers():
@@ -91,7 +88,7 @@ def weight_checksums(opt, nets):
                 t = tensor.detach().double()
                 total[0] += t.sum()
                 total[1] += (t * t).sum()
-    if getattr(opt, 'world_size', 1) == 1:
+    if opt.world_size == 1:
         return [total.tolist()]
     gathered = [torch.zeros_like(total) for _ in range(opt.world_size)]
     dist.all_gather(gathered, total)
@@ -100,7 +97,7 @@ def weight_checksums(opt, nets):
 
 def any_rank(opt, flag):
     """True on every rank when ``flag`` (a bool) is true on any rank: one small all-reduce under torchrun."""
-    if getattr(opt, 'world_size', 1) == 1:
+    if opt.world_size == 1:
         return bool(flag)
     device = opt.device if str(opt.device).startswith('cuda') else 'cpu'
     value = torch.tensor([1 if flag else 0], device=device)

@@ -30,14 +30,17 @@ class HTML:
                 meta(http_equiv='refresh', content=str(refresh))
 
     def add_header(self, text):
+        """Add ``text`` as a level-3 header."""
         with self.doc:
             h3(text)
 
     def add_text(self, text):
+        """Add ``text`` as a paragraph."""
         with self.doc:
             p(text)
 
     def add_link(self, text, href):
+        """Add a paragraph with a link to ``href`` that reads ``text``."""
         with self.doc:
             p(a(text, href=href))
 
@@ -70,6 +73,7 @@ class HTML:
                             p(txt)
 
     def render(self):
+        """The page as an HTML string."""
         return self.doc.render()
 
     def save(self):

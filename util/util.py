@@ -207,6 +207,7 @@ class LineProgress:
         self.close()
 
     def set_postfix(self, values):
+        """Show ``values`` (a dict) as key=value pairs at the end of the following lines."""
         self.postfix = ' '.join(f'{k}={v}' for k, v in values.items())
 
     def _line(self):
@@ -216,6 +217,7 @@ class LineProgress:
         self.last = time.time()
 
     def update(self, n=1):
+        """Count ``n`` more steps; write a line at each new tenth of the total (or after a minute, without a total)."""
         self.n += n
         if self.total and 10 * self.n >= self.next_tenth * self.total:
             self.next_tenth = 10 * self.n // self.total + 1
@@ -225,6 +227,7 @@ class LineProgress:
             self._line()
 
     def close(self):
+        """Write the last line (once)."""
         if not self.closed:
             self.closed = True
             self._line()

@@ -42,8 +42,8 @@ class Visualizer:
         self.log_name = os.path.join(self.expr_dir, 'loss_log.txt')
         self.metrics_name = os.path.join(self.expr_dir, 'metrics.jsonl')
         self.web_dir = os.path.join(self.expr_dir, 'web')
-        self.use_html = enabled and not getattr(opt, 'no_html', False)
-        self.display_id = getattr(opt, 'display_id', 0) if enabled else 0
+        self.use_html = enabled and not opt.no_html
+        self.display_id = opt.display_id if enabled else 0
         self.vis = None
         self.loss_history = {'x': [], 'y': [], 'names': None}
         self.auc_history = {'x': [], 'y': []}
@@ -115,6 +115,7 @@ class Visualizer:
                                         opts={'title': f'{self.name}: collapse monitor'}))
 
     def plot_validation(self, epoch, auc):
+        """Add ``epoch``'s validation AUC to the history and redraw the visdom AUC window."""
         self.auc_history['x'].append(epoch)
         self.auc_history['y'].append(auc)
         x, y = np.array(self.auc_history['x'], dtype=float), np.array(self.auc_history['y'])
@@ -205,8 +206,9 @@ class Visualizer:
             return []
 
     def save_samples(self, epoch, samples):
+        """Save ``epoch``'s validation faces as captioned PNGs for the page and keep the list in samples.json."""
         entries = []
-        size = getattr(self.opt, 'display_winsize', 128)
+        size = self.opt.display_winsize
         for i, (image, d_own, d_other) in enumerate(samples):
             rel = f'images/epoch{epoch:03d}_face{i}.png'
             util.mkdirs(os.path.join(self.web_dir, 'images'))
@@ -247,7 +249,7 @@ class Visualizer:
         for epoch, entries in sorted(self.samples, reverse=True):
             page.add_header(f'epoch {epoch}: validation faces and voice-face distances')
             page.add_images([e[0] for e in entries], [e[1] for e in entries],
-                            width=getattr(self.opt, 'display_winsize', 128))
+                            width=self.opt.display_winsize)
         page.save()
 
 

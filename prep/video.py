@@ -8,10 +8,10 @@ video. The rules, the same everywhere:
   file (VoxCeleb2's ``.m4a`` tree, VidTIMIT's ``.wav``); VidTIMIT's videos are folders of numbered frames.
 * Audio: every channel averaged to mono, at the file's own rate. With ``--trim_leading_silence`` the samples
   before the first one whose absolute value exceeds ``--silence_threshold`` (default 5e-4, full scale 1.0) are
-  dropped first (the leading-silence shortcut of FakeAVCeleb, see SPEC.md); a clip with no such sample is skipped
+  dropped first (the leading-silence shortcut of FakeAVCeleb, see docs/method.md); a clip with no such sample is skipped
   as ``silent``.
-* Voice window: the first 3 s of that audio, turned into a mel exactly as SPEC.md (cut at the file's rate,
-  resampled to 16 kHz as ``librosa.load(sr=16000, duration=3)`` does, ``melspectrogram(hop_length=160,
+* Voice window: the first 3 s of that audio, turned into a mel by the released recipe of docs/method.md (cut at
+  the file's rate, resampled to 16 kHz as ``librosa.load(sr=16000, duration=3)`` does, ``melspectrogram(hop_length=160,
   n_mels=512)``, ``power_to_db(ref=np.max)``), stored as float32 (512, 301).
 * Short clips: a clip with less than 3 s but at least ``--min_seconds`` (default 1.0) of audio keeps the mel of
   what it has, padded on the right to 301 frames with -80 dB columns (silence: the floor of ``power_to_db``, which
@@ -45,7 +45,7 @@ from PIL import Image
 
 from util import util
 
-from .audio import DURATION, N_FRAMES, mel_from_waveform
+from data.audio import DURATION, N_FRAMES, mel_from_waveform
 
 SILENCE_DB = -80.0  # power_to_db(ref=np.max) with top_db=80 never goes below this
 SKIP_REASONS = ('no_audio', 'no_video', 'no_face', 'too_short', 'silent')
@@ -61,6 +61,7 @@ class ClipSkipped(Exception):
 
     @property
     def status(self):
+        """'failed' for the reasons of FAIL_REASONS, 'skipped' for the others."""
         return 'failed' if self.reason in FAIL_REASONS else 'skipped'
 
 
@@ -81,9 +82,11 @@ class Clip:
 
     @property
     def key(self):
+        """The name of the clip in the counts and in skipped.csv: its ``video`` path."""
         return self.video
 
     def done(self):
+        """True when both outputs exist already (a resumed run leaves the clip out)."""
         return os.path.exists(self.voice_out) and os.path.exists(self.face_out)
 
 
@@ -213,7 +216,7 @@ def decode_frames(path, times):
 
 def frames_from_folder(folder, times, fps=25.0):
     """Frames of a video stored as numbered images (VidTIMIT): the image shown at each of ``times``."""
-    from .base_dataset import is_image
+    from data.base_dataset import is_image
     if not os.path.isdir(folder):
         raise ClipSkipped('unreadable', f'{folder}: no such frame folder')
     names = sorted(n for n in os.listdir(folder) if is_image(n) or n.isdigit())
@@ -279,6 +282,7 @@ class FaceCropper:
         return sorted(out, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
 
     def crop(self, rgb):
+        """The largest face plus margin (detector none: the centred square), resized to face_size; None if no face."""
         h, w = rgb.shape[:2]
         if self.kind == 'none':
             side = min(h, w)

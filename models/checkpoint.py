@@ -1,0 +1,200 @@
+"""Reading, writing and checking checkpoints and training states, and the disk space they take.
+
+Files of a run, in ``<checkpoints_dir>/<name>/``:
+
+* ``<tag>_net_<net>.pth`` per network (tag: an epoch number, ``latest`` or ``best``): a dict
+  ``{'format': 'vfd-checkpoint', 'version': 2, 'net', 'model', 'config': ModelConfig.to_dict(), 'options',
+  'commit', 'epoch', 'total_iters', 'val', 'state_dict'}``. Version 1 stored the architecture in ``options``
+  instead of ``config``; both load. A plain state dict (the authors' released ``latest_net_G_audio.pth`` /
+  ``latest_net_G_video.pth``) loads too and carries no facts at all.
+* ``<tag>_train_state.pth``: the weights again, the optimisers, schedulers, gradient scaler, random-generator
+  states and the loop's counters, so that ``--continue_train`` resumes from one consistent moment.
+
+Every write is atomic (a temporary file, then a rename): a failed or killed write leaves the previous file as it
+was. Every read uses ``torch.load(weights_only=True)``, which never unpickles arbitrary objects.
+"""
+import os
+import pickle
+
+import torch
+
+from util import util
+
+FORMAT = 'vfd-checkpoint'
+VERSION = 2
+TRAIN_STATE_RNG_KEYS = ('torch_rng', 'cuda_rng')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read, written, or does not fit the model; the message says which file and why."""
+
+
+def net_path(directory, tag, net):
+    """``<directory>/<tag>_net_<net>.pth``."""
+    return os.path.join(directory, f'{tag}_net_{net}.pth')
+
+
+def train_state_path(directory, tag):
+    """``<directory>/<tag>_train_state.pth``."""
+    return os.path.join(directory, f'{tag}_train_state.pth')
+
+
+def _load(path):
+    """``torch.load`` with safe unpickling; CheckpointError naming the file when it cannot be used."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f'checkpoint {path} not found')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f'{path} was refused: it holds Python objects other than tensors and plain containers, '
+                              f'which could run code when loaded. Only load checkpoints from sources you trust, and '
+                              f'convert them to plain state dicts. ({str(err).splitlines()[0]})') from err
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise CheckpointError(f'{path} cannot be read; the file may be truncated or not a PyTorch checkpoint '
+                              f'({str(err).splitlines()[0] if str(err) else type(err).__name__})') from err
+
+
+def read(path):
+    """Load a network file; return ``(state_dict, meta)`` where ``meta`` is None for a plain state dict."""
+    obj = _load(path)
+    if isinstance(obj, dict) and obj.get('format') == FORMAT:
+        if not isinstance(obj.get('state_dict'), dict):
+            raise CheckpointError(f'{path}: a VFD checkpoint without a state dict')
+        return obj['state_dict'], {k: v for k, v in obj.items() if k != 'state_dict'}
+    plain = isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in obj.items())
+    if plain:
+        prefix = 'module.'
+        if all(k.startswith(prefix) for k in obj):  # saved from a DataParallel / DDP wrapper
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
+        return obj, None
+    raise CheckpointError(f'{path} is neither a VFD checkpoint nor a plain state dict of tensors')
+
+
+def read_nets(directory, tag, nets):
+    """``{net: (state_dict, meta)}`` for the files ``<tag>_net_<net>.pth``, each read once; the networks of a
+    project checkpoint must come from one run (equal stored configs)."""
+    loaded = {net: read(net_path(directory, tag, net)) for net in nets}
+    metas = [meta for _, meta in loaded.values()]
+    if any(meta is not None for meta in metas):
+        facts = [None if meta is None else (meta.get('config'), meta.get('options')) for meta in metas]
+        if any(fact is None or fact != facts[0] for fact in facts):
+            raise CheckpointError(f'the networks of checkpoint {tag!r} in {directory} come from different runs '
+                                  f'(their stored configs differ)')
+    return loaded
+
+
+def write(obj, path):
+    """Atomic save; CheckpointError (with the files written before intact) when the disk refuses."""
+    try:
+        util.atomic_torch_save(obj, path)
+    except OSError as err:
+        raise CheckpointError(f'could not write {path}: {err.strerror or err}; the checkpoint files written '
+                              f'before are intact') from err
+
+
+def cpu_state_dict(net):
+    """A CPU copy of a network's state dict, without a DDP/compile wrapper's ``module.`` prefix."""
+    return {k: v.detach().to('cpu', copy=True) for k, v in getattr(net, 'module', net).state_dict().items()}
+
+
+def write_nets(directory, tag, nets, **facts):
+    """Write ``<tag>_net_<name>.pth`` for every ``(name, net)`` with the ``facts`` (model, config, epoch ...)."""
+    for name, net in nets:
+        write({'format': FORMAT, 'version': VERSION, 'net': name, 'commit': util.git_commit(), **facts,
+               'state_dict': cpu_state_dict(net)}, net_path(directory, tag, name))
+
+
+def describe_mismatch(net, state_dict):
+    """Lines listing the keys and shapes of ``state_dict`` that do not fit ``net`` (empty when it fits)."""
+    own = net.state_dict()
+    lines = []
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing:
+        lines.append(f'missing keys ({len(missing)}): {", ".join(missing[:8])}{" ..." if len(missing) > 8 else ""}')
+    if unexpected:
+        lines.append(f'unexpected keys ({len(unexpected)}): {", ".join(unexpected[:8])}'
+                     f'{" ..." if len(unexpected) > 8 else ""}')
+    for k in shapes[:8]:
+        lines.append(f'shape of {k}: checkpoint {tuple(state_dict[k].shape)}, model {tuple(own[k].shape)}')
+    if len(shapes) > 8:
+        lines.append(f'... and {len(shapes) - 8} more shape mismatches')
+    return lines
+
+
+def load_into(net, state_dict, path, hint=''):
+    """Strictly load ``state_dict`` into ``net`` (unwrapped); CheckpointError listing every mismatch otherwise."""
+    net = getattr(net, 'module', net)
+    problems = describe_mismatch(net, state_dict)
+    if problems:
+        raise CheckpointError(f'{path} does not fit the network:\n  ' + '\n  '.join(problems) + hint)
+    net.load_state_dict(state_dict, strict=True)
+
+
+# -- training state ---------------------------------------------------------------------------------------------
+def write_train_state(directory, tag, nets, optimizers, schedulers, scaler, **counters):
+    """Write ``<tag>_train_state.pth``: weights, optimisers, schedulers, scaler, RNG states and ``counters``."""
+    write({'format': FORMAT, 'version': VERSION, 'kind': 'train_state',
+           'nets': {name: cpu_state_dict(net) for name, net in nets},
+           'optimizers': [o.state_dict() for o in optimizers],
+           'schedulers': [s.state_dict() for s in schedulers],
+           'scaler': scaler.state_dict() if scaler is not None else {},
+           'torch_rng': torch.get_rng_state(),
+           'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+           **counters}, train_state_path(directory, tag))
+
+
+def read_train_state(directory, tag):
+    """The dict ``write_train_state`` wrote (any version); CheckpointError when missing or not a training state."""
+    path = train_state_path(directory, tag)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{path} not found: --continue_train needs the training state saved beside the '
+                              f'weights (optimiser, schedule, epoch)')
+    state = _load(path)
+    if not isinstance(state, dict) or state.get('kind') != 'train_state':
+        raise CheckpointError(f'{path} is not a VFD training state')
+    for key, kind in (('nets', dict), ('optimizers', list), ('schedulers', list)):
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(f'{path}: the training state has no valid {key!r}')
+    return state
+
+
+def restore_rng(state):
+    """Put back the random-generator states saved by ``write_train_state``."""
+    torch.set_rng_state(state['torch_rng'])
+    if state.get('cuda_rng') and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda_rng'])
+
+
+def counters(state):
+    """The loop counters of a training state (epoch, epoch_iter, total_iters, best_auc ...)."""
+    skip = {'format', 'version', 'kind', 'nets', 'optimizers', 'schedulers', 'scaler', *TRAIN_STATE_RNG_KEYS}
+    return {k: v for k, v in state.items() if k not in skip}
+
+
+# -- disk space -------------------------------------------------------------------------------------------------
+def tensor_bytes(obj):
+    """Bytes of every tensor in a nest of dicts, lists and tuples."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def bytes_per_save(nets, optimizers, net_files=3):
+    """Disk space of one epoch's saving: ``net_files`` sets of network files (<epoch>, latest, best) and the
+    training state, counted from the tensors that are written. Before the first step Adam holds no moments yet; they
+    are counted as they will be (two per parameter, in the parameter's dtype)."""
+    weights = sum(tensor_bytes(getattr(net, 'module', net).state_dict()) for _, net in nets)
+    moments = 0
+    for optimizer in optimizers:
+        held = tensor_bytes([optimizer.state[p] for group in optimizer.param_groups for p in group['params']
+                             if p in optimizer.state])
+        moments += held or 2 * sum(p.numel() * p.element_size() for group in optimizer.param_groups
+                                   for p in group['params'])
+    return net_files * weights + weights + moments

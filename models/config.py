@@ -1,0 +1,165 @@
+"""The model config: everything that defines a model's networks and their inputs, stored in every checkpoint.
+
+Like nanoGPT's ``model_args``: a model is built from a ``ModelConfig`` in one place
+(``DFDModel.build`` / ``DFDModel.from_checkpoint``), and a checkpoint carries its config, so testing and
+fine-tuning never need the sizes retyped. Fields:
+
+* ``voice`` and ``face``: one dict per encoder, ``{'kind': <registered name>, **sizes}``; the sizes are the keyword
+  arguments of that encoder class (``models/networks.py``). The data side reads three of them: the face's
+  ``image_size`` and the voice's ``n_mels`` and ``n_frames``;
+* ``compat``: ``fixed`` or ``released`` (the authors' forward pass; the encoders are then the ``*_released`` kinds);
+* ``loss`` and ``score``: names in ``models/losses.py`` (``LOSSES``, ``SCORES``);
+* ``load_size`` and ``preprocess``: how faces are scaled before the crop of ``image_size``.
+
+Version-1 checkpoints stored a flat ``options`` dict instead; ``from_legacy_options`` reads it.
+"""
+import dataclasses
+import inspect
+import logging
+
+from . import losses, networks
+
+logger = logging.getLogger(__name__)
+
+SHARED_SIZES = ('width_mult', 'dim', 'depth', 'heads', 'mlp_dim', 'emb_dim')
+INPUT_OPTIONS = ('crop_size', 'n_mels', 'n_frames', 'load_size', 'preprocess')
+
+
+class ModelConfigError(ValueError):
+    """Options that describe a model that cannot be built or trained; the message says why and what to change."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """What a checkpoint needs to rebuild its model (see the module docstring)."""
+
+    voice: dict
+    face: dict
+    compat: str = 'fixed'
+    loss: str = 'triplet'
+    score: str = 'neg_l2'
+    load_size: int = 224
+    preprocess: str = 'resize_and_crop'
+
+    def __post_init__(self):
+        if self.compat not in networks.COMPAT_MODES:
+            raise ValueError(f'encoder compat must be one of {networks.COMPAT_MODES}, got {self.compat!r}')
+        for name, enc in (('voice', self.voice), ('face', self.face)):
+            if not isinstance(enc, dict) or not isinstance(enc.get('kind'), str):
+                raise ValueError(f'the {name} encoder config must be a dict with a "kind", got {enc!r}')
+            if networks.is_released(enc['kind']) != (self.compat == 'released'):
+                raise ValueError(f'{name} encoder {enc["kind"]!r} does not fit compat {self.compat!r}')
+        if self.loss not in losses.LOSSES:
+            raise ValueError(f'unknown loss {self.loss!r}; known: {", ".join(losses.LOSSES)}')
+        if self.score not in losses.SCORES:
+            raise ValueError(f'unknown score {self.score!r}; known: {", ".join(losses.SCORES)}')
+
+    # -- building ---------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, opt, compat):
+        """The config the command line describes, for ``compat`` (``auto`` already resolved by the caller).
+
+        The shared size flags (``--dim`` ...) apply to each encoder that takes them; ``--voice_args`` /
+        ``--face_args`` (``key=value,...``) override or add sizes for one encoder. Released mode uses the
+        ``<kind>_released`` encoders.
+        """
+        suffix = networks.RELEASED_SUFFIX if compat == 'released' else ''
+        voice_kind, face_kind = opt.voice_encoder + suffix, opt.face_encoder + suffix
+        voice = {'kind': voice_kind, **shared_sizes(opt, voice_kind), 'n_mels': opt.n_mels, 'n_frames': opt.n_frames,
+                 **parse_encoder_args(opt.voice_args, '--voice_args')}
+        face = {'kind': face_kind, **shared_sizes(opt, face_kind), 'image_size': opt.crop_size,
+                **parse_encoder_args(opt.face_args, '--face_args')}
+        return cls(voice=voice, face=face, compat=compat, loss=getattr(opt, 'loss', 'triplet'),  # test: no --loss
+                   score=opt.score, load_size=opt.load_size, preprocess=opt.preprocess)
+
+    @classmethod
+    def from_dict(cls, stored):
+        """The config stored in a checkpoint (``to_dict``); unknown keys are an error, missing ones take defaults."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(stored) - fields
+        if unknown:
+            raise ValueError(f'unknown model config keys {sorted(unknown)}')
+        return cls(**stored)
+
+    @classmethod
+    def from_legacy_options(cls, options):
+        """The config of a version-1 checkpoint, whose ``options`` held encoder_compat, the shared sizes, crop_size,
+        n_mels, n_frames, load_size and preprocess."""
+        compat = options['encoder_compat']
+        suffix = networks.RELEASED_SUFFIX if compat == 'released' else ''
+        shared = {key: options[key] for key in SHARED_SIZES}
+        return cls(voice={'kind': 'voice' + suffix, **shared, 'n_mels': options['n_mels'],
+                          'n_frames': options['n_frames']},
+                   face={'kind': 'face' + suffix, **shared, 'image_size': options['crop_size']},
+                   compat=compat, load_size=options.get('load_size', 224),
+                   preprocess=options.get('preprocess', 'resize_and_crop'))
+
+    def to_dict(self):
+        """Plain containers only (stored in checkpoints, loaded with ``weights_only``)."""
+        return dataclasses.asdict(self)
+
+    def build_encoders(self):
+        """``(voice encoder, face encoder)``, not yet initialised; their embedding sizes must agree."""
+        voice = networks.define_encoder(**self.voice)
+        face = networks.define_encoder(**self.face)
+        if voice.emb_dim != face.emb_dim:
+            raise ValueError(f'the voice encoder gives {voice.emb_dim}-d embeddings and the face encoder '
+                             f'{face.emb_dim}-d; set emb_dim alike (--emb_dim, or emb_dim= in --voice_args or '
+                             f'--face_args)')
+        return voice, face
+
+    # -- the data side ----------------------------------------------------------------------------------------------
+    def input_options(self):
+        """The data options this model needs: {crop_size, n_mels, n_frames, load_size, preprocess}."""
+        return {'crop_size': self.face['image_size'], 'n_mels': self.voice['n_mels'],
+                'n_frames': self.voice['n_frames'], 'load_size': self.load_size, 'preprocess': self.preprocess}
+
+    def apply_to(self, opt):
+        """Set the size and data options of ``opt`` to this model's, so that the datasets and the logs follow the
+        checkpoint; a differing value typed on the command line is overridden with a warning (the weights only fit
+        the stored one). Sizes the two encoders do not share are left as typed."""
+        stored = dict(self.input_options())
+        for key in SHARED_SIZES:
+            if self.voice.get(key) == self.face.get(key) and key in self.face:
+                stored[key] = self.face[key]
+        for key, value in stored.items():
+            if key in opt.explicit and getattr(opt, key) != value:
+                logger.warning('--%s %s ignored: the checkpoint was trained with %s', key, getattr(opt, key), value)
+            setattr(opt, key, value)
+
+    def describe(self):
+        """One line for logs."""
+        def one(enc):
+            return enc['kind'] + '(' + ', '.join(f'{k}={v}' for k, v in enc.items() if k != 'kind') + ')'
+        return f'voice {one(self.voice)}; face {one(self.face)}; loss {self.loss}; score {self.score}'
+
+
+def shared_sizes(opt, kind):
+    """The shared size flags that encoder ``kind`` takes as keyword arguments (all of them for an unknown kind,
+    which ``define_encoder`` then reports)."""
+    cls = networks.ENCODERS.get(kind)
+    if cls is None:
+        return {key: getattr(opt, key) for key in SHARED_SIZES}
+    params = inspect.signature(cls.__init__).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {key: getattr(opt, key) for key in SHARED_SIZES if takes_all or key in params}
+
+
+def parse_encoder_args(text, flag):
+    """``'dim=768,depth=12'`` -> {'dim': 768, 'depth': 12} (ints, floats, true/false, else strings)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in (text or '').split(','))):
+        key, sep, value = part.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f'{flag}: expected key=value pairs separated by commas, got {part!r}')
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _parse_value(value):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {'true': True, 'false': False}.get(value.lower(), value)
