@@ -93,7 +93,7 @@ def test(opt):
         os.remove(skip_path)                         # the list of this run, not of an earlier one
     model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)   # sets the input sizes of opt
     model.setup(opt)
-    loader = create_dataset(opt, opt.phase, shuffle=False, skip_log=SkipLog(skip_path))
+    loader = create_dataset(opt, opt.phase, shuffle=False, skip_log=SkipLog(skip_path), **model.dataset_args(opt.phase))
     start = time.time()
     scored = score_dataset(model, loader)
     elapsed = time.time() - start

@@ -81,13 +81,13 @@ def start_run(opt):
     skip_log = SkipLog(os.path.join(expr_dir, 'skipped_samples.csv' if main else
                                     f'skipped_samples.rank{opt.rank}.csv')) if opt.skip_bad else None
     run = Run(opt=opt, model=model, main=main, epoch=opt.epoch_count, last_epoch=opt.n_epochs + opt.n_epochs_decay,
-              train_loader=create_dataset(opt, 'train', n_negatives=model.dataset_negatives('train'), rank=opt.rank,
+              train_loader=create_dataset(opt, 'train', **model.dataset_args('train'), rank=opt.rank,
                                           world_size=opt.world_size, skip_log=skip_log))
     if main:
         dataset = run.train_loader.dataset
         write_split(opt, dataset)
         if dataset.has_validation():
-            run.val_loader = create_dataset(opt, 'val', n_negatives=model.dataset_negatives('val'), shuffle=False,
+            run.val_loader = create_dataset(opt, 'val', **model.dataset_args('val'), shuffle=False,
                                             skip_log=skip_log)
         else:
             logger.warning('no validation data (--val_ratio 0, or no val part in --split_file): no validation AUC, '
@@ -208,7 +208,7 @@ def validate(model, loader, n_samples=4):
         labels.append(batch['label'].numpy())
         voices.extend(batch['voice_path'])
         for i in np.flatnonzero(labels[-1] == 1)[:n_samples - len(picked)]:
-            face = ((batch['face'][i].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            face = np.ascontiguousarray(batch['face'][i].permute(1, 2, 0).numpy())    # uint8 (H, W, 3)
             picked.append((start + i, face))
     model.train()
     scores, labels = np.concatenate(scores).astype(np.float64), np.concatenate(labels)

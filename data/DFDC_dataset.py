@@ -7,11 +7,11 @@ import os
 
 import numpy as np
 
-from .audio import load_voice
-from .base_dataset import BaseDataset, DatasetError, is_image, load_face
+from .base_dataset import BaseDataset, DatasetError, is_image
 from .layouts import DFDC_LABELS
 from .layouts import DFDC_LAYOUT as LAYOUT
 from .layouts import dfdc_paths, dfdc_window_voice
+from .store import LooseStore
 
 logger = logging.getLogger(__name__)
 SPLIT_PARTS = {'train': 'train', 'val': 'val', 'test': 'test'}
@@ -72,10 +72,10 @@ class DFDCDataset(BaseDataset):
             parser.set_defaults(negatives='sampled')   # fine-tuning draws its negatives from the fake faces
         return parser
 
-    def __init__(self, opt, phase, n_negatives=0):
-        BaseDataset.__init__(self, opt, phase, n_negatives)
+    def __init__(self, opt, phase, n_negatives=0, **transport):
+        BaseDataset.__init__(self, opt, phase, n_negatives, **transport)
         audio_dir = os.path.join(self.root, 'audio_feat')
-        if not os.path.isdir(audio_dir):
+        if not self.store.isdir(audio_dir):
             raise DatasetError(f'{audio_dir} is missing; DFDC expects {LAYOUT}')
         self.split = read_split_file(opt.split_file) if opt.split_file else None
         keep = None
@@ -90,16 +90,16 @@ class DFDCDataset(BaseDataset):
         problems, used = [], set()
         for folder, label in DFDC_LABELS.items():
             face_dir = os.path.join(self.root, folder)
-            if not os.path.isdir(face_dir):
+            if not self.store.isdir(face_dir):
                 raise DatasetError(f'{face_dir} is missing; DFDC expects {LAYOUT}')
-            entries = sorted(os.listdir(face_dir))
-            if not any(is_image(e) or os.path.isdir(os.path.join(face_dir, e)) for e in entries):
+            entries = sorted(self.store.listdir(face_dir))
+            if not any(is_image(e) or self.store.isdir(os.path.join(face_dir, e)) for e in entries):
                 raise DatasetError(f'{face_dir} holds no face images (an empty folder); DFDC expects {LAYOUT}')
             for entry in entries:
                 path = os.path.join(face_dir, entry)
-                if os.path.isdir(path):
+                if self.store.isdir(path):
                     video = entry
-                    windows = sorted((f for f in os.listdir(path) if is_image(f)), key=_window_key)
+                    windows = sorted((f for f in self.store.listdir(path) if is_image(f)), key=_window_key)
                     if not windows:
                         problems.append((path, 'empty folder: no window images'))
                         continue
@@ -113,12 +113,12 @@ class DFDCDataset(BaseDataset):
                 if keep is not None and video not in keep:
                     continue
                 for face, voice, window in pairs:
-                    if not os.path.isfile(voice):
+                    if not self.store.isfile(voice):
                         problems.append((face, f'no voice file {voice}'))
                         continue
                     used.add(voice)
                     self.items.append((video, face, voice, label, window))
-        problems += self._orphans(audio_dir, used, keep)
+        problems += self._orphans(self.store, audio_dir, used, keep)
         self.report_problems(problems, LAYOUT)
         if not self.items:
             raise DatasetError(f'no usable voice-face pairs under {self.root}; DFDC expects {LAYOUT}')
@@ -136,16 +136,16 @@ class DFDCDataset(BaseDataset):
                     len(labels) - sum(labels), len(videos))
 
     @staticmethod
-    def _orphans(audio_dir, used, keep):
+    def _orphans(store, audio_dir, used, keep):
         """Voice files (or window folders) with no face; only for the kept videos when a split is given."""
         out = []
-        for entry in sorted(os.listdir(audio_dir)):
+        for entry in sorted(store.listdir(audio_dir)):
             path = os.path.join(audio_dir, entry)
-            video = entry if os.path.isdir(path) else os.path.splitext(entry)[0]
+            video = entry if store.isdir(path) else os.path.splitext(entry)[0]
             if keep is not None and video not in keep:
                 continue
-            files = ([os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith('.npy')]
-                     if os.path.isdir(path) else [path] if entry.endswith('.npy') else [])
+            files = ([os.path.join(path, f) for f in sorted(store.listdir(path)) if f.endswith('.npy')]
+                     if store.isdir(path) else [path] if entry.endswith('.npy') else [])
             out += [(f, 'no face image in real/ or fake/ for this voice') for f in files if f not in used]
         return out
 
@@ -169,7 +169,7 @@ class DFDCDataset(BaseDataset):
 
     def categories(self):
         """{video: category} from ``<dataroot>/categories.csv`` (FakeAVCeleb), or {} without that file."""
-        return read_categories(os.path.join(self.root, 'categories.csv'))
+        return read_categories(os.path.join(self.root, 'categories.csv'), self.store)
 
     def __len__(self):
         """Fine-tuning: the real windows (anchors); otherwise every window."""
@@ -181,8 +181,8 @@ class DFDCDataset(BaseDataset):
             return self._training_item(index, rng)
         video, face_path, voice_path, label, window = self.items[index]
         return {
-            'face': load_face(face_path, self.opt),
-            'voice': load_voice(voice_path, self.opt.n_mels, self.opt.n_frames),
+            'face': self.load_face(face_path),
+            'voice': self.load_voice(voice_path),
             'label': np.int64(label),
             'video': video,
             'window': np.int64(window),
@@ -195,9 +195,9 @@ class DFDCDataset(BaseDataset):
         k = self.n_negatives
         picks = rng.choice(len(self.fakes), size=k, replace=k > len(self.fakes))
         return {
-            'voice': load_voice(voice_path, self.opt.n_mels, self.opt.n_frames),
-            'face': load_face(face_path, self.opt, rng, train=True),
-            'neg_faces': np.stack([load_face(self.fakes[j][1], self.opt, rng, train=True) for j in picks]),
+            'voice': self.load_voice(voice_path),
+            'face': self.load_face(face_path, rng, train=True),
+            'neg_faces': np.stack([self.load_face(self.fakes[j][1], rng, train=True) for j in picks]),
             'identity': np.int64(self.video_index[video]),
             'neg_identities': np.asarray([-1 - self.video_index[self.fakes[j][0]] for j in picks], dtype=np.int64),
             'index': np.int64(index),
@@ -238,11 +238,13 @@ def read_split_file(path):
     return split
 
 
-def read_categories(path):
-    """{video: category} from a CSV with the columns video and category; {} when the file does not exist."""
-    if not os.path.isfile(path):
+def read_categories(path, store=None):
+    """{video: category} from a CSV with the columns video and category; {} when the file does not exist.
+    ``store``: where the file lives (``data/store.py``; default: the file system)."""
+    store = store or LooseStore(os.path.dirname(path))
+    if not store.isfile(path):
         return {}
-    with open(path, newline='') as handle:
+    with store.open_text(path) as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or 'video' not in reader.fieldnames or 'category' not in reader.fieldnames:
             raise DatasetError(f'{path}: expected the columns video and category')

@@ -6,8 +6,7 @@ import numpy as np
 
 from util import util
 
-from .audio import load_voice
-from .base_dataset import BaseDataset, DatasetError, is_image, load_face
+from .base_dataset import BaseDataset, DatasetError, is_image
 from .layouts import VOX_LAYOUT as LAYOUT
 from .layouts import vox_voice_name
 
@@ -71,17 +70,17 @@ class VoxImageDataset(BaseDataset):
         parser.set_defaults(max_dataset_size=100000)
         return parser
 
-    def __init__(self, opt, phase, n_negatives=0):
-        BaseDataset.__init__(self, opt, phase, n_negatives)
+    def __init__(self, opt, phase, n_negatives=0, **transport):
+        BaseDataset.__init__(self, opt, phase, n_negatives, **transport)
         if phase == 'val' and self.n_negatives < 1:
             raise DatasetError('validation needs at least one mismatched pair per clip (n_negatives >= 1)')
         self.face_dir = os.path.join(self.root, 'face')
         self.voice_dir = os.path.join(self.root, 'voice')
         for folder in (self.face_dir, self.voice_dir):
-            if not os.path.isdir(folder):
+            if not self.store.isdir(folder):
                 raise DatasetError(f'{folder} is missing; Vox_image expects {LAYOUT}')
-        all_ids = sorted(d for d in os.listdir(self.face_dir)
-                         if d.startswith(opt.id_prefix) and os.path.isdir(os.path.join(self.face_dir, d)))
+        all_ids = sorted(d for d in self.store.listdir(self.face_dir)
+                         if d.startswith(opt.id_prefix) and self.store.isdir(os.path.join(self.face_dir, d)))
         where = f'{self.face_dir} (identity folders start with {opt.id_prefix!r}, see --id_prefix)'
         self.train_ids, self.val_ids = split_identities(all_ids, opt.val_ratio, where)
         if phase == 'val':
@@ -92,7 +91,7 @@ class VoxImageDataset(BaseDataset):
             raise DatasetError('no validation identities: --val_ratio is 0')
         self.identities = ids
         self.face_paths, self.voice_paths, self.labels, problems = scan_clips(
-            self.face_dir, self.voice_dir, ids, opt.max_clips_per_id, cap,
+            self.store, self.face_dir, self.voice_dir, ids, opt.max_clips_per_id, cap,
             all_identities=all_ids if phase == 'train' else None)
         self.report_problems(problems, LAYOUT)
         if len(set(self.labels)) < 2:
@@ -134,8 +133,8 @@ class VoxImageDataset(BaseDataset):
         if self.phase == 'val':
             return self._pair(index)
         item = {
-            'voice': load_voice(self.voice_paths[index], self.opt.n_mels, self.opt.n_frames),
-            'face': load_face(self.face_paths[index], self.opt, rng, train=True),
+            'voice': self.load_voice(self.voice_paths[index]),
+            'face': self.load_face(self.face_paths[index], rng, train=True),
             'identity': np.int64(self.labels[index]),
             'index': np.int64(index),
             'face_path': self.face_paths[index],
@@ -157,8 +156,8 @@ class VoxImageDataset(BaseDataset):
         face_index = clip if slot == 0 else int(self.sample_negatives(clip, self.rng(0, clip))[slot - 1])
         identity, video, frame = os.path.relpath(self.face_paths[clip], self.face_dir).split(os.sep)[-3:]
         return {
-            'voice': load_voice(self.voice_paths[clip], self.opt.n_mels, self.opt.n_frames),
-            'face': load_face(self.face_paths[face_index], self.opt),
+            'voice': self.load_voice(self.voice_paths[clip]),
+            'face': self.load_face(self.face_paths[face_index]),
             'label': np.int64(slot == 0),
             'video': f'{identity}/{video}/{os.path.splitext(frame)[0]}',
             'window': np.int64(slot),
@@ -171,7 +170,7 @@ class VoxImageDataset(BaseDataset):
         replaced by another draw."""
         for _ in range(attempts):
             try:
-                return load_face(self.face_paths[negatives[slot]], self.opt, rng, train=True)
+                return self.load_face(self.face_paths[negatives[slot]], rng, train=True)
             except DatasetError as err:
                 if not self.opt.skip_bad:
                     raise
@@ -206,14 +205,15 @@ def voice_owner(name, identities):
     return None
 
 
-def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total, all_identities=None):
+def scan_clips(store, face_dir, voice_dir, identities, max_per_id, max_total, all_identities=None):
     """Pair faces with voices for ``identities``.
 
-    Returns (face paths, voice paths, identity index per clip, problems). ``problems`` lists (path, reason) for
+    ``store`` (``data/store.py``) answers the folder questions. Returns (face paths, voice paths, identity index per
+    clip, problems). ``problems`` lists (path, reason) for
     faces without a voice, voices of these identities without a face, empty folders and, when ``all_identities``
     is given, voice files that belong to no identity folder at all.
     """
-    voices = {n for n in os.listdir(voice_dir) if n.endswith('.npy')}
+    voices = {n for n in store.listdir(voice_dir) if n.endswith('.npy')}
     faces_out, voices_out, labels, problems, matched, scanned = [], [], [], [], set(), set()
     scan = util.progress(identities, desc=f'scanning {face_dir}', disable=len(identities) < SCAN_PROGRESS_FROM)
     for label, identity in enumerate(scan):
@@ -222,11 +222,11 @@ def scan_clips(face_dir, voice_dir, identities, max_per_id, max_total, all_ident
         scanned.add(identity)
         per_video = []
         id_dir = os.path.join(face_dir, identity)
-        for video in sorted(os.listdir(id_dir)):
+        for video in sorted(store.listdir(id_dir)):
             video_dir = os.path.join(id_dir, video)
-            if not os.path.isdir(video_dir):
+            if not store.isdir(video_dir):
                 continue
-            frames = sorted(f for f in os.listdir(video_dir) if is_image(f))
+            frames = sorted(f for f in store.listdir(video_dir) if is_image(f))
             if not frames:
                 problems.append((video_dir, 'empty folder: no face images'))
             per_video.append([(video, f) for f in frames])

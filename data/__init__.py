@@ -38,13 +38,14 @@ def get_option_setter(dataset_name):
     return find_dataset_using_name(dataset_name).modify_commandline_options
 
 
-def create_dataset(opt, phase, *, n_negatives=0, shuffle=None, rank=0, world_size=1, skip_log=None):
+def create_dataset(opt, phase, *, shuffle=None, rank=0, world_size=1, skip_log=None, **dataset_args):
     """The dataset of ``opt.dataset_mode`` for ``phase`` (train, val, test) wrapped in a DatasetLoader.
 
-    ``n_negatives``: negative faces per training item (the model's ``dataset_negatives``); ``shuffle`` defaults to
-    training without ``--serial_batches``; ``skip_log``: a SkipLog (``--skip_bad``), shared by a run's loaders.
+    ``dataset_args``: what the model needs (``model.dataset_args(phase)``: negatives per item, face backend, voice
+    dtype); ``shuffle`` defaults to training without ``--serial_batches``; ``skip_log``: a SkipLog (``--skip_bad``),
+    shared by a run's loaders.
     """
-    dataset = find_dataset_using_name(opt.dataset_mode)(opt, phase, n_negatives)
+    dataset = find_dataset_using_name(opt.dataset_mode)(opt, phase, **dataset_args)
     if shuffle is None:
         shuffle = phase == 'train' and not opt.serial_batches
     return DatasetLoader(dataset, opt, shuffle=shuffle, rank=rank, world_size=world_size, skip_log=skip_log)

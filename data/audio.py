@@ -5,9 +5,11 @@ Recipe (the released code; docs/method.md): ``librosa.load(path, sr=16000, durat
 ``power_to_db(ref=np.max)``; stored as float32 .npy, (512, 301) for a full 3 s clip. At load time every time frame (column) is divided by its largest absolute value over the
 mel bins (``librosa.util.normalize`` with its defaults), so values lie in [-1, 0].
 """
+import io
+
 import numpy as np
 
-from .base_dataset import DatasetError
+from .errors import DatasetError
 
 SAMPLE_RATE = 16000
 HOP_LENGTH = 160
@@ -60,14 +62,15 @@ def fit_frames(mel, n_frames):
     return np.concatenate([mel, pad], axis=1)
 
 
-def load_voice(path, n_mels=N_MELS, n_frames=N_FRAMES):
+def load_voice(path, n_mels=N_MELS, n_frames=N_FRAMES, read=None):
     """Read a stored mel (.npy) and return the encoder input: float32 (1, n_mels, n_frames), values in [-1, 0].
 
     The mel is normalised per column, then cut or padded to ``n_frames`` (shorter clips get silent columns).
+    ``read``: where the file's bytes come from (e.g. a packed store); default the file itself.
     """
     try:
-        mel = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+        mel = np.load(io.BytesIO(read(path)) if read else path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
         raise DatasetError(f'{path}: cannot read the mel spectrogram ({err})', path=path) from err
     return voice_array(mel, n_mels, n_frames, source=path)
 

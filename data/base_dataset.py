@@ -1,12 +1,13 @@
-"""The dataset contract, the batch contract, and the face preprocessing shared by every dataset.
+"""The dataset contract and the batch contract.
 
 A dataset is found by name: ``--dataset_mode Vox_image`` -> ``data/Vox_image_dataset.py::VoxImageDataset``.
 It subclasses ``BaseDataset`` and implements:
 
 * ``modify_commandline_options(parser, is_train)``: add its own flags or change defaults;
-* ``__init__(opt, phase, n_negatives=0)``: scan ``opt.dataroot`` for ``phase``; raise ``DatasetError`` with the
-  path and the expected layout when the data do not fit. ``n_negatives`` (decided by the model, not read from the
-  options) is how many negative faces a training item carries; 0 = none;
+* ``__init__(opt, phase, n_negatives=0, face_backend=..., voice_dtype=...)``: scan ``opt.dataroot`` for
+  ``phase``; raise ``DatasetError`` with the path and the expected layout when the data do not fit. The keyword
+  arguments come from the model (``model.dataset_args(phase)``), not from the options: ``n_negatives`` negative
+  faces per training item (0 = none), the face backend of ``data/faces.py`` and the dtype voices travel in;
 * ``__len__()`` and ``load(index, rng)``: one item, drawing anything random (negatives, crops, flips) from ``rng``,
   the generator of ``(--seed, epoch, index)`` that ``__getitem__`` makes. The loader asks for ``dataset[(epoch,
   index)]``, so the epoch goes straight into the generator and results do not depend on the number of workers.
@@ -16,19 +17,20 @@ T = frames). Datasets list the same keys in their class docstrings.
 
 * ``train`` (anchors)::
 
-      voice           float32 (B, 1, M, T)     the anchor's normalised mel, values in [-1, 0]
-      face            float32 (B, 3, S, S)     the anchor's own face, values in [-1, 1]
+      voice           float16 (B, 1, M, T)     the anchor's normalised mel, values in [-1, 0] (float32 for the
+                                               released encoders: see ``voice_dtype``)
+      face            uint8   (B, 3, S, S)     the anchor's own face (the model makes it float in [-1, 1])
       identity        int64   (B,)             who the anchor is (negatives never share it)
       index           int64   (B,)             the anchor's index in the dataset
       face_path       list of B str
-      neg_faces       float32 (B, K, 3, S, S)  only when K > 0: faces of other identities
+      neg_faces       uint8   (B, K, 3, S, S)  only when K > 0: faces of other identities
       neg_identities  int64   (B, K)           only when K > 0
       replaced        list of {'path', 'reason'}  only with --skip_bad: unreadable negatives that were replaced
 
 * ``val`` and ``test`` (labelled pairs; validation and testing read them alike)::
 
-      voice           float32 (B, 1, M, T)
-      face            float32 (B, 3, S, S)     centre crop, never flipped
+      voice           float16 (B, 1, M, T)     (float32 for the released encoders)
+      face            uint8   (B, 3, S, S)     centre crop, never flipped
       label           int64   (B,)             1 = the voice's own face (real), 0 = another face (fake)
       video           list of B str            the video (or anchor clip) the pair belongs to
       window          int64   (B,)             the window within the video (Vox validation: the pair's slot)
@@ -45,32 +47,28 @@ import logging
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
+from . import audio, faces, store
+from .errors import DatasetError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 logger = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
-    """The data on disk do not fit the layout the dataset expects; the message says where and what. ``path`` names
-    the file when the error is about one file."""
-
-    def __init__(self, message, path=None):
-        super().__init__(message)
-        self.path = path
-
-
 class BaseDataset:
     """Base class of the datasets; see the module docstring for the contract."""
 
-    def __init__(self, opt, phase, n_negatives=0):
+    def __init__(self, opt, phase, n_negatives=0, *, face_backend='torchvision', voice_dtype='float16'):
         self.opt = opt
         self.phase = phase
         self.n_negatives = int(n_negatives)
+        self.face_backend = face_backend     # data/faces.py: 'torchvision', or 'pil' for the released encoders
+        self.voice_dtype = np.dtype(voice_dtype)
         self.root = opt.dataroot
         self.skipped = []  # (path, reason) of samples left out while scanning (--skip_bad)
         if not os.path.isdir(self.root):
             raise DatasetError(f'--dataroot {self.root} is not a folder')
+        self.store = store.open_store(self.root)   # loose files, or the shards of scripts/pack_dataset.py
 
     def report_problems(self, problems, layout):
         """``problems``: (path, reason) pairs found while scanning. Raise one DatasetError that lists them (the
@@ -100,6 +98,15 @@ class BaseDataset:
         """Whether this dataset offers a validation part (``phase='val'``) for training runs."""
         return False
 
+    def load_face(self, path, rng=None, train=False):
+        """A face for the encoder, uint8 (3, S, S), prepared by this dataset's backend (``data/faces.py``)."""
+        return faces.load_face(path, self.opt, rng, train, self.face_backend, read=self.store.read)
+
+    def load_voice(self, path):
+        """A voice for the encoder, (1, M, T) in [-1, 0], in this dataset's transport dtype (``data/audio.py``)."""
+        return audio.load_voice(path, self.opt.n_mels, self.opt.n_frames, read=self.store.read).astype(
+            self.voice_dtype, copy=False)
+
     def categories(self):
         """{video: fake category} for per-category results; {} when the dataset has none."""
         return {}
@@ -125,51 +132,3 @@ class BaseDataset:
 def is_image(name):
     """Whether a file name has an image extension."""
     return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def load_face(path, opt, rng=None, train=False):
-    """Read a face image and return the encoder input: float32 (3, crop_size, crop_size) in [-1, 1].
-
-    See ``face_array`` for the preprocessing; errors name the file.
-    """
-    try:
-        with Image.open(path) as image:
-            image = image.convert('RGB')
-    except (OSError, UnidentifiedImageError) as err:
-        raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
-    return face_array(image, opt, rng=rng, train=train, source=path)
-
-
-def face_array(image, opt, rng=None, train=False, source='image'):
-    """The encoder input for an RGB ``PIL.Image``: float32 (3, crop_size, crop_size) in [-1, 1].
-
-    ``--preprocess``: resize_and_crop (resize to load_size, then crop crop_size), crop (crop crop_size from the
-    original), resize (resize straight to crop_size), none (the image must already be crop_size). Crops are random
-    in training and centred otherwise; training flips horizontally with probability 1/2 unless ``--no_flip``.
-    Resizing is bicubic, as torchvision's Resize on PIL images in the released code. ``source`` names the image in
-    error messages.
-    """
-    crop = opt.crop_size
-    if opt.preprocess == 'resize_and_crop':
-        image = image.resize((opt.load_size, opt.load_size), Image.BICUBIC)
-    elif opt.preprocess == 'resize':
-        image = image.resize((crop, crop), Image.BICUBIC)
-    elif opt.preprocess not in ('crop', 'none'):
-        raise DatasetError(f'unknown --preprocess {opt.preprocess!r}; use resize_and_crop, crop, resize or none')
-    width, height = image.size
-    if opt.preprocess == 'none' and (width, height) != (crop, crop):
-        raise DatasetError(f'{source}: --preprocess none needs {crop}x{crop} images, got {width}x{height}',
-                           path=source)
-    if width < crop or height < crop:
-        raise DatasetError(f'{source}: image {width}x{height} is smaller than --crop_size {crop}', path=source)
-    if train and rng is not None:
-        left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
-    else:
-        left, top = (width - crop) // 2, (height - crop) // 2
-    if (left, top, width, height) != (0, 0, crop, crop):
-        image = image.crop((left, top, left + crop, top + crop))
-    array = np.asarray(image, dtype=np.float32) / 255.0          # (H, W, 3) in [0, 1]
-    if train and rng is not None and not opt.no_flip and rng.random() < 0.5:
-        array = array[:, ::-1]
-    array = (array - 0.5) / 0.5                                   # mean 0.5, std 0.5 per channel -> [-1, 1]
-    return np.ascontiguousarray(array.transpose(2, 0, 1))

@@ -62,6 +62,14 @@ def check_training_combination(opt, config):
                                f'--encoder_compat fixed')
 
 
+def encoder_input(x):
+    """A batch as the encoders take it, float32: uint8 faces (from the loaders) become x / 255 with mean 0.5 and std
+    0.5 per channel, i.e. [-1, 1], the released normalisation; float16 voices and float input become float32."""
+    if x.dtype == torch.uint8:
+        return (x.float() / 255 - 0.5) / 0.5
+    return x.float()
+
+
 def embedding_spread(emb, distance):
     """How much embeddings ``emb`` (N, E) depend on their input: their mean distance to their own mean, divided by
     ``distance`` (the mean voice-to-own-face distance). Near 0 the encoder gives every input the same embedding."""
@@ -277,14 +285,17 @@ class DFDModel(BaseModel):
             self.step_encoder = DistributedDataParallel(self.joint, device_ids=ids,
                                                         output_device=None if ids is None else ids[0])
         if opt.compile:
-            self.step_encoder = torch.compile(self.step_encoder)
+            self.step_encoder = torch.compile(self.step_encoder, mode=opt.compile_mode)
 
-    def dataset_negatives(self, phase):
-        """Negatives per anchor the dataset should load for ``phase``: none for in-batch training (the other anchors'
-        faces serve), ``--n_negatives`` otherwise (validation: mismatched pairs per real pair)."""
-        if phase == 'train' and self.in_batch:
-            return 0
-        return self.opt.n_negatives if self.isTrain else 0
+    def dataset_args(self, phase):
+        """What the dataset of ``phase`` must deliver for this model (``data/base_dataset.py``): the negatives per
+        anchor (none for in-batch training, where the other anchors' faces serve; ``--n_negatives`` otherwise, for
+        validation the mismatched pairs per real pair), and how faces and voices travel: the released encoders get
+        PIL-prepared faces and float32 voices, exactly the released inputs; the others torchvision and float16."""
+        negatives = 0 if (phase == 'train' and self.in_batch) or not self.isTrain else self.opt.n_negatives
+        released = self.compat == 'released'
+        return {'n_negatives': negatives, 'face_backend': 'pil' if released else 'torchvision',
+                'voice_dtype': 'float32' if released else 'float16'}
 
     def autocast(self):
         """Autocast context for ``--amp`` (a no-op without it)."""
@@ -293,8 +304,9 @@ class DFDModel(BaseModel):
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _to_device(self, tensor):
-        """``tensor`` on the model's device (channels-last for image batches when asked for)."""
-        tensor = tensor.to(self.device, non_blocking=True)
+        """``tensor`` on the model's device as encoder input (``encoder_input``: uint8 and float16 travel, float32 is
+        computed here), channels-last for image batches when asked for."""
+        tensor = encoder_input(tensor.to(self.device, non_blocking=True))
         if self.channels_last and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
@@ -305,7 +317,7 @@ class DFDModel(BaseModel):
         self.voice = self._to_device(batch['voice'])
         self.face = self._to_device(batch['face'])
         neg = batch.get('neg_faces') if not self.in_batch else None
-        self.neg_faces = neg.to(self.device, non_blocking=True) if neg is not None else None
+        self.neg_faces = encoder_input(neg.to(self.device, non_blocking=True)) if neg is not None else None
         self.identity = batch['identity'].to(self.device, non_blocking=True) if 'identity' in batch else None
 
     def forward(self, encoder=None):

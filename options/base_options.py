@@ -102,6 +102,9 @@ class BaseOptions:
                                  'oneDNN CPUs alike, see docs/benchmarks.md)')
         parser.add_argument('--compile', action='store_true',
                             help='compile the training step\'s encoders with torch.compile (slow start, faster steps)')
+        parser.add_argument('--compile_mode', type=str, default='default',
+                            choices=('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'),
+                            help='torch.compile mode of --compile (docs/benchmarks.md compares them)')
         parser.add_argument('--prefetch_factor', type=int, default=2,
                             help='batches each DataLoader worker prepares ahead (with --num_threads > 0)')
         parser.add_argument('--suffix', default='', type=str,

@@ -112,6 +112,9 @@ def add_arguments(parser, windows=False):
                         help='frames are scaled down to at most this longer side for detection (0 = never)')
     parser.add_argument('--jpeg_quality', type=int, default=95, help='JPEG quality of the face crops')
     parser.add_argument('--limit', type=int, default=0, help='process only the first N inputs (0 = all)')
+    parser.add_argument('--shard', default='0/1',
+                        help='K/N: process only part K of N of the inputs (every N-th from the K-th), so that N '
+                             'machines or array jobs share one dataset; each writes skipped-K-of-N.csv')
     if windows:
         parser.add_argument('--windows', type=int, default=1,
                             help='voice windows and frames per video: 1 writes <video>.jpg/.npy, K > 1 writes '
@@ -405,8 +408,8 @@ def remove_stale_temporaries(root):
     return removed
 
 
-def run(clips, config, out, workers=1, desc='clips'):
-    """Process every clip not done yet; write ``<out>/skipped.csv``; print and return the counts.
+def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv'):
+    """Process every clip not done yet; write ``<out>/<skipped_name>``; print and return the counts.
 
     Returns a dict: total, done (this run), already (done before), skipped, failed, rows (the skipped.csv rows).
     """
@@ -436,10 +439,10 @@ def run(clips, config, out, workers=1, desc='clips'):
                 pool.terminate()
                 pool.join()
     rows.sort()
-    util.atomic_write_csv(os.path.join(out, 'skipped.csv'), ['input', 'status', 'reason', 'detail'], rows)
+    util.atomic_write_csv(os.path.join(out, skipped_name), ['input', 'status', 'reason', 'detail'], rows)
     counts['rows'] = rows
     print(f'{desc}: done {counts["done"]} (+{counts["already"]} already done) / skipped {counts["skipped"]} / '
-          f'failed {counts["failed"]}  (list: {os.path.join(out, "skipped.csv")})')
+          f'failed {counts["failed"]}  (list: {os.path.join(out, skipped_name)})')
     return counts
 
 
@@ -460,13 +463,18 @@ def main_for(description, add_arguments_fn, build, argv=None, windows=False):
     add_arguments_fn(parser)
     args = parser.parse_args(argv)
     try:
+        part, parts = util.parse_shard(args.shard)
         clips, desc = build(args)
     except (OSError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     if args.limit:
         clips = clips[:args.limit]
+    clips = clips[part::parts]
     if not clips:
         print('error: no input clips found', file=sys.stderr)
         return 1
-    return exit_status(run(clips, config_from(args), args.out, args.workers, desc))
+    skipped_name = 'skipped.csv' if parts == 1 else f'skipped-{part}-of-{parts}.csv'
+    if parts > 1:
+        desc = f'{desc} (part {part} of {parts})'
+    return exit_status(run(clips, config_from(args), args.out, args.workers, desc, skipped_name))

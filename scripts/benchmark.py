@@ -51,7 +51,7 @@ def model_opt(args, train, compat=None, negatives=None, batch_size=None, dataroo
             '--gpu_ids', gpu if device.startswith('cuda') else '-1', '--init_type', 'kaiming',
             '--encoder_compat', compat or args.encoder_compat, '--batch_size', str(batch_size or args.batch_size),
             '--amp', args.amp, '--channels_last', args.channels_last, '--num_threads', str(args.num_threads),
-            *(['--compile'] if args.compile else []),
+            *(['--compile', '--compile_mode', args.compile_mode] if args.compile else []),
             *[part for key, value in CONFIGS[args.config].items() for part in (f'--{key}', str(value))]]
     if train:   # the released optimiser and margin, as the figures in docs/benchmarks.md were measured with
         argv += ['--negatives', negatives or args.negatives, '--n_negatives', str(args.n_negatives), '--lr', '2e-4',
@@ -81,15 +81,53 @@ def timed(fn, device, warmup, steps):
 
 
 def random_batch(args, b, with_negatives, k=None, generator=None):
-    """A seeded random batch of ``b`` clips in the configured sizes, with ``k`` negative faces each if asked."""
+    """A batch as the loaders deliver it: uint8 faces, voices in the transport dtype (float16, float32 released)."""
     size = CONFIGS[args.config]['crop_size']
     g = generator or torch.Generator().manual_seed(0)
-    batch = {'voice': torch.rand(b, 1, 512, 301, generator=g) - 1,
-             'face': torch.rand(b, 3, size, size, generator=g) * 2 - 1,
+    pin = args.device_name.startswith('cuda')   # the loaders pin their batches on CUDA machines; so does this
+    voice_dtype = getattr(torch, args.voice_dtype or ('float32' if args.encoder_compat == 'released' else 'float16'))
+    batch = {'voice': (torch.rand(b, 1, 512, 301, generator=g) - 1).to(voice_dtype),
+             'face': torch.randint(0, 256, (b, 3, size, size), generator=g, dtype=torch.uint8),
              'identity': torch.arange(b)}
     if with_negatives:
-        batch['neg_faces'] = torch.rand(b, k or args.n_negatives, 3, size, size, generator=g) * 2 - 1
-    return batch
+        batch['neg_faces'] = torch.randint(0, 256, (b, k or args.n_negatives, 3, size, size), generator=g,
+                                           dtype=torch.uint8)
+    return {key: value.pin_memory() for key, value in batch.items()} if pin else batch
+
+
+def count_flops(fn):
+    """Floating-point operations of one call of ``fn``, counted by torch's FlopCounterMode (matmuls, convolutions,
+    attention; elementwise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def profile_steps(step, device, path, steps=3):
+    """torch.profiler over ``steps`` calls of ``step``: the operators with the most device (or CPU) time, as a table
+    written to ``path``."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith('cuda') else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    key = 'self_cuda_time_total' if device.startswith('cuda') else 'self_cpu_time_total'
+    with open(path, 'w') as handle:
+        handle.write(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=70) + '\n')
+
+
+def child_peak(args):
+    """(step times, FLOPs per step, extras) of one large matmul in the benchmark's precision: the machine's
+    attainable rate, the denominator of the model-FLOP utilisation."""
+    n = 8192 if args.device_name.startswith('cuda') else 2048
+    dtype = torch.bfloat16 if args.amp == 'bf16' else torch.float16 if args.amp == 'fp16' else torch.float32
+    a = torch.randn(n, n, device=args.device_name, dtype=dtype)
+    b = torch.randn(n, n, device=args.device_name, dtype=dtype)
+    times = timed(lambda: a @ b, args.device_name, args.warmup, args.steps)
+    return times, 2 * n ** 3, {'matmul': f'{n}x{n} {str(dtype).replace("torch.", "")}'}
 
 
 def released_train_step(model, batch, voices_neg):
@@ -107,10 +145,10 @@ def released_train_step(model, batch, voices_neg):
 
 def child_train(args, baseline):
     """(step times, anchors per step, extras) of the training step, or of the released code's step with ``baseline``."""
-    from models.DFD_model import DFDModel
+    from models.DFD_model import DFDModel, encoder_input
     if baseline:
         model = DFDModel.build(model_opt(args, True, compat='released', negatives='sampled', batch_size=1))
-        batch = {k: v.to(args.device_name) for k, v in random_batch(args, 1, True, k=5).items()}
+        batch = {k: encoder_input(v.to(args.device_name)) for k, v in random_batch(args, 1, True, k=5).items()}
         voices_neg = (torch.rand(5, 1, 512, 301) - 1).to(args.device_name)
         model.train()
         times = timed(lambda: released_train_step(model, batch, voices_neg), args.device_name, 1, args.steps)
@@ -122,40 +160,74 @@ def child_train(args, baseline):
     def step():
         model.set_input(batch)
         model.optimize_parameters()
+    if args.count_flops:
+        return [], args.batch_size, {'flops_per_item': count_flops(step) / args.batch_size}
     times = timed(step, args.device_name, args.warmup, args.steps)
     negatives = args.batch_size - 1 if args.negatives == 'in_batch' else args.n_negatives
-    return times, args.batch_size, {'negatives_per_anchor': negatives}
+    extra = {'negatives_per_anchor': negatives}
+    if args.profile:
+        profile_steps(step, args.device_name, os.path.join(args.profile, f'profile_train{"_compile" * args.compile}'
+                                                                         f'.txt'))
+    return times, args.batch_size, extra
 
 
 def child_score(args, baseline):
     """(step times, pairs per step, extras) of batched ``score_pairs``, or of one pair at a time with ``baseline``."""
-    from models.DFD_model import DFDModel
+    from models.DFD_model import DFDModel, encoder_input
     model = DFDModel.build(model_opt(args, False, compat='released' if baseline else None))
     model.eval()
     if baseline:
         batch = random_batch(args, 1, False)
-        voice, face = batch['voice'].to(args.device_name), batch['face'].to(args.device_name)
+        voice, face = (encoder_input(batch[k].to(args.device_name)) for k in ('voice', 'face'))
 
         def one_pair():
             with torch.no_grad():
                 torch.nn.PairwiseDistance(p=2)(model.netG_audio(voice), model.netG_video(face))
         return timed(one_pair, args.device_name, 1, args.steps * 4), 1, {}
     batch = random_batch(args, args.score_batch, False)
-    return (timed(lambda: model.score_pairs(batch['voice'], batch['face']), args.device_name, args.warmup,
-                  args.steps), args.score_batch, {})
+
+    def step():
+        model.score_pairs(batch['voice'], batch['face'])
+    if args.count_flops:
+        return [], args.score_batch, {'flops_per_item': count_flops(step) / args.score_batch}
+    return timed(step, args.device_name, args.warmup, args.steps), args.score_batch, {}
+
+
+class Repeated(torch.utils.data.Dataset):
+    """A dataset seen ``times`` times per epoch, so that an epoch of the small synthetic set holds enough batches for
+    every loader worker to reach its steady state (a real VoxCeleb2 epoch has thousands of batches)."""
+
+    def __init__(self, dataset, times):
+        self.dataset, self.times = dataset, times
+
+    def __len__(self):
+        return len(self.dataset) * self.times
+
+    def __getitem__(self, key):
+        epoch, index = key
+        return self.dataset[(epoch, index % len(self.dataset))]
+
+    def __getattr__(self, name):   # phase, skipped ... of the wrapped dataset
+        return getattr(self.dataset, name)
 
 
 def loader_for(args, train):
-    """The Vox_image training loader, or the DFDC test loader, over the synthetic data under --data_root."""
-    from data import create_dataset
-    root = ensure_data(args.data_root)
+    """The Vox_image training loader, or the DFDC test loader, over the synthetic data under --data_root; each epoch
+    covers the data often enough for ``--epoch_batches`` batches."""
+    from data import DatasetLoader, create_dataset
+    root = ensure_data(args.data_root, args.data_image_size)
     opt = model_opt(args, train, dataroot=os.path.join(root, 'Voxceleb2' if train else 'DFDC'))
     opt.max_dataset_size, opt.no_flip = 10 ** 9, True
     if not train:
         opt.batch_size = args.score_batch
-    sampled = train and args.negatives == 'sampled'
-    return create_dataset(opt, 'train' if train else 'test', n_negatives=args.n_negatives if sampled else 0,
-                          shuffle=train)
+    phase = 'train' if train else 'test'
+    released = args.encoder_compat == 'released'
+    transport = {'face_backend': 'pil' if released else 'torchvision', 'voice_dtype': args.voice_dtype
+                 or ('float32' if released else 'float16')}   # as DFDModel.dataset_args gives them
+    negatives = args.n_negatives if train and args.negatives == 'sampled' else 0
+    dataset = create_dataset(opt, phase, shuffle=train, n_negatives=negatives, **transport).dataset
+    times = max(1, -(-args.epoch_batches * opt.batch_size // len(dataset)))
+    return DatasetLoader(Repeated(dataset, times), opt, shuffle=train)
 
 
 def loop_times(loader, needed, step=None):
@@ -203,10 +275,12 @@ def child_loop(args, train):
     return times, args.batch_size if train else args.score_batch, {'num_threads': args.num_threads}
 
 
-def ensure_data(root):
-    """A synthetic Vox_image dataset under ``root`` (made once)."""
+def ensure_data(root, image_size=224):
+    """Synthetic Vox_image and DFDC sets under ``root`` (made once), faces stored at ``image_size`` pixels (224: what
+    the prep scripts write, so the loader does not resample them at the paper's size)."""
     from scripts import make_sample_data
-    make_sample_data.main(['--out', root, '--sets', 'vox,dfdc', '--vox_ids', '64', '--videos', '2', '--frames', '1'])
+    make_sample_data.main(['--out', root, '--sets', 'vox,dfdc', '--vox_ids', '64', '--videos', '2', '--frames', '1',
+                           '--image_size', str(image_size), '--workers', str(min(16, os.cpu_count() or 1))])
     return root
 
 
@@ -219,8 +293,13 @@ def run_child(args):
         times, per_step, extra = child_score(args, args.baseline_run)
     elif args.child == 'data':
         times, per_step, extra = child_data(args)
+    elif args.child == 'peak':
+        times, per_step, extra = child_peak(args)
     else:
         times, per_step, extra = child_loop(args, train=args.child == 'train_loop')
+    if args.count_flops:   # a child of its own, so that counting touches neither the timings nor the peak memory
+        print(json.dumps(extra))
+        return
     rates = sorted(per_step / t for t in times)
     median = statistics.median(rates)
     if args.child in ('data', 'train_loop', 'score_loop'):  # batches arrive in bursts: report the overall rate
@@ -245,15 +324,43 @@ def machine(device):
     return text
 
 
-def measure(args, what, baseline=False):
-    """Run one measurement in a child process and return its JSON result; stops with the child's stderr if it fails."""
+def measure(args, what, baseline=False, count_flops=False):
+    """Run one measurement in a child process and return its JSON result; stops with the child's stderr if it fails.
+    ``count_flops``: count the FLOPs of one step instead of timing (train and score)."""
     cmd = [sys.executable, '-m', 'scripts.benchmark', '--child', what] + args.passthrough
     if baseline:
         cmd.append('--baseline_run')
+    if count_flops:
+        cmd.append('--count_flops')
     done = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+    if args.profile:   # keep what the child logged (compiler messages, warnings) beside the profiles
+        name = f'{what}{"_baseline" * baseline}{"_flops" * count_flops}_stderr.txt'
+        with open(os.path.join(args.profile, name), 'w') as handle:
+            handle.write(done.stderr)
     if done.returncode != 0:
         raise SystemExit(f'benchmark child {what} failed:\n{done.stderr[-3000:]}')
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table_row(what, label, unit, r, done):
+    """One markdown row of a measurement; the detail names the step's size and, where the FLOPs of an item and the
+    matmul peak were measured in this run, the model-FLOP utilisation (counted FLOPs x rate / measured peak)."""
+    if what == 'peak':
+        return (f'| peak | {r["matmul"]} matmul | {r["median"] / 1e12:.1f} {unit} | {r["min"] / 1e12:.1f}-'
+                f'{r["max"] / 1e12:.1f} | {r["peak_bytes"] / 2 ** 30:.2f} GiB | the MFU denominator |')
+    detail = f'{r["per_step"]} per step'
+    if 'negatives_per_anchor' in r:
+        detail += f', {r["negatives_per_anchor"]} negatives per anchor'
+    if 'num_threads' in r:
+        detail += f', {r["num_threads"]} loader workers'
+    source = {'train_loop': 'train', 'score_loop': 'score'}.get(what, what)
+    flops = r.get('flops_per_item') or (done.get(source) or {}).get('flops_per_item')
+    if flops:
+        detail += f', {flops / 1e9:.1f} GFLOP per item'
+        if 'peak' in done and label == 'this project':
+            detail += f', MFU {100 * flops * r["median"] / done["peak"]["median"]:.1f} %'
+    return (f'| {what} | {label} | {r["median"]:.2f} {unit} | {r["min"]:.2f}-{r["max"]:.2f} | '
+            f'{r["peak_bytes"] / 2 ** 30:.2f} GiB | {detail} |')
 
 
 def main(argv=None):
@@ -269,21 +376,30 @@ def main(argv=None):
     parser.add_argument('--n_negatives', type=int, default=5, help='sampled negatives per anchor')
     parser.add_argument('--batch_size', type=int, default=8, help='anchors per training step')
     parser.add_argument('--score_batch', type=int, default=16, help='pairs per scoring step')
+    parser.add_argument('--voice_dtype', default='', choices=('', 'float16', 'float32'),
+                        help='dtype voices travel in from the loader workers (default: what the model asks for)')
     parser.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'), help='autocast dtype')
     parser.add_argument('--channels_last', default='on', choices=('on', 'off'), help='memory format')
     parser.add_argument('--compile', action='store_true', help='torch.compile the training step')
+    parser.add_argument('--compile_mode', default='default', help='torch.compile mode (see train_DF.py --help)')
     parser.add_argument('--num_threads', type=int, default=2, help='DataLoader workers for the data measurement')
     parser.add_argument('--data_root', default=os.path.join(tempfile.gettempdir(), 'vfd_benchmark_data'),
                         help='where the synthetic dataset for the data measurement lives')
+    parser.add_argument('--data_image_size', type=int, default=224, help='face size of the synthetic data')
+    parser.add_argument('--epoch_batches', type=int, default=200,
+                        help='loader measurements: the synthetic data is repeated until an epoch holds this many '
+                             'batches')
+    parser.add_argument('--profile', default='', help='folder for torch.profiler tables of the train measurement')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps first')
     parser.add_argument('--steps', type=int, default=6, help='timed steps')
     parser.add_argument('--baseline', action='store_true', help='also measure the released recipe')
     parser.add_argument('--append', default=os.path.join(HERE, 'docs', 'benchmarks.md'),
                         help='markdown file that receives the figures ("" = print only)')
     parser.add_argument('--note', default='', help='a remark written with the figures')
-    parser.add_argument('--child', choices=('train', 'score', 'data', 'train_loop', 'score_loop'),
+    parser.add_argument('--child', choices=('train', 'score', 'data', 'train_loop', 'score_loop', 'peak'),
                         help=argparse.SUPPRESS)
     parser.add_argument('--baseline_run', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--count_flops', action='store_true', help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.device_name = args.device
@@ -293,25 +409,28 @@ def main(argv=None):
         run_child(args)
         return 0
     args.passthrough = [a for a in argv if a != '--baseline']
-    rows = []
-    for what in [w.strip() for w in args.what.split(',') if w.strip()]:
+    rows, done = [], {}
+    wanted = [w.strip() for w in args.what.split(',') if w.strip()]
+    for what in sorted(wanted, key=lambda w: w != 'peak'):   # the matmul peak first: the MFU needs it
         unit = {'train': 'anchors/s', 'score': 'pairs/s', 'data': 'samples/s', 'train_loop': 'anchors/s',
-                'score_loop': 'pairs/s'}[what]
+                'score_loop': 'pairs/s', 'peak': 'TFLOP/s'}[what]
         runs = [('this project', measure(args, what))]
+        if what in ('train', 'score') and 'peak' in wanted:   # the MFU needs the FLOPs of an item
+            runs[0][1].update(measure(args, what, count_flops=True))
+        done[what] = runs[0][1]
         if args.baseline and what in ('train', 'score'):
             runs.append(('released recipe', measure(args, what, baseline=True)))
         for label, r in runs:
-            detail = f'{r["per_step"]} per step'
-            if 'negatives_per_anchor' in r:
-                detail += f', {r["negatives_per_anchor"]} negatives per anchor'
-            if 'num_threads' in r:
-                detail += f', {r["num_threads"]} loader workers'
-            rows.append(f'| {what} | {label} | {r["median"]:.2f} {unit} | {r["min"]:.2f}-{r["max"]:.2f} | '
-                        f'{r["peak_bytes"] / 2 ** 30:.2f} GiB | {detail} |')
+            rows.append(table_row(what, label, unit, r, done))
             print(rows[-1], flush=True)
         if len(runs) == 2:
             ratio = runs[0][1]['median'] / runs[1][1]['median']
             rows.append(f'| {what} | ratio | {ratio:.1f}x | | | this project / released recipe |')
+            print(rows[-1], flush=True)
+        compute = {'train_loop': 'train', 'score_loop': 'score'}.get(what)
+        if compute in done:
+            ratio = done[what]['median'] / done[compute]['median']
+            rows.append(f'| {what} | fed / compute-only | {100 * ratio:.0f} % | | | {what} / {compute} of this run |')
             print(rows[-1], flush=True)
     if args.append:
         from util.util import git_commit

@@ -73,7 +73,7 @@ def test_options(args, rest):
 def detect(args, opt):
     """Preprocess and score the video; returns (exit status, result dict)."""
     from data.audio import voice_array
-    from data.base_dataset import face_array
+    from data.faces import image_face
     from models import load_model
     from prep.video import ClipSkipped, clip_windows
 
@@ -93,7 +93,8 @@ def detect(args, opt):
     if not usable:
         return EXIT_NO_FACE, {**result, 'error': 'no_face',
                               'message': f'no face found in any of the {len(windows)} frames looked at'}
-    faces = torch.from_numpy(np.stack([face_array(w['face'], opt) for w in usable]))
+    backend = model.dataset_args('test')['face_backend']
+    faces = torch.from_numpy(np.stack([image_face(w['face'], opt, backend) for w in usable]))
     voices = torch.from_numpy(np.stack([voice_array(w['mel'], opt.n_mels, opt.n_frames) for w in usable]))
     scores = model.score_pairs(voices, faces).float().cpu().numpy().astype(float)
     score = float(AGGREGATES[args.video_agg](scores))

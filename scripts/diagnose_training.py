@@ -169,7 +169,7 @@ def diagnose(label, flags, knobs, args, workdir):
     util.seed_everything(opt.seed)
     model = create_model(opt)
     model.setup(opt)
-    train_loader = create_dataset(opt, 'train', n_negatives=model.dataset_negatives('train'))
+    train_loader = create_dataset(opt, 'train', **model.dataset_args('train'))
     train_loader.set_epoch(1)
     model.train()
     if knobs['l2']:
@@ -215,7 +215,7 @@ def diagnose(label, flags, knobs, args, workdir):
     result['steps'] = steps
     result['final'] = loss_stats(model)
 
-    val_loader = create_dataset(opt, 'val', n_negatives=model.dataset_negatives('val'), shuffle=False)
+    val_loader = create_dataset(opt, 'val', **model.dataset_args('val'), shuffle=False)
     recalib = DatasetLoader(train_loader.dataset, opt, shuffle=True)
     recalib.set_epoch(0)
     model.recalibrate_batch_norm(itertools.islice(recalib, opt.bn_recalib_batches))

@@ -136,8 +136,12 @@ def test_version_1_checkpoints_still_load_and_score_as_they_did(mode, v1_data, t
     with open(results / mode / 'DFDC_latest' / 'scores.csv') as handle:
         got = {os.path.relpath(row['face_path'], str(v1_data)): float(row['score']) for row in csv.DictReader(handle)}
     assert got.keys() == expected.keys()
+    # released mode reads exactly the inputs it read then (PIL faces, float32 voices): the same scores to the digits
+    # written. Fixed mode now decodes faces with torchvision and carries voices as float16 (at most 2 ** -12 off):
+    # measured 6e-4 of the score at most, bounded at 2e-3.
     for key, score in expected.items():
-        assert got[key] == pytest.approx(score, abs=2e-5), key
+        tolerance = dict(abs=2e-5) if mode == 'released' else dict(rel=2e-3)
+        assert got[key] == pytest.approx(score, **tolerance), key
 
 
 def test_a_version_1_training_state_resumes(v1_data, tmp_path):

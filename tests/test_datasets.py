@@ -101,7 +101,7 @@ def test_negatives_come_from_other_identities_and_change_per_epoch(vox_root):
     for epoch in (1, 2):
         items = [ds[(epoch, i)] for i in range(len(ds))]
         for item in items:
-            assert item['neg_faces'].shape == (3, 3, 32, 32) and item['neg_faces'].dtype == np.float32
+            assert item['neg_faces'].shape == (3, 3, 32, 32) and item['neg_faces'].dtype == np.uint8
             assert item['identity'] not in item['neg_identities']
         draws.append([tuple(item['neg_identities'].tolist()) for item in items])
         # the same (seed, epoch, index) gives the same draw, from another dataset object (as in another worker)
@@ -131,12 +131,25 @@ def test_vox_validation_yields_labelled_pairs(vox_root):
 
 def test_vox_item_keys_shapes_dtypes(vox_root):
     item = Vox(make_opt(vox_root))[0]
-    assert item['voice'].shape == (1, 512, 301) and item['voice'].dtype == np.float32
-    assert item['face'].shape == (3, 32, 32) and item['face'].dtype == np.float32
-    assert -1.0 <= item['face'].min() and item['face'].max() <= 1.0
+    # faces travel as uint8 and voices as float16 (the model makes them float32 on its device)
+    assert item['voice'].shape == (1, 512, 301) and item['voice'].dtype == np.float16
+    assert item['face'].shape == (3, 32, 32) and item['face'].dtype == np.uint8
     assert item['identity'].dtype == np.int64
+    exact = VoxImageDataset(make_opt(vox_root), 'train', 3, face_backend='pil', voice_dtype='float32')[0]
+    assert exact['voice'].dtype == np.float32 and exact['face'].dtype == np.uint8
+    np.testing.assert_array_equal(exact['voice'], load_voice(exact_path(exact)))
+    # float16 transport: the normalised mel within half a float16 step (values in [-1, 0]: at most 2 ** -12)
+    assert np.abs(item['voice'].astype(np.float32) - load_voice(VoxImageDataset(make_opt(vox_root), 'train', 3)
+                                                                .voice_paths[0])).max() <= 2 ** -12
     in_batch = Vox(make_opt(vox_root), n_negatives=0)[0]
     assert 'neg_faces' not in in_batch and 'identity' in in_batch
+
+
+def exact_path(item):
+    """The voice file of a training item (by its face path)."""
+    identity, video, frame = item['face_path'].split(os.sep)[-3:]
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(item['face_path'])))),
+                        'voice', f'{identity}_{video}_{frame[:-4]}.npy')
 
 
 def test_face_without_voice_names_the_file(vox_root):

@@ -13,7 +13,7 @@ from tests.media import blank_frame, face_frame, tone, write_video
 @pytest.fixture(scope='module')
 def checkpoint(sample_root, tmp_path_factory):
     base = tmp_path_factory.mktemp('detect')
-    args = ['--dataroot', vox(sample_root), '--name', 'd', *TINY, '--batch_size', '4', '--negatives', 'sampled',
+    args = ['--dataroot', vox(sample_root), '--name', 'd', *TINY, '--batch_size', '2', '--negatives', 'sampled',
             '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip', '--display_id', '0',
             '--checkpoints_dir', str(base / 'checkpoints')]

@@ -13,7 +13,7 @@ from tests.conftest import TINY, TINY_ARCH, dfdc, vox
 
 
 def train_args(root, run_dirs, name, *extra):
-    return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--negatives', 'sampled',
+    return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '2', '--negatives', 'sampled',
             '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--print_freq', '2', '--gpu_ids', '-1', '--no_flip',
             '--display_id', '0',
@@ -82,10 +82,11 @@ def test_scores_equal_minus_the_embedding_distance(trained, sample_root):
                                '--num_threads', '0', *run_dirs], save=False, verbose=False)
     model = load_model(opt, str(base / 'checkpoints' / 'rt'), 'latest')
     model.eval()
-    batch = next(iter(create_dataset(opt, 'test', shuffle=False)))
+    from models.DFD_model import encoder_input
+    batch = next(iter(create_dataset(opt, 'test', shuffle=False, **model.dataset_args('test'))))
     with torch.no_grad():
-        voice = model.netG_audio(batch['voice'][:1])
-        face = model.netG_video(batch['face'][:1])
+        voice = model.netG_audio(encoder_input(batch['voice'][:1]))
+        face = model.netG_video(encoder_input(batch['face'][:1]))
     expected = -torch.linalg.vector_norm(voice - face + 1e-6)
     rows = list(csv.DictReader(open(base / 'results' / 'rt' / 'DFDC_latest' / 'scores.csv')))
     assert float(rows[0]['score']) == pytest.approx(expected.item(), rel=1e-4)

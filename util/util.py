@@ -231,3 +231,15 @@ class LineProgress:
         if not self.closed:
             self.closed = True
             self._line()
+
+
+def parse_shard(text):
+    """'K/N' -> (K, N): this machine's part K (0-based) of N (SLURM-array style, e.g. --shard $SLURM_ARRAY_TASK_ID/8);
+    ValueError with the reason for anything else."""
+    try:
+        k, n = (int(part) for part in str(text).split('/'))
+    except ValueError:
+        raise ValueError(f'--shard {text!r}: write it as K/N, e.g. 0/4 for the first of four parts') from None
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f'--shard {text}: K must lie in 0..N-1 and N be at least 1')
+    return k, n

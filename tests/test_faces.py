@@ -1,0 +1,92 @@
+"""Face preparation: the torchvision and PIL backends against each other, the uint8 transport against the float
+inputs the encoders got before, and clear errors."""
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data import DatasetError, faces
+from models.DFD_model import encoder_input
+
+
+def opt(load=48, crop=40, preprocess='resize_and_crop', no_flip=False):
+    return types.SimpleNamespace(load_size=load, crop_size=crop, preprocess=preprocess, no_flip=no_flip)
+
+
+def photo(size=(60, 52), seed=0):
+    """A smooth colour image with some texture (what faces look like to a resampler)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    base = np.stack([x * 255 / size[0], y * 255 / size[1], (x + y) * 127 / (size[0] + size[1])], -1)
+    return Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
+
+
+def old_float_face(image, o, rng, train):
+    """The float32 encoder input the datasets delivered before faces travelled as uint8 (PIL, / 255, mean/std 0.5)."""
+    image = image.resize((o.load_size, o.load_size), Image.BICUBIC)
+    crop = o.crop_size
+    left, top = (int(rng.integers(0, o.load_size - crop + 1)), int(rng.integers(0, o.load_size - crop + 1))) \
+        if train else ((o.load_size - crop) // 2,) * 2
+    array = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32) / 255.0
+    if train and not o.no_flip and rng.random() < 0.5:
+        array = array[:, ::-1]
+    return np.ascontiguousarray(((array - 0.5) / 0.5).transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_uint8_transport_gives_the_encoders_exactly_the_old_float_input(tmp_path, train):
+    path = tmp_path / 'face.png'
+    photo().save(path)
+    for seed in range(6):
+        got = faces.load_face(str(path), opt(), np.random.default_rng(seed), train, backend='pil')
+        assert got.dtype == np.uint8 and got.shape == (3, 40, 40)
+        expected = old_float_face(Image.open(path).convert('RGB'), opt(), np.random.default_rng(seed), train)
+        assert torch.equal(encoder_input(torch.from_numpy(got)), torch.from_numpy(expected))
+
+
+def test_both_backends_draw_the_same_crop_and_flip(tmp_path):
+    """Without resampling (a PNG already at --load_size) the two backends give identical pixels."""
+    path = tmp_path / 'face.png'
+    photo((48, 48)).save(path)
+    flips = set()
+    for seed in range(12):
+        a = faces.load_face(str(path), opt(), np.random.default_rng(seed), True, backend='pil')
+        b = faces.load_face(str(path), opt(), np.random.default_rng(seed), True, backend='torchvision')
+        np.testing.assert_array_equal(a, b)
+        flips.add(bool(np.array_equal(a, faces.load_face(str(path), opt(no_flip=True), np.random.default_rng(seed),
+                                                          True, backend='pil'))))
+    assert flips == {True, False}   # both outcomes of the flip were drawn
+    for preprocess in ('crop', 'none'):    # no resampling in these either ('resize' resamples: see below)
+        o = opt(48, 48, preprocess) if preprocess == 'none' else opt(48, 40, preprocess)
+        np.testing.assert_array_equal(faces.load_face(str(path), o, backend='pil'),
+                                      faces.load_face(str(path), o, backend='torchvision'))
+
+
+def test_torchvision_resizing_and_decoding_stay_within_two_levels_of_pil(tmp_path):
+    """What differs and why: PIL and torchvision both decode JPEG with libjpeg-turbo but may upsample chroma
+    differently, and their bicubic antialiasing kernels round differently, so a pixel may move by a level or two.
+    Measured here: at most 2 of 255, and fewer than 1 % of the values more than 1 apart."""
+    diffs = []
+    for seed, size in enumerate([(60, 52), (128, 128), (31, 90)]):
+        path = tmp_path / f'face{seed}.jpg'
+        photo(size, seed).save(path, quality=90)
+        a = faces.load_face(str(path), opt(), backend='pil').astype(int)
+        b = faces.load_face(str(path), opt(), backend='torchvision').astype(int)
+        diffs.append(np.abs(a - b).ravel())
+    diffs = np.concatenate(diffs)
+    assert diffs.max() <= 2 and (diffs > 1).mean() < 0.01
+
+
+@pytest.mark.parametrize('backend', faces.BACKENDS)
+def test_unreadable_and_too_small_images_name_the_file(tmp_path, backend):
+    bad = tmp_path / 'bad.jpg'
+    bad.write_bytes(b'\xff\xd8 not really a jpeg')
+    with pytest.raises(DatasetError, match='bad.jpg: cannot read the face image') as info:
+        faces.load_face(str(bad), opt(), backend=backend)
+    assert info.value.path == str(bad)
+    small = tmp_path / 'small.png'
+    photo((20, 20)).save(small)
+    with pytest.raises(DatasetError, match='small.png: image 20x20 is smaller than --crop_size 40'):
+        faces.load_face(str(small), opt(preprocess='crop'), backend=backend)
