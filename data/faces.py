@@ -132,4 +132,4 @@ def image_face(image, opt, backend='torchvision'):
     """A decoded RGB ``PIL.Image`` (e.g. a video frame) prepared for scoring with ``backend``: uint8 (3, S, S)."""
     if backend == 'pil':
         return pil_face(image, opt)
-    return tensor_face(torch.from_numpy(np.asarray(image.convert('RGB'))).permute(2, 0, 1), opt)
+    return tensor_face(torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1), opt)
