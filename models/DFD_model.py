@@ -62,6 +62,13 @@ def check_training_combination(opt, config):
                                f'--encoder_compat fixed')
 
 
+def input_transport(compat):
+    """How faces and voices travel from the loader workers for encoders of ``compat``: the released encoders get
+    PIL-prepared faces and float32 voices (exactly the released inputs), the others torchvision and float16."""
+    released = compat == 'released'
+    return {'face_backend': 'pil' if released else 'torchvision', 'voice_dtype': 'float32' if released else 'float16'}
+
+
 def encoder_input(x):
     """A batch as the encoders take it, float32: uint8 faces (from the loaders) become x / 255 with mean 0.5 and std
     0.5 per channel, i.e. [-1, 1], the released normalisation; float16 voices and float input become float32."""
@@ -293,9 +300,7 @@ class DFDModel(BaseModel):
         validation the mismatched pairs per real pair), and how faces and voices travel: the released encoders get
         PIL-prepared faces and float32 voices, exactly the released inputs; the others torchvision and float16."""
         negatives = 0 if (phase == 'train' and self.in_batch) or not self.isTrain else self.opt.n_negatives
-        released = self.compat == 'released'
-        return {'n_negatives': negatives, 'face_backend': 'pil' if released else 'torchvision',
-                'voice_dtype': 'float32' if released else 'float16'}
+        return {'n_negatives': negatives, **input_transport(self.compat)}
 
     def autocast(self):
         """Autocast context for ``--amp`` (a no-op without it)."""

@@ -85,7 +85,8 @@ def random_batch(args, b, with_negatives, k=None, generator=None):
     size = CONFIGS[args.config]['crop_size']
     g = generator or torch.Generator().manual_seed(0)
     pin = args.device_name.startswith('cuda')   # the loaders pin their batches on CUDA machines; so does this
-    voice_dtype = getattr(torch, args.voice_dtype or ('float32' if args.encoder_compat == 'released' else 'float16'))
+    from models.DFD_model import input_transport
+    voice_dtype = getattr(torch, args.voice_dtype or input_transport(args.encoder_compat)['voice_dtype'])
     batch = {'voice': (torch.rand(b, 1, 512, 301, generator=g) - 1).to(voice_dtype),
              'face': torch.randint(0, 256, (b, 3, size, size), generator=g, dtype=torch.uint8),
              'identity': torch.arange(b)}
@@ -215,15 +216,16 @@ def loader_for(args, train):
     """The Vox_image training loader, or the DFDC test loader, over the synthetic data under --data_root; each epoch
     covers the data often enough for ``--epoch_batches`` batches."""
     from data import DatasetLoader, create_dataset
+    from models.DFD_model import input_transport
     root = ensure_data(args.data_root, args.data_image_size)
     opt = model_opt(args, train, dataroot=os.path.join(root, 'Voxceleb2' if train else 'DFDC'))
     opt.max_dataset_size, opt.no_flip = 10 ** 9, True
     if not train:
         opt.batch_size = args.score_batch
     phase = 'train' if train else 'test'
-    released = args.encoder_compat == 'released'
-    transport = {'face_backend': 'pil' if released else 'torchvision', 'voice_dtype': args.voice_dtype
-                 or ('float32' if released else 'float16')}   # as DFDModel.dataset_args gives them
+    transport = input_transport(args.encoder_compat)   # as DFDModel.dataset_args, without building a model
+    if args.voice_dtype:
+        transport['voice_dtype'] = args.voice_dtype
     negatives = args.n_negatives if train and args.negatives == 'sampled' else 0
     dataset = create_dataset(opt, phase, shuffle=train, n_negatives=negatives, **transport).dataset
     times = max(1, -(-args.epoch_batches * opt.batch_size // len(dataset)))
