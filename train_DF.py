@@ -18,7 +18,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from data import DatasetError, DatasetLoader, SkipLog, create_dataset
+from data import DatasetError, DatasetLoader, SkipLog, create_dataset, faces
 from models import MODEL_ERRORS, TrainingError, create_model, load_model
 from options.train_options import TrainOptions
 from util import collapse, distributed, metrics, util
@@ -207,9 +207,11 @@ def validate(model, loader, n_samples=4):
         scores.append(model.score_pairs(batch['voice'], batch['face']).float().cpu().numpy())
         labels.append(batch['label'].numpy())
         voices.extend(batch['voice_path'])
-        for i in np.flatnonzero(labels[-1] == 1)[:n_samples - len(picked)]:
-            face = np.ascontiguousarray(batch['face'][i].permute(1, 2, 0).numpy())    # uint8 (H, W, 3)
-            picked.append((start + i, face))
+        wanted = np.flatnonzero(labels[-1] == 1)[:n_samples - len(picked)]
+        if len(wanted):
+            pixels = faces.decode_batch(batch['face'], 'cpu')    # JPEG bytes with --face_decode device
+            for i in wanted:
+                picked.append((start + i, np.ascontiguousarray(pixels[i].permute(1, 2, 0).numpy())))  # (H, W, 3)
     model.train()
     scores, labels = np.concatenate(scores).astype(np.float64), np.concatenate(labels)
     results = metrics.summarize(labels, scores)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from .base_dataset import BaseDataset, DatasetError, is_image
+from . import faces
 from .layouts import DFDC_LABELS
 from .layouts import DFDC_LAYOUT as LAYOUT
 from .layouts import dfdc_paths, dfdc_window_voice
@@ -197,7 +198,7 @@ class DFDCDataset(BaseDataset):
         return {
             'voice': self.load_voice(voice_path),
             'face': self.load_face(face_path, rng, train=True),
-            'neg_faces': np.stack([self.load_face(self.fakes[j][1], rng, train=True) for j in picks]),
+            'neg_faces': faces.stack_faces([self.load_face(self.fakes[j][1], rng, train=True) for j in picks]),
             'identity': np.int64(self.video_index[video]),
             'neg_identities': np.asarray([-1 - self.video_index[self.fakes[j][0]] for j in picks], dtype=np.int64),
             'index': np.int64(index),

@@ -7,6 +7,7 @@ import numpy as np
 from util import util
 
 from .base_dataset import BaseDataset, DatasetError, is_image
+from .faces import stack_faces
 from .layouts import VOX_LAYOUT as LAYOUT
 from .layouts import vox_voice_name
 
@@ -143,7 +144,7 @@ class VoxImageDataset(BaseDataset):
             negatives = self.sample_negatives(index, rng)
             replaced = []
             faces = [self._negative_face(index, slot, negatives, rng, replaced) for slot in range(len(negatives))]
-            item['neg_faces'] = np.stack(faces)
+            item['neg_faces'] = stack_faces(faces)
             item['neg_identities'] = self.labels[negatives]
             if self.opt.skip_bad:
                 item['replaced'] = replaced

@@ -15,6 +15,7 @@ import torch.utils.data
 from util.util import available_components, find_component
 
 from .base_dataset import BaseDataset, DatasetError
+from .faces import FaceBatch
 
 __all__ = ['available_datasets', 'find_dataset_using_name', 'get_option_setter', 'create_dataset', 'DatasetLoader',
            'SkipLog', 'EpochSampler', 'BaseDataset', 'DatasetError']
@@ -119,9 +120,18 @@ def _collate(items):
     bad = [item for item in items if isinstance(item, _BadSample)]
     good = [item for item in items if not isinstance(item, _BadSample)]
     replaced = [record for item in good for record in item.pop('replaced', ())]
+    encoded = {}   # faces left for the model's device to decode (--face_decode device)
+    for key in ('face', 'neg_faces'):
+        batch = FaceBatch.collate([item[key] for item in good]) if good and key in good[0] else None
+        if batch is not None:
+            encoded[key] = batch
+            for item in good:
+                del item[key]
     batch = torch.utils.data.default_collate(good) if good else None
-    if batch is not None and replaced:
-        batch['replaced'] = replaced
+    if batch is not None:
+        batch.update(encoded)
+        if replaced:
+            batch['replaced'] = replaced
     if not bad:
         return batch
     return {'__bad__': bad, 'batch': batch}

@@ -16,6 +16,12 @@ random numbers in the same order:
 
 For a stored face that is already ``--load_size`` pixels (what the prep scripts write) neither backend resamples,
 and both give the same pixels where their JPEG decoders agree (tests/test_faces.py measures it).
+
+A third backend, ``jpeg`` (``--face_decode device``, the default on CUDA for the torchvision path), leaves the
+decoding to the model's device: a worker reads the JPEG's header, draws the crop and flip as above and ships the
+compressed bytes (``EncodedFace``, about a tenth of the decoded pixels); the collated ``FaceBatch`` is decoded in one
+``torchvision.io.decode_jpeg`` call (nvjpeg on a GPU, libjpeg on the CPU) and cropped, resized and flipped there
+(``decode_batch``). Files that are not JPEG (PNG faces) are decoded in the worker as with ``torchvision``.
 """
 import io
 import warnings
@@ -28,7 +34,8 @@ from .errors import DatasetError
 
 # torchvision is imported where it is used (the loader workers): importing it costs a process a few hundred MB
 
-BACKENDS = ('torchvision', 'pil')
+BACKENDS = ('torchvision', 'pil', 'jpeg')
+JPEG_MAGIC = b'\xff\xd8\xff'
 PREPROCESS = ('resize_and_crop', 'crop', 'resize', 'none')
 
 
@@ -45,6 +52,8 @@ def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read
         data = read(path)
     except OSError as err:
         raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
+    if backend == 'jpeg' and data[:3] == JPEG_MAGIC:
+        return encoded_face(data, opt, rng, train, source=path)
     if backend == 'pil':
         try:
             with Image.open(io.BytesIO(data)) as image:
@@ -58,9 +67,14 @@ def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read
             warnings.filterwarnings('ignore', category=DeprecationWarning, module='torchvision.io')
             image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except (OSError, RuntimeError, ValueError) as err:
-        raise DatasetError(f'{path}: cannot read the face image ({str(err).splitlines()[0] if str(err) else err})',
-                           path=path) from err
+        raise _decode_error(path, err) from err
     return tensor_face(image, opt, rng, train, source=path)
+
+
+def _decode_error(path, err):
+    """A DatasetError for a face that torchvision could not decode (the first line of its message)."""
+    text = str(err).splitlines()[0] if str(err) else repr(err)
+    return DatasetError(f'{path}: cannot read the face image ({text})', path=path)
 
 
 def _check(opt, width, height, source):
@@ -133,3 +147,114 @@ def image_face(image, opt, backend='torchvision'):
     if backend == 'pil':
         return pil_face(image, opt)
     return tensor_face(torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1), opt)
+
+
+class EncodedFace:
+    """A face still JPEG-compressed, with the geometry drawn for it in the loader worker: ``data`` (uint8 1-D tensor
+    of the file's bytes), ``size`` (width, height after the resize step), ``left``, ``top``, ``flip``, ``crop``."""
+
+    __slots__ = ('data', 'size', 'left', 'top', 'flip', 'crop', 'source')
+
+    def __init__(self, data, size, left, top, flip, crop, source):
+        self.data, self.size, self.left, self.top, self.flip, self.crop = data, size, left, top, flip, crop
+        self.source = source
+
+
+def encoded_face(data, opt, rng=None, train=False, source='image'):
+    """JPEG bytes ``data`` as an ``EncodedFace``: only the header is read (for the size), the draws are those of
+    ``tensor_face`` in the same order, so both give the same face once decoded."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:    # reads the header only
+            width, height = image.size
+    except (OSError, UnidentifiedImageError) as err:
+        raise DatasetError(f'{source}: cannot read the face image ({err})', path=source) from err
+    new_width, new_height = _scaled_size(opt, width, height)
+    crop = _check(opt, new_width, new_height, source)
+    left, top, flip = _draws(opt, new_width, new_height, crop, rng, train)
+    return EncodedFace(torch.frombuffer(bytearray(data), dtype=torch.uint8), (new_width, new_height), left, top,
+                       flip, crop, source)
+
+
+def stack_faces(items):
+    """The faces of one item (e.g. its negatives) as one value: a uint8 (K, 3, S, S) array, or the list itself
+    when they are ``EncodedFace``s (collated into a ``FaceBatch``)."""
+    if any(isinstance(item, EncodedFace) for item in items):
+        return list(items)
+    return np.stack(items)
+
+
+class FaceBatch:
+    """Collated faces of which some are still encoded: ``items`` (flat list of ``EncodedFace`` or uint8 (3, S, S)
+    arrays) and ``shape`` (the leading dimensions, (B,) or (B, K)). ``decode_batch`` turns it into a tensor."""
+
+    def __init__(self, items, shape):
+        self.items, self.shape = list(items), tuple(shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    @classmethod
+    def collate(cls, values):
+        """A FaceBatch of the per-item ``values`` (each a face or a list of K faces), or None when no face in them is
+        encoded (then the default collation applies)."""
+        flat = [face for value in values for face in (value if isinstance(value, (list, tuple)) else [value])]
+        if not any(isinstance(face, EncodedFace) for face in flat):
+            return None
+        if isinstance(values[0], (list, tuple)):
+            return cls(flat, (len(values), len(values[0])))
+        return cls(flat, (len(values),))
+
+    def pixels(self, device='cpu'):
+        """The decoded faces, uint8 (*shape, 3, S, S) on ``device``."""
+        return decode_batch(self, device)
+
+
+def _decode_jpegs(encoded, device):
+    """Decoded RGB uint8 (3, H, W) tensors of ``encoded`` (EncodedFace list), in one decode_jpeg call on
+    ``device``; when it fails, each is tried alone so that the error names the file."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    datas = [face.data for face in encoded]
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', category=DeprecationWarning, module='torchvision.io')
+        if device.type == 'cuda':
+            # torchvision's CUDA decoder writes on its own stream into memory allocated on the current one, which
+            # may still be read by queued kernels that freed it; wait for them first
+            torch.cuda.current_stream(device).synchronize()
+        try:
+            return decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
+        except (RuntimeError, ValueError):
+            pass
+        images = []
+        for face in encoded:
+            try:
+                images.append(decode_jpeg(face.data, mode=ImageReadMode.RGB, device=device))
+            except (RuntimeError, ValueError) as err:
+                raise _decode_error(face.source, err) from err
+        return images
+
+
+def decode_batch(batch, device):
+    """A ``FaceBatch`` (or a uint8 tensor, returned moved) as uint8 (*shape, 3, S, S) on ``device``: the encoded
+    faces decoded together on ``device`` (nvjpeg on CUDA), then resized (bicubic, antialiased), cropped and flipped
+    as drawn in the worker; faces the worker decoded are moved as they are."""
+    device = torch.device(device)
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+    encoded = [(i, face) for i, face in enumerate(batch.items) if isinstance(face, EncodedFace)]
+    out = [None] * len(batch.items)
+    for (i, face), image in zip(encoded, _decode_jpegs([face for _, face in encoded], device)):
+        width, height = face.size
+        if tuple(image.shape[-2:]) != (height, width):
+            image = TF.resize(image, [height, width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        out[i] = image[:, face.top:face.top + face.crop, face.left:face.left + face.crop]
+    for i, face in enumerate(batch.items):
+        if out[i] is None:
+            out[i] = torch.as_tensor(face).to(device, non_blocking=True)
+    faces = torch.stack(out)
+    flips = [i for i, face in encoded if face.flip]
+    if flips:
+        index = torch.tensor(flips, device=device)
+        faces[index] = faces[index].flip(-1)
+    return faces.view(*batch.shape, *faces.shape[1:])

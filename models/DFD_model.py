@@ -1,10 +1,13 @@
 """VFD's detector model: a voice encoder and a face encoder trained with a triplet loss (``--model DFD``)."""
 import contextlib
 import logging
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from data import faces
 
 from . import checkpoint, losses, networks
 from .base_model import BaseModel
@@ -62,11 +65,45 @@ def check_training_combination(opt, config):
                                f'--encoder_compat fixed')
 
 
-def input_transport(compat):
+FACE_DECODE = ('auto', 'loader', 'device')
+
+
+def input_transport(compat, face_decode='loader'):
     """How faces and voices travel from the loader workers for encoders of ``compat``: the released encoders get
-    PIL-prepared faces and float32 voices (exactly the released inputs), the others torchvision and float16."""
-    released = compat == 'released'
-    return {'face_backend': 'pil' if released else 'torchvision', 'voice_dtype': 'float32' if released else 'float16'}
+    PIL-prepared faces and float32 voices (exactly the released inputs), the others torchvision-prepared faces, or
+    with ``face_decode='device'`` the JPEG bytes for the model's device to decode (``data/faces.py``), and float16
+    voices."""
+    if compat == 'released':
+        return {'face_backend': 'pil', 'voice_dtype': 'float32'}
+    return {'face_backend': 'jpeg' if face_decode == 'device' else 'torchvision', 'voice_dtype': 'float16'}
+
+
+def device_decodes_jpeg(device):
+    """Whether torchvision decodes JPEG on ``device`` (nvjpeg on CUDA): one tiny image is tried."""
+    try:
+        from torchvision.io import decode_jpeg, encode_jpeg
+        with warnings.catch_warnings():   # torchvision 0.29 announces TorchCodec as the successor of its codecs
+            warnings.filterwarnings('ignore', category=DeprecationWarning, module='torchvision.io')
+            data = encode_jpeg(torch.zeros(3, 8, 8, dtype=torch.uint8))
+            return decode_jpeg(data, device=device).shape == (3, 8, 8)
+    except Exception as err:   # noqa: BLE001 -- any failure (no nvjpeg in this build, a driver error) means no
+        logger.warning('faces are decoded in the loader workers: torchvision cannot decode JPEG on %s (%s)', device,
+                       str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return False
+
+
+def resolve_face_decode(choice, device, compat):
+    """``--face_decode`` made concrete: 'device' or 'loader'. ``auto`` decodes on a CUDA device that can (nvjpeg)
+    and in the loader workers otherwise; the released encoders always get the loaders' PIL faces."""
+    device = torch.device(device)
+    if compat == 'released':
+        if choice == 'device':
+            raise ModelConfigError('--encoder_compat released prepares faces with PIL in the loader workers, exactly '
+                                   'as the released code did; --face_decode device is for the other modes')
+        return 'loader'
+    if choice == 'auto':
+        return 'device' if device.type == 'cuda' and device_decodes_jpeg(device) else 'loader'
+    return choice
 
 
 def encoder_input(x):
@@ -172,6 +209,11 @@ class DFDModel(BaseModel):
         parser.add_argument('--score', type=str, default='neg_l2', choices=tuple(losses.SCORES),
                             help='score of a voice-face pair (models/losses.py): neg_l2 = minus the L2 distance of '
                                  'the embeddings; stored with the checkpoints')
+        parser.add_argument('--face_decode', type=str, default='auto', choices=FACE_DECODE,
+                            help='where face JPEGs are decoded: device = in batches on the model\'s device (nvjpeg '
+                                 'on CUDA; the loader workers only read the files and draw crops); loader = in the '
+                                 'loader workers; auto = device on CUDA when torchvision can, loader otherwise '
+                                 '(always loader for --encoder_compat released)')
         parser.add_argument('--dim', type=int, default=1024, help='transformer width of both encoders')
         parser.add_argument('--depth', type=int, default=6, help='transformer layers of each encoder')
         parser.add_argument('--heads', type=int, default=8, help='attention heads (must divide --dim)')
@@ -255,6 +297,7 @@ class DFDModel(BaseModel):
         BaseModel.__init__(self, opt, config)
         self.compat = config.compat
         self.score_fn = losses.SCORES[config.score]
+        self.face_decode = resolve_face_decode(opt.face_decode, self.device, self.compat)
         try:
             self.netG_audio, self.netG_video = config.build_encoders()
         except ValueError as err:
@@ -300,7 +343,7 @@ class DFDModel(BaseModel):
         validation the mismatched pairs per real pair), and how faces and voices travel: the released encoders get
         PIL-prepared faces and float32 voices, exactly the released inputs; the others torchvision and float16."""
         negatives = 0 if (phase == 'train' and self.in_batch) or not self.isTrain else self.opt.n_negatives
-        return {'n_negatives': negatives, **input_transport(self.compat)}
+        return {'n_negatives': negatives, **input_transport(self.compat, self.face_decode)}
 
     def autocast(self):
         """Autocast context for ``--amp`` (a no-op without it)."""
@@ -310,8 +353,9 @@ class DFDModel(BaseModel):
 
     def _to_device(self, tensor):
         """``tensor`` on the model's device as encoder input (``encoder_input``: uint8 and float16 travel, float32 is
-        computed here), channels-last for image batches when asked for."""
-        tensor = encoder_input(tensor.to(self.device, non_blocking=True))
+        computed here; a ``FaceBatch`` of JPEG bytes is decoded here), channels-last for image batches when asked
+        for."""
+        tensor = encoder_input(faces.decode_batch(tensor, self.device))
         if self.channels_last and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
@@ -322,7 +366,7 @@ class DFDModel(BaseModel):
         self.voice = self._to_device(batch['voice'])
         self.face = self._to_device(batch['face'])
         neg = batch.get('neg_faces') if not self.in_batch else None
-        self.neg_faces = encoder_input(neg.to(self.device, non_blocking=True)) if neg is not None else None
+        self.neg_faces = encoder_input(faces.decode_batch(neg, self.device)) if neg is not None else None
         self.identity = batch['identity'].to(self.device, non_blocking=True) if 'identity' in batch else None
 
     def forward(self, encoder=None):

@@ -15,6 +15,11 @@ in bursts, the overall rate over the timed batches).
   VoxCeleb2 layout (made once under ``--data_root``).
 * train_loop, score_loop: the same training step and scoring fed by the real loaders (Vox_image, DFDC) as in
   train_DF.py and test_DF.py, where loader workers and the model share the machine.
+* prep_vox_dlib, prep_vox_none, prep_dfdc: clips per second per core of the prep scripts (``prep_voxceleb2
+  --detector dlib`` and ``none``, ``prep_dfdc``) with one worker over ``--prep_clips`` synthetic H.264 videos of
+  the sets' shapes (``scripts/make_videos.py``: 224x224 8 s clips; 1920x1080 10 s videos), per CPU second of the
+  process (decoding threads included), and the projected wall time of the VoxCeleb2 dev set (1,092,009 clips) on
+  16 cores, assuming 16 workers scale linearly.
 * ``--baseline`` adds the released code's recipe on the same machine: one anchor per step whose five negative
   faces AND five negative voices are encoded (the voices unused by the loss), released-mode encoders, plain
   autograd; scoring one pair at a time under ``torch.no_grad``.
@@ -51,6 +56,7 @@ def model_opt(args, train, compat=None, negatives=None, batch_size=None, dataroo
             '--gpu_ids', gpu if device.startswith('cuda') else '-1', '--init_type', 'kaiming',
             '--encoder_compat', compat or args.encoder_compat, '--batch_size', str(batch_size or args.batch_size),
             '--amp', args.amp, '--channels_last', args.channels_last, '--num_threads', str(args.num_threads),
+            '--face_decode', args.face_decode,
             *(['--compile', '--compile_mode', args.compile_mode] if args.compile else []),
             *[part for key, value in CONFIGS[args.config].items() for part in (f'--{key}', str(value))]]
     if train:   # the released optimiser and margin, as the figures in docs/benchmarks.md were measured with
@@ -216,14 +222,16 @@ def loader_for(args, train):
     """The Vox_image training loader, or the DFDC test loader, over the synthetic data under --data_root; each epoch
     covers the data often enough for ``--epoch_batches`` batches."""
     from data import DatasetLoader, create_dataset
-    from models.DFD_model import input_transport
+    from models.DFD_model import input_transport, resolve_face_decode
     root = ensure_data(args.data_root, args.data_image_size)
     opt = model_opt(args, train, dataroot=os.path.join(root, 'Voxceleb2' if train else 'DFDC'))
     opt.max_dataset_size, opt.no_flip = 10 ** 9, True
     if not train:
         opt.batch_size = args.score_batch
     phase = 'train' if train else 'test'
-    transport = input_transport(args.encoder_compat)   # as DFDModel.dataset_args, without building a model
+    # as DFDModel.dataset_args, without building a model
+    transport = input_transport(args.encoder_compat,
+                                resolve_face_decode(args.face_decode, args.device_name, args.encoder_compat))
     if args.voice_dtype:
         transport['voice_dtype'] = args.voice_dtype
     negatives = args.n_negatives if train and args.negatives == 'sampled' else 0
@@ -253,7 +261,9 @@ def child_data(args):
     """(batch times, samples per batch, extras) of the Vox_image training loader alone, after the warm-up batches."""
     loader = loader_for(args, train=True)
     times = loop_times(loader, args.warmup + args.steps)[args.warmup:]
-    return times, args.batch_size, {'num_threads': args.num_threads}
+    from models.DFD_model import resolve_face_decode
+    decode = resolve_face_decode(args.face_decode, args.device_name, args.encoder_compat)
+    return times, args.batch_size, {'num_threads': args.num_threads, 'face_decode': decode}
 
 
 def child_loop(args, train):
@@ -274,7 +284,46 @@ def child_loop(args, train):
         def step(batch):
             model.score_pairs(batch['voice'], batch['face']).cpu()
     times = loop_times(loader, args.warmup + args.steps, step)[args.warmup:]
-    return times, args.batch_size if train else args.score_batch, {'num_threads': args.num_threads}
+    return times, args.batch_size if train else args.score_batch, {'num_threads': args.num_threads,
+                                                                   'face_decode': model.face_decode}
+
+
+PREP = {   # measurement: (prep module, kind of synthetic video, extra arguments)
+    'prep_vox_dlib': ('scripts.prep_voxceleb2', 'vox', ['--detector', 'dlib']),
+    'prep_vox_none': ('scripts.prep_voxceleb2', 'vox', ['--detector', 'none']),
+    'prep_dfdc': ('scripts.prep_dfdc', 'dfdc', []),
+}
+VOXCELEB2_DEV_CLIPS = 1_092_009
+
+
+def child_prep(args, what):
+    """(CPU seconds per clip, 1, extras) of one prep script run with one worker over synthetic videos."""
+    import importlib
+    import shutil
+    from scripts import make_videos
+    module, kind, extra = PREP[what]
+    src = os.path.join(args.data_root, 'prep_src', kind)
+    make_videos.make(src, kind, args.prep_clips)
+    prep = importlib.import_module(module)
+    out = tempfile.mkdtemp(prefix='vfd_prep_bench_')
+    try:   # one clip first, untimed: imports, the detector's set-up and librosa's first calls
+        prep.main(['--src', src, '--out', os.path.join(out, 'warmup'), '--workers', '1', '--limit', '1', *extra])
+        shutil.rmtree(os.path.join(out, 'warmup'))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        status = prep.main(['--src', src, '--out', out, '--workers', '1', *extra])
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faces = sum(name.endswith('.jpg') for _, _, names in os.walk(out) for name in names)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    if status != 0:
+        raise SystemExit(f'{module} exited with {status}')
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    rate = args.prep_clips / cpu
+    return [cpu / args.prep_clips], 1, {'clips': args.prep_clips, 'faces': faces, 'kind': kind,
+                                        'wall_rate': args.prep_clips / wall,
+                                        'voxceleb2_16_cores_h': VOXCELEB2_DEV_CLIPS / (16 * rate) / 3600}
 
 
 def ensure_data(root, image_size=224):
@@ -297,6 +346,8 @@ def run_child(args):
         times, per_step, extra = child_data(args)
     elif args.child == 'peak':
         times, per_step, extra = child_peak(args)
+    elif args.child in PREP:
+        times, per_step, extra = child_prep(args, args.child)
     else:
         times, per_step, extra = child_loop(args, train=args.child == 'train_loop')
     if args.count_flops:   # a child of its own, so that counting touches neither the timings nor the peak memory
@@ -304,7 +355,7 @@ def run_child(args):
         return
     rates = sorted(per_step / t for t in times)
     median = statistics.median(rates)
-    if args.child in ('data', 'train_loop', 'score_loop'):  # batches arrive in bursts: report the overall rate
+    if args.child in ('data', 'train_loop', 'score_loop', *PREP):   # bursts, or one figure: the overall rate
         median = per_step * len(times) / sum(times)
     peak = (torch.cuda.max_memory_allocated() if args.device_name.startswith('cuda')
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -350,11 +401,18 @@ def table_row(what, label, unit, r, done):
     if what == 'peak':
         return (f'| peak | {r["matmul"]} matmul | {r["median"] / 1e12:.1f} {unit} | {r["min"] / 1e12:.1f}-'
                 f'{r["max"] / 1e12:.1f} | {r["peak_bytes"] / 2 ** 30:.2f} GiB | the MFU denominator |')
+    if what in PREP:
+        return (f'| {what} | this project | {r["median"]:.2f} {unit} | - | {r["peak_bytes"] / 2 ** 30:.2f} GiB | '
+                f'{r["clips"]} {r["kind"]} clips, one worker, faces stored for {r["faces"]}; {r["wall_rate"]:.2f} '
+                f'clips/s of wall time' + (f'; VoxCeleb2 dev ({VOXCELEB2_DEV_CLIPS:,} clips) on 16 cores: '
+                                           f'{r["voxceleb2_16_cores_h"]:.1f} h' if r['kind'] == 'vox' else '') + ' |')
     detail = f'{r["per_step"]} per step'
     if 'negatives_per_anchor' in r:
         detail += f', {r["negatives_per_anchor"]} negatives per anchor'
     if 'num_threads' in r:
         detail += f', {r["num_threads"]} loader workers'
+    if 'face_decode' in r:
+        detail += f', faces decoded on the {r["face_decode"]}'
     source = {'train_loop': 'train', 'score_loop': 'score'}.get(what, what)
     flops = r.get('flops_per_item') or (done.get(source) or {}).get('flops_per_item')
     if flops:
@@ -380,6 +438,8 @@ def main(argv=None):
     parser.add_argument('--score_batch', type=int, default=16, help='pairs per scoring step')
     parser.add_argument('--voice_dtype', default='', choices=('', 'float16', 'float32'),
                         help='dtype voices travel in from the loader workers (default: what the model asks for)')
+    parser.add_argument('--face_decode', default='auto', choices=('auto', 'loader', 'device'),
+                        help='where the loader-fed rows decode face JPEGs (train_DF.py --face_decode)')
     parser.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'), help='autocast dtype')
     parser.add_argument('--channels_last', default='on', choices=('on', 'off'), help='memory format')
     parser.add_argument('--compile', action='store_true', help='torch.compile the training step')
@@ -398,7 +458,8 @@ def main(argv=None):
     parser.add_argument('--append', default=os.path.join(HERE, 'docs', 'benchmarks.md'),
                         help='markdown file that receives the figures ("" = print only)')
     parser.add_argument('--note', default='', help='a remark written with the figures')
-    parser.add_argument('--child', choices=('train', 'score', 'data', 'train_loop', 'score_loop', 'peak'),
+    parser.add_argument('--prep_clips', type=int, default=8, help='synthetic videos per prep measurement')
+    parser.add_argument('--child', choices=('train', 'score', 'data', 'train_loop', 'score_loop', 'peak', *PREP),
                         help=argparse.SUPPRESS)
     parser.add_argument('--baseline_run', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--count_flops', action='store_true', help=argparse.SUPPRESS)
@@ -415,7 +476,7 @@ def main(argv=None):
     wanted = [w.strip() for w in args.what.split(',') if w.strip()]
     for what in sorted(wanted, key=lambda w: w != 'peak'):   # the matmul peak first: the MFU needs it
         unit = {'train': 'anchors/s', 'score': 'pairs/s', 'data': 'samples/s', 'train_loop': 'anchors/s',
-                'score_loop': 'pairs/s', 'peak': 'TFLOP/s'}[what]
+                'score_loop': 'pairs/s', 'peak': 'TFLOP/s', **dict.fromkeys(PREP, 'clips/s per core')}[what]
         runs = [('this project', measure(args, what))]
         if what in ('train', 'score') and 'peak' in wanted:   # the MFU needs the FLOPs of an item
             runs[0][1].update(measure(args, what, count_flops=True))

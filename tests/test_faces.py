@@ -90,3 +90,64 @@ def test_unreadable_and_too_small_images_name_the_file(tmp_path, backend):
     photo((20, 20)).save(small)
     with pytest.raises(DatasetError, match='small.png: image 20x20 is smaller than --crop_size 40'):
         faces.load_face(str(small), opt(preprocess='crop'), backend=backend)
+
+
+def test_device_decoding_gives_the_loader_faces_exactly(tmp_path):
+    """--face_decode device: the workers ship JPEG bytes and draws, the batch is decoded and cropped, resized and
+    flipped together (here on the CPU: the same libjpeg and the same uint8 resize as the workers, so bit-identical;
+    nvjpeg on a GPU rounds its own way). PNG faces are decoded in the worker and travel as pixels among them."""
+    paths = []
+    for seed, size in enumerate([(60, 52), (48, 48), (128, 100), (48, 48)]):
+        path = tmp_path / f'face{seed}.jpg'
+        photo(size, seed).save(path, quality=90)
+        paths.append(str(path))
+    photo((48, 48), 9).save(tmp_path / 'face.png')
+    paths.append(str(tmp_path / 'face.png'))
+    flips = 0
+    for train in (False, True):
+        for o in (opt(), opt(48, 48, 'crop')):
+            if o.preprocess == 'crop':
+                paths_here = [p for p in paths if Image.open(p).size == (48, 48)]
+            else:
+                paths_here = paths
+            loader = [faces.load_face(p, o, np.random.default_rng(i), train) for i, p in enumerate(paths_here)]
+            shipped = [faces.load_face(p, o, np.random.default_rng(i), train, backend='jpeg')
+                       for i, p in enumerate(paths_here)]
+            assert sum(isinstance(face, faces.EncodedFace) for face in shipped) == len(paths_here) - 1   # not the PNG
+            batch = faces.FaceBatch.collate(shipped)
+            decoded = faces.decode_batch(batch, 'cpu')
+            assert decoded.dtype == torch.uint8 and decoded.shape == (len(paths_here), 3, o.crop_size, o.crop_size)
+            assert torch.equal(decoded, torch.from_numpy(np.stack(loader)))
+            flips += sum(face.flip for face in shipped if isinstance(face, faces.EncodedFace))
+    assert flips > 0   # the flip path was taken
+
+
+def test_device_decoding_keeps_negatives_shaped_and_names_a_corrupt_file(tmp_path):
+    paths = []
+    for seed in range(3):
+        path = tmp_path / f'face{seed}.jpg'
+        photo((48, 48), seed).save(path, quality=90)
+        paths.append(str(path))
+    negatives = [faces.stack_faces([faces.load_face(p, opt(), backend='jpeg') for p in paths]) for _ in range(2)]
+    batch = faces.FaceBatch.collate(negatives)
+    assert batch.shape == (2, 3) and faces.decode_batch(batch, 'cpu').shape == (2, 3, 3, 40, 40)
+    noise = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(paths[1], quality=95)
+    data = open(paths[1], 'rb').read()
+    with open(paths[1], 'wb') as handle:   # header intact, body cut: only the decoder can tell
+        handle.write(data[:len(data) * 2 // 3])
+    shipped = [faces.load_face(p, opt(), backend='jpeg') for p in paths]    # the worker reads headers only
+    with pytest.raises(DatasetError) as caught:
+        faces.decode_batch(faces.FaceBatch.collate(shipped), 'cpu')
+    assert caught.value.path == paths[1] and 'truncated' in str(caught.value)
+
+
+def test_where_faces_are_decoded():
+    from models.DFD_model import ModelConfigError, device_decodes_jpeg, input_transport, resolve_face_decode
+    assert resolve_face_decode('auto', 'cpu', 'fixed') == 'loader'     # device decoding is for GPUs
+    assert resolve_face_decode('device', 'cpu', 'fixed') == 'device' and device_decodes_jpeg('cpu')
+    assert resolve_face_decode('auto', 'cpu', 'released') == 'loader'
+    with pytest.raises(ModelConfigError, match='released'):
+        resolve_face_decode('device', 'cpu', 'released')
+    assert input_transport('fixed', 'device')['face_backend'] == 'jpeg'
+    assert input_transport('released', 'device') == {'face_backend': 'pil', 'voice_dtype': 'float32'}

@@ -108,3 +108,21 @@ def test_bad_dataroot_is_a_clear_error(tmp_path, capsys, run_dirs):
                           '--display_id', '0',
                           *run_dirs[:2]]) == 2
     assert 'is not a folder' in capsys.readouterr().err
+
+
+def test_faces_decoded_on_the_device_train_and_score_as_in_the_loaders(sample_root, tmp_path):
+    """--face_decode device (the default on CUDA: JPEG bytes travel, the model's device decodes them) against the
+    loader workers' decoding, here both on the CPU with the same libjpeg: the same weights and the same scores."""
+    weights, scores = {}, {}
+    for mode in ('loader', 'device'):
+        run_dirs = ['--checkpoints_dir', str(tmp_path / mode / 'c'), '--results_dir', str(tmp_path / mode / 'r')]
+        assert train_DF.main(train_args(sample_root, run_dirs, 'd', '--face_decode', mode, '--num_threads', '1',
+                                        '--max_dataset_size', '6')) == 0
+        weights[mode], _ = read_checkpoint(str(tmp_path / mode / 'c' / 'd' / 'latest_net_G_video.pth'))
+        assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'd', '--gpu_ids', '-1', '--num_threads', '1',
+                             '--face_decode', mode, *run_dirs]) == 0
+        rows = list(csv.DictReader(open(tmp_path / mode / 'r' / 'd' / 'DFDC_latest' / 'scores.csv')))
+        scores[mode] = [float(r['score']) for r in rows]
+        assert (tmp_path / mode / 'c' / 'd' / 'web' / 'images').is_dir()   # the validation page's faces
+    assert all(torch.equal(weights['loader'][k], weights['device'][k]) for k in weights['loader'])
+    assert scores['loader'] == scores['device']
