@@ -12,7 +12,6 @@ video (video level, the headline), with the AUC per fake category when the datas
 ``summary.json`` and an HTML report (``index.html``: metrics with a bootstrap interval, ROC curve, score
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
-import json
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from models import MODEL_ERRORS, load_model
 from options.test_options import TestOptions
 from util import metrics, report, util
 
+EXIT_ONE_CLASS = 3   # the set holds one class: scores written, no AUC
 logger = logging.getLogger('test_DF')
 BOOTSTRAP = 1000  # resamples for the AUC interval
 
@@ -66,13 +66,14 @@ def write_results(folder, scored, videos, summary):
         os.path.join(folder, 'video_scores.csv'), ['video', 'label', 'windows', f'score_{summary["video_agg"]}'],
         ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]), f'{score:.6f}']
          for i, score in enumerate(videos['score'])))
-    util.atomic_write_text(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1, default=str) + '\n')
+    util.atomic_write_json(os.path.join(folder, 'summary.json'), summary)
 
 
 def level_summary(labels, scores, threshold, categories=None):
     """Metrics of one level (frame or video): AUC with its bootstrap interval, AP, EER, accuracy at the
     validation threshold, and the AUC per fake category when ``categories`` (one per score) is given."""
     out = metrics.summarize(labels, scores)
+    out['not_measurable'] = metrics.unmeasurable_reason(out['n_real'], out['n_fake'])
     out['auc_ci95'] = list(metrics.bootstrap_auc(labels, scores, n_resamples=BOOTSTRAP))
     out['accuracy'] = metrics.accuracy_at(labels, scores, threshold) if threshold is not None else None
     if categories is not None:
@@ -130,17 +131,29 @@ def test(opt):
     if loader.skip_log is not None and loader.skip_log.count:
         summary['skipped_samples'] = loader.skip_log.count
         print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): {skip_path}')
-    write_results(folder, scored, videos, summary)
-    report.write_test_report(folder, scored if level == 'frame' else videos, summary)
-    report.write_results_index(os.path.join(opt.results_dir, opt.name))
+    headline_reason = headline['not_measurable']
+    if headline_reason:
+        summary['not_measurable'] = headline_reason
+    try:   # the scores first: a disk that fills up later costs the page, not the numbers
+        write_results(folder, scored, videos, summary)
+        report.write_test_report(folder, scored if level == 'frame' else videos, summary)
+        report.write_results_index(os.path.join(opt.results_dir, opt.name))
+    except OSError as err:
+        written = [n for n in ('scores.csv', 'video_scores.csv', 'summary.json', 'index.html')
+                   if os.path.isfile(os.path.join(folder, n))]
+        raise util.WriteCheckError(f'could not write the results to {folder}: {err.strerror or err}'
+                                   + (f'; written before that: {", ".join(written)}' if written else '')) from err
     for name, part, unit in (('frame', frame, 'windows'), ('video', video, 'videos')):
         if name == 'video' and protocol == 'original':
             continue
         low, high = part['auc_ci95']
         mark = '  <- headline' if name == level and protocol != 'original' else ''
-        print(f'{name}-level{f" ({opt.video_agg} over windows)" if name == "video" else ""}: AUC {part["auc"]:.4f} '
-              f'(95 % interval {low:.4f}-{high:.4f})  AP {part["ap"]:.4f}  EER {part["eer"]:.4f}  '
-              f'({part["n_real"]} real, {part["n_fake"]} fake {unit}){mark}')
+        what = f'{name}-level{f" ({opt.video_agg} over windows)" if name == "video" else ""}'
+        if part['not_measurable']:
+            print(f'{what}: AUC, AP and EER not measurable ({part["not_measurable"]}){mark}')
+            continue
+        print(f'{what}: AUC {part["auc"]:.4f} (95 % interval {low:.4f}-{high:.4f})  AP {part["ap"]:.4f}  '
+              f'EER {part["eer"]:.4f}  ({part["n_real"]} real, {part["n_fake"]} fake {unit}){mark}')
     for category, row in (headline.get('categories') or {}).items():
         print(f'  {category}: AUC {row["auc"]:.4f} against the reals ({row["n_fake"]} fakes)')
     if protocol == 'original':
@@ -150,12 +163,21 @@ def test(opt):
     else:
         print('no accuracy: the checkpoint stores no validation threshold (none is chosen on the test set)')
     print(f'results: {folder}/ (index.html, summary.json, scores.csv, video_scores.csv)')
+    if headline_reason and not opt.allow_one_class:
+        raise OneClassError(f'the test set cannot measure AUC, AP or EER: {headline_reason}. The scores are in '
+                            f'{folder}; check --dataroot, --split_file and --phase, or pass --allow_one_class if '
+                            f'scores of one class are what you want')
     return summary
+
+
+class OneClassError(RuntimeError):
+    """A test set of one class: nothing that ranks reals against fakes can be measured."""
 
 
 def main(argv=None):
     """Entry point: parse the options, test; 0 on success, 2 with one error line for the user's problems."""
-    return util.run_entry(TestOptions(), test, argv, errors=(DatasetError, util.WriteCheckError, *MODEL_ERRORS))
+    return util.run_entry(TestOptions(), test, argv, errors=(DatasetError, util.WriteCheckError, *MODEL_ERRORS),
+                          status={OneClassError: EXIT_ONE_CLASS})
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from data import DatasetError, DatasetLoader, SkipLog, create_dataset, faces
 from models import MODEL_ERRORS, TrainingError, create_model, load_model
 from options.train_options import TrainOptions
-from util import collapse, distributed, metrics, util
+from util import collapse, distributed, metrics, runs, util
 from util.visualizer import Visualizer
 
 logger = logging.getLogger('train_DF')
@@ -29,13 +29,19 @@ logger = logging.getLogger('train_DF')
 
 def train(opt):
     """Train, validate and save as the options say; returns the last validation results (rank 0) or None."""
-    distributed.setup(opt)
-    run = start_run(opt)
-    for epoch in range(run.epoch, run.last_epoch + 1):
-        run_epoch(run, epoch)
-        end_of_epoch(run, epoch)
-    distributed.barrier(opt)
-    distributed.cleanup(opt)
+    lock = runs.RunLock(os.path.join(opt.checkpoints_dir, opt.name))
+    if distributed.is_main(opt):   # one training per folder; rank 0 holds the lock for all ranks
+        lock.acquire(' '.join(sys.argv))
+    try:
+        distributed.setup(opt)
+        run = start_run(opt)
+        for epoch in range(run.epoch, run.last_epoch + 1):
+            run_epoch(run, epoch)
+            end_of_epoch(run, epoch)
+        distributed.barrier(opt)
+        distributed.cleanup(opt)
+    finally:
+        lock.release()
     return run.results
 
 
@@ -70,6 +76,10 @@ def start_run(opt):
     util.seed_everything(opt.seed + opt.rank)
     util.set_deterministic(opt.deterministic)
     expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    if main and os.path.isdir(expr_dir):
+        stale = runs.remove_stale_temporaries(expr_dir)
+        if stale:
+            logger.info('removed %d temporary file(s) that an interrupted write left in %s', stale, expr_dir)
     if opt.continue_train:
         model = load_model(opt, expr_dir, opt.epoch)
     elif opt.pretrained_name:   # fine-tuning starts from a trained model's weights and config
@@ -290,7 +300,9 @@ def collapse_stop_message(opt, validations, last_good):
 def main(argv=None):
     """Entry point: parse the options, train; 0 on success, 2 with one error line for the user's problems."""
     main_rank = distributed.env_world()[0] == 0
-    return util.run_entry(TrainOptions(), train, argv, errors=(DatasetError, util.WriteCheckError, *MODEL_ERRORS),
+    return util.run_entry(TrainOptions(), train, argv,
+                          errors=(DatasetError, util.WriteCheckError, runs.RunFolderError, *MODEL_ERRORS),
+                          interrupted='the checkpoints saved before are intact; resume with --continue_train',
                           save=main_rank, verbose=main_rank)
 
 

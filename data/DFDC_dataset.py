@@ -88,7 +88,7 @@ class DFDCDataset(BaseDataset):
             if not keep:
                 raise DatasetError(f'--split_file {opt.split_file} lists no {part} videos')
         self.items = []  # (video, face path, voice path, label, window)
-        problems, used = [], set()
+        problems, used, forms = [], set(), {}   # forms: video -> the face path of the form seen first
         for folder, label in DFDC_LABELS.items():
             face_dir = os.path.join(self.root, folder)
             if not self.store.isdir(face_dir):
@@ -113,6 +113,11 @@ class DFDCDataset(BaseDataset):
                     continue
                 if keep is not None and video not in keep:
                     continue
+                if video in forms:   # <video>.jpg and <video>/ (or a real and a fake of one name): counted twice
+                    problems.append((path, f'video {video} is also {forms[video]}; a folder prepared twice with '
+                                           f'different --windows (or labels) holds both: keep one'))
+                    continue
+                forms[video] = path
                 for face, voice, window in pairs:
                     if not self.store.isfile(voice):
                         problems.append((face, f'no voice file {voice}'))

@@ -6,6 +6,7 @@ Recipe (the released code; docs/method.md): ``librosa.load(path, sr=16000, durat
 mel bins (``librosa.util.normalize`` with its defaults), so values lie in [-1, 0].
 """
 import io
+import os
 
 import numpy as np
 
@@ -69,10 +70,57 @@ def load_voice(path, n_mels=N_MELS, n_frames=N_FRAMES, read=None):
     ``read``: where the file's bytes come from (e.g. a packed store); default the file itself.
     """
     try:
-        mel = np.load(io.BytesIO(read(path)) if read else path, allow_pickle=False)
+        data = read(path) if read else None
+        if data is None:
+            with open(path, 'rb') as handle:
+                head = handle.read(HEADER_PROBE)
+                size = os.fstat(handle.fileno()).st_size
+        else:
+            head, size = data[:HEADER_PROBE], len(data)
+        check_npy_header(head, size, path, n_mels)   # before anything the header claims is allocated
+        mel = np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False)
+    except DatasetError:
+        raise
     except (OSError, ValueError, EOFError) as err:
         raise DatasetError(f'{path}: cannot read the mel spectrogram ({err})', path=path) from err
     return voice_array(mel, n_mels, n_frames, source=path)
+
+
+HEADER_PROBE = 4096   # .npy headers are padded to 64 bytes; any this project writes fits in 4 kB
+
+
+def check_npy_header(head, size, path, n_mels):
+    """Check an .npy file from its first bytes ``head`` and its ``size``, before it is loaded: a zero-byte file,
+    another format under the name (an .npz archive, a pickle), a corrupt header, or a shape whose bytes the file
+    does not hold (a header claiming petabytes) raise DatasetError naming the file."""
+    if size == 0:
+        raise DatasetError(f'{path}: cannot read the mel spectrogram: the file is empty (0 bytes)',
+                           path=path)
+    if head[:2] == b'PK':
+        raise DatasetError(f'{path}: cannot read the mel spectrogram: an .npz archive under an .npy name; save '
+                           f'each mel with np.save', path=path)
+    if head[:6] != b'\x93NUMPY':
+        raise DatasetError(f'{path}: cannot read the mel spectrogram: not an .npy file (it starts with '
+                           f'{head[:8]!r})', path=path)
+    stream = io.BytesIO(head)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream, max_header_size=HEADER_PROBE)
+    except Exception as err:   # noqa: BLE001 -- numpy's header parser raises ValueError, SyntaxError, TokenError ...
+        raise DatasetError(f'{path}: cannot read the mel spectrogram: the .npy header is corrupt '
+                           f'({str(err).splitlines()[0]})', path=path) from err
+    if dtype.hasobject:
+        raise DatasetError(f'{path}: cannot read the mel spectrogram: it holds Python objects, not numbers',
+                           path=path)
+    if len(shape) != 2 or shape[0] != n_mels:
+        raise DatasetError(f'{path}: expected a mel spectrogram of shape ({n_mels}, frames), got {shape}', path=path)
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if needed > size - stream.tell():
+        raise DatasetError(f'{path}: cannot read the mel spectrogram: its header claims {shape} {dtype} '
+                           f'({needed} bytes) but the file holds '
+                           f'{size - stream.tell()} bytes of data (truncated or forged)', path=path)
 
 
 def voice_array(mel, n_mels=N_MELS, n_frames=N_FRAMES, source='mel'):

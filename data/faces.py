@@ -52,8 +52,9 @@ def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read
         data = read(path)
     except OSError as err:
         raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
+    size = image_size(data, path)   # before any decoder allocates what the header claims
     if backend == 'jpeg' and data[:3] == JPEG_MAGIC:
-        return encoded_face(data, opt, rng, train, source=path)
+        return encoded_face(data, opt, rng, train, source=path, size=size)
     if backend == 'pil':
         try:
             with Image.open(io.BytesIO(data)) as image:
@@ -69,6 +70,28 @@ def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read
     except (OSError, RuntimeError, ValueError) as err:
         raise _decode_error(path, err) from err
     return tensor_face(image, opt, rng, train, source=path)
+
+
+MAX_PIXELS = 64 * 2 ** 20   # a face image larger than 64 megapixels (8192 x 8192) is refused before decoding
+
+
+def image_size(data, path):
+    """(width, height) from the header of the image bytes ``data``, nothing decoded; DatasetError naming ``path``
+    for a file that is no image or claims more than MAX_PIXELS pixels (a decompression bomb)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:    # reads the header only
+                width, height = image.size
+    except Image.DecompressionBombError as err:
+        raise DatasetError(f'{path}: refused before decoding, the image is far larger than a face image needs '
+                           f'({err})', path=path) from err
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
+    if width * height > MAX_PIXELS:
+        raise DatasetError(f'{path}: the image claims {width}x{height} pixels, more than a face image needs (at most '
+                           f'{MAX_PIXELS // 2 ** 20} megapixels); refused before decoding', path=path)
+    return width, height
 
 
 def _decode_error(path, err):
@@ -160,14 +183,10 @@ class EncodedFace:
         self.source = source
 
 
-def encoded_face(data, opt, rng=None, train=False, source='image'):
-    """JPEG bytes ``data`` as an ``EncodedFace``: only the header is read (for the size), the draws are those of
-    ``tensor_face`` in the same order, so both give the same face once decoded."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:    # reads the header only
-            width, height = image.size
-    except (OSError, UnidentifiedImageError) as err:
-        raise DatasetError(f'{source}: cannot read the face image ({err})', path=source) from err
+def encoded_face(data, opt, rng=None, train=False, source='image', size=None):
+    """JPEG bytes ``data`` as an ``EncodedFace``: only the header is read (for the ``size``, unless given), the draws
+    are those of ``tensor_face`` in the same order, so both give the same face once decoded."""
+    width, height = size or image_size(data, source)
     new_width, new_height = _scaled_size(opt, width, height)
     crop = _check(opt, new_width, new_height, source)
     left, top, flip = _draws(opt, new_width, new_height, crop, rng, train)

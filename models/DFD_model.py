@@ -40,6 +40,33 @@ def config_from_meta(meta, directory, tag):
                                          f'({type(err).__name__}: {err})') from err
 
 
+def check_fits(config, loaded, directory, tag):
+    """Refuse (CheckpointError) state dicts that do not fit the networks of ``config``, comparing with networks
+    built on the meta device, so that a config claiming huge sizes allocates nothing."""
+    try:
+        with torch.device('meta'):
+            nets = dict(zip(DFDModel.model_names, config.build_encoders()))
+    except (ValueError, TypeError, AssertionError, RuntimeError) as err:
+        raise ModelConfigError(f'{directory}/{tag}_net_*.pth: the model config cannot be built ({err})') from err
+    for name, net in nets.items():
+        problems = checkpoint.describe_mismatch(net, loaded[name][0])
+        if problems:
+            raise checkpoint.CheckpointError(f'{checkpoint.net_path(directory, tag, name)} does not fit the network:'
+                                             f'\n  ' + '\n  '.join(problems) + mismatch_hint(config.compat,
+                                                                                            loaded[name][0]))
+
+
+def mismatch_hint(compat, state_dict):
+    """Which mode or which size options to try when ``state_dict`` does not fit a model of ``compat``."""
+    stored = stored_compat(state_dict)
+    if stored is not None and stored != compat:
+        return (f'\nThe file looks like a {stored}-mode checkpoint (pos_embedding '
+                f'{tuple(state_dict["pos_embedding"].shape)}) but the model was built with --encoder_compat '
+                f'{compat}; try --encoder_compat {stored}.')
+    return ('\nCheck the size options (--dim --depth --mlp_dim --emb_dim --width_mult --crop_size --n_mels '
+            '--n_frames).')
+
+
 def check_training_combination(opt, config):
     """Refuse training options that cannot work with ``config`` (ModelConfigError with the reason)."""
     in_batch = opt.negatives == 'in_batch'
@@ -278,6 +305,7 @@ class DFDModel(BaseModel):
             if opt.encoder_compat not in ('auto', config.compat):
                 logger.warning('--encoder_compat %s ignored: the checkpoint was trained with %s', opt.encoder_compat,
                                config.compat)
+        check_fits(config, loaded, directory, tag)   # before the real networks take memory
         config.apply_to(opt)
         model = cls(opt, config)
         model.load_state_dicts(loaded, directory, tag)
@@ -448,10 +476,4 @@ class DFDModel(BaseModel):
 
     def mismatch_hint(self, state_dict):
         """Which mode or which size options to try when a state dict does not fit."""
-        stored = stored_compat(state_dict)
-        if stored is not None and stored != self.compat:
-            return (f'\nThe file looks like a {stored}-mode checkpoint (pos_embedding '
-                    f'{tuple(state_dict["pos_embedding"].shape)}) but the model was built with --encoder_compat '
-                    f'{self.compat}; try --encoder_compat {stored}.')
-        return ('\nCheck the size options (--dim --depth --mlp_dim --emb_dim --width_mult --crop_size --n_mels '
-                '--n_frames).')
+        return mismatch_hint(self.compat, state_dict)

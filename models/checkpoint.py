@@ -15,6 +15,7 @@ was. Every read uses ``torch.load(weights_only=True)``, which never unpickles ar
 """
 import os
 import pickle
+import zipfile
 
 import torch
 
@@ -39,10 +40,50 @@ def train_state_path(directory, tag):
     return os.path.join(directory, f'{tag}_train_state.pth')
 
 
+def check_archive(path):
+    """Refuse, before anything is unpacked, a zip checkpoint whose members are compressed or claim more bytes than
+    the file holds: torch.save stores its records uncompressed, so either is a forged file (a zip bomb)."""
+    if not zipfile.is_zipfile(path):
+        return   # the legacy format, or not a checkpoint at all: torch.load says which
+    size = os.path.getsize(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f'{path} cannot be read; the file may be truncated or not a PyTorch checkpoint '
+                              f'({err})') from err
+    packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+    claimed = sum(m.file_size for m in members)
+    if packed or claimed > size:
+        raise CheckpointError(f'{path} was refused: its records are compressed or claim {claimed} bytes in a file of '
+                              f'{size} (torch.save stores them as they are), so it was not written by torch.save')
+
+
+def check_finite(path, state_dict):
+    """Refuse (CheckpointError) a state dict with NaN or infinite weights, naming the first such tensor."""
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f'{path}: {key} holds NaN or infinite values; the weights are unusable (a training '
+                                  f'that diverged? its earlier checkpoints may be good)')
+
+
+def check_meta(path, meta):
+    """Refuse (CheckpointError) stored facts of the wrong type, so that no reader meets a KeyError or TypeError."""
+    expected = {'config': dict, 'options': dict, 'val': dict, 'epoch': (int, str), 'net': str, 'commit': str}
+    for key, kind in expected.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind) or isinstance(meta.get(key), bool):
+            raise CheckpointError(f'{path}: its stored {key!r} is a {type(meta[key]).__name__}, not what this '
+                                  f'project writes; the file was not written by train_DF.py or was altered')
+    threshold = (meta.get('val') or {}).get('eer_threshold')
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise CheckpointError(f'{path}: its stored validation threshold {threshold!r} is not a number')
+
+
 def _load(path):
     """``torch.load`` with safe unpickling; CheckpointError naming the file when it cannot be used."""
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint {path} not found')
+    check_archive(path)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
@@ -60,13 +101,17 @@ def read(path):
     if isinstance(obj, dict) and obj.get('format') == FORMAT:
         if not isinstance(obj.get('state_dict'), dict):
             raise CheckpointError(f'{path}: a VFD checkpoint without a state dict')
-        return obj['state_dict'], {k: v for k, v in obj.items() if k != 'state_dict'}
+        check_finite(path, obj['state_dict'])
+        meta = {k: v for k, v in obj.items() if k != 'state_dict'}
+        check_meta(path, meta)
+        return obj['state_dict'], meta
     plain = isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                   for k, v in obj.items())
     if plain:
         prefix = 'module.'
         if all(k.startswith(prefix) for k in obj):  # saved from a DataParallel / DDP wrapper
             obj = {k[len(prefix):]: v for k, v in obj.items()}
+        check_finite(path, obj)
         return obj, None
     raise CheckpointError(f'{path} is neither a VFD checkpoint nor a plain state dict of tensors')
 

@@ -22,6 +22,8 @@ from . import losses, networks
 logger = logging.getLogger(__name__)
 
 SHARED_SIZES = ('width_mult', 'dim', 'depth', 'heads', 'mlp_dim', 'emb_dim')
+# sizes that must be positive wherever an encoder takes them
+POSITIVE_SIZES = SHARED_SIZES + ('n_mels', 'n_frames', 'image_size')
 INPUT_OPTIONS = ('crop_size', 'n_mels', 'n_frames', 'load_size', 'preprocess')
 
 
@@ -49,6 +51,13 @@ class ModelConfig:
                 raise ValueError(f'the {name} encoder config must be a dict with a "kind", got {enc!r}')
             if networks.is_released(enc['kind']) != (self.compat == 'released'):
                 raise ValueError(f'{name} encoder {enc["kind"]!r} does not fit compat {self.compat!r}')
+            for key, value in enc.items():
+                if key in POSITIVE_SIZES and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                              or not value > 0):
+                    raise ValueError(f'{name} encoder: {key} must be a positive number, got {value!r}')
+            if isinstance(enc.get('dim'), int) and isinstance(enc.get('heads'), int) and enc['dim'] % enc['heads']:
+                raise ValueError(f'{name} encoder: dim ({enc["dim"]}) must be divisible by heads ({enc["heads"]}): '
+                                 f'each head takes dim / heads channels')
         if self.loss not in losses.LOSSES:
             raise ValueError(f'unknown loss {self.loss!r}; known: {", ".join(losses.LOSSES)}')
         if self.score not in losses.SCORES:

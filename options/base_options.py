@@ -18,7 +18,7 @@ import torch
 
 import data
 import models
-from util import distributed, util
+from util import distributed, runs, util
 
 
 def parse_gpu_ids(text):
@@ -163,7 +163,11 @@ class BaseOptions:
         opt = self.gather_options(argv)
         opt.isTrain = self.isTrain
         if opt.suffix:
-            opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
+            try:
+                opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
+            except (KeyError, IndexError, ValueError, AttributeError) as err:
+                raise SystemExit(f'error: --suffix {opt.suffix!r}: {{...}} must name an option, e.g. '
+                                 f'{{encoder_compat}}_d{{dim}} ({type(err).__name__}: {err})') from None
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
         if opt.gpu_ids and not torch.cuda.is_available():
             raise SystemExit(f'error: --gpu_ids {",".join(map(str, opt.gpu_ids))} asks for CUDA, but torch sees no '
@@ -178,14 +182,28 @@ class BaseOptions:
         if verbose:
             print(message)
         if save:
+            self.prepare(opt)
             self.save_options(opt, message)
         return opt
 
     def finalize(self, opt):
         """Last changes to the parsed options before they are checked and printed (subclasses; no file I/O)."""
 
+    def prepare(self, opt):
+        """Get the experiment folder ready before the option table is saved in it (subclasses)."""
+
     def validate(self, opt):
         """Reject option combinations that cannot work, with a message saying why."""
+        try:
+            runs.check_name(opt.name)
+        except ValueError as err:
+            raise SystemExit(f'error: {err}') from None
+        if opt.num_threads > 0 and opt.prefetch_factor < 1:
+            raise SystemExit(f'error: --prefetch_factor must be at least 1 (batches each loader worker prepares '
+                             f'ahead), got {opt.prefetch_factor}')
+        if opt.num_threads < 0:
+            raise SystemExit(f'error: --num_threads must be 0 (load in the main process) or more, got '
+                             f'{opt.num_threads}')
         if opt.crop_size > opt.load_size and opt.preprocess in ('resize_and_crop',):
             raise SystemExit(f'error: --crop_size {opt.crop_size} is larger than --load_size {opt.load_size}')
         if opt.batch_size < 1:

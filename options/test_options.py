@@ -23,5 +23,9 @@ class TestOptions(BaseOptions):
         parser.add_argument('--phase', type=str, default='test', help='train, val, test, etc.')
         parser.add_argument('--video_agg', choices=('mean', 'median', 'max'), default='mean',
                             help='how the scores of a video\'s windows make its video-level score')
+        parser.add_argument('--allow_one_class', action='store_true',
+                            help='score a set that holds only reals or only fakes (AUC, AP and EER are then not '
+                                 'measurable; the scores and the accuracy at the validation threshold still are); '
+                                 'without it such a set is refused with exit status 3 after scoring')
         parser.set_defaults(dataset_mode='DFDC', batch_size=16)
         return parser

@@ -1,5 +1,10 @@
 """Training flags (train_DF.py): logging and saving frequencies, epochs, optimiser and learning-rate policy."""
+import logging
+import math
+import os
+
 from models.networks import LR_POLICIES
+from util import runs
 
 from .base_options import BaseOptions
 
@@ -49,6 +54,10 @@ class TrainOptions(BaseOptions):
                             help='save the latest checkpoint every this many training steps (0 = only at epoch ends)')
         parser.add_argument('--save_epoch_freq', type=int, default=1,
                             help='validate and save <epoch>_net_*.pth every this many epochs')
+        parser.add_argument('--overwrite', action='store_true',
+                            help='start over in a folder that holds a run: its checkpoints, logs and page are moved '
+                                 'into <checkpoints_dir>/<name>/replaced-<time>/ first (without it, or '
+                                 '--continue_train, training refuses such a folder)')
         parser.add_argument('--continue_train', action='store_true',
                             help='resume from the checkpoint named by --epoch (weights, optimiser, schedule, epoch)')
         parser.add_argument('--epoch_count', type=int, default=1,
@@ -100,3 +109,37 @@ class TrainOptions(BaseOptions):
                 raise SystemExit(f'error: --{flag} must be at least 1')
         if opt.n_epochs_decay < 0 or opt.save_latest_freq < 0:
             raise SystemExit('error: --n_epochs_decay and --save_latest_freq must not be negative')
+        if not opt.lr >= 0 or not math.isfinite(opt.lr):
+            raise SystemExit(f'error: --lr must be a number of 0 or more (0 trains nothing), got {opt.lr}')
+        if opt.continue_train and opt.overwrite:
+            raise SystemExit('error: --continue_train resumes the run in the folder and --overwrite replaces it; '
+                             'give one of them')
+
+    def prepare(self, opt):
+        """Before the option table is written into the experiment folder (rank 0): refuse a folder that another
+        training holds or that holds a run (unless --continue_train or --overwrite), and with ``--overwrite`` move
+        the run there aside."""
+        if opt.rank != 0:
+            return
+        check_run_folder(opt)
+        folder = os.path.join(opt.checkpoints_dir, opt.name)
+        if opt.overwrite and os.path.isdir(folder):
+            moved = runs.move_aside(folder)
+            if moved:
+                logging.getLogger(__name__).warning('--overwrite: the run that was in %s is now in %s', folder, moved)
+
+
+def check_run_folder(opt):
+    """Refuse to train into a folder that another training holds (its lock), or that holds a run, unless
+    ``--continue_train`` or ``--overwrite`` says what to do with it."""
+    folder = os.path.join(opt.checkpoints_dir, opt.name)
+    try:
+        runs.RunLock(folder).check()
+    except runs.RunFolderError as err:
+        raise SystemExit(f'error: {err}') from None
+    found = runs.run_files(folder)
+    if found and not (opt.continue_train or opt.overwrite):
+        shown = ', '.join(found[:4]) + (f' and {len(found) - 4} more' if len(found) > 4 else '')
+        raise SystemExit(f'error: {folder} already holds a training run ({shown}); resume it with --continue_train, '
+                         f'start it over with --overwrite (the old files are moved into a replaced-<time> folder '
+                         f'there), or choose another --name')

@@ -21,22 +21,37 @@ video. The rules, the same everywhere:
   from its start to its end (one window when the audio is not longer than 3 s).
 * Face: the video frame shown in the middle of the voice window (1.5 s into it, or the middle of a shorter clip);
   dlib's HOG frontal-face detector (built into the ``dlib-bin`` wheel, no model file) on the frame scaled so its
-  longer side is at most ``--detect_size`` (640), upsampled ``--upsample`` times (0); the largest face wins; the
+  shorter side is at most ``--detect_size`` (640; portrait and landscape 1080p alike become 640 pixels across the
+  short side, where a 150-pixel face is still larger than the detector's 80-pixel window), upsampled
+  ``--upsample`` times (0), and once more upsampled when nothing is found; when the middle frame still shows no
+  face, the frames 0.5 s and 1 s either side (within the window) are tried in turn; the largest face wins; the
   crop is a square centred on the box with side (1 + 2 x ``--margin``) x the box's longer side (margin 0.25),
   moved inside the frame where it crosses an edge (and shrunk to the frame if larger), resized to ``--face_size``
   (224) with bicubic filtering and stored as JPEG (quality ``--jpeg_quality``, 95). ``--detector none`` keeps the
   centred square of the whole frame instead (VoxCeleb2's videos are already face-centred crops).
+* Silence: a voice window whose RMS level is below ``--silent_db`` (-60 dB full scale) is left out whatever the
+  trim option (digital zeros, or hiss: ``power_to_db(ref=np.max)`` would scale either to full loudness), and a clip
+  with no other window is skipped as ``silent``.
+* Broken files: a file that is not there is ``missing``; audio that ends well before the duration its header
+  announces is ``truncated`` (with the seconds decoded); a decoder error is ``unreadable`` (with the seconds decoded
+  before it).
+* Options: the first run into ``--out`` stores its options in ``<out>/prep_options.json``; a later run with others
+  (``--windows``, the detector, sizes, thresholds) is refused, naming them, so one folder never mixes two kinds.
 * Outputs are written atomically (temporary name, then rename): the voice first, the face last, so a clip counts
   as done when both exist. A second run skips done clips (resumable); temporary files left by a killed run are
-  removed at the start. Clips that cannot be used are listed in ``<out>/skipped.csv`` (input, status, reason,
-  detail): status ``skipped`` (no_audio, no_video, no_face, too_short, silent) or ``failed`` (unreadable: a
-  corrupt or truncated file; error: anything unexpected). One bad file never stops the run.
+  removed at the start (with ``--shard``, those older than 15 minutes: the other shards may be writing). Clips that cannot be used are listed in ``<out>/skipped.csv`` (input, status, reason,
+  detail): status ``skipped`` (no_audio, no_video, no_face, too_short, silent) or ``failed`` (missing, truncated,
+  unreadable: a corrupt file; error: anything unexpected). One bad file never stops the run. Ctrl-C stops the pool,
+  writes ``skipped.csv`` for what was met and exits with 130; pool workers end with their parent, even a SIGKILLed
+  one.
 """
 import argparse
 import io
+import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -44,12 +59,14 @@ import numpy as np
 from PIL import Image
 
 from util import util
+from util.runs import remove_stale_temporaries
 
 from data.audio import DURATION, N_FRAMES, mel_from_waveform
 
 SILENCE_DB = -80.0  # power_to_db(ref=np.max) with top_db=80 never goes below this
 SKIP_REASONS = ('no_audio', 'no_video', 'no_face', 'too_short', 'silent')
-FAIL_REASONS = ('unreadable', 'error')
+FAIL_REASONS = ('missing', 'truncated', 'unreadable', 'error')
+SILENT_DB = -60.0   # default --silent_db: a window quieter than this (RMS, dB full scale) holds no voice
 
 
 class ClipSkipped(Exception):
@@ -99,6 +116,10 @@ def add_arguments(parser, windows=False):
                         help='drop the samples before the first one above --silence_threshold before the 3 s window')
     parser.add_argument('--silence_threshold', type=float, default=5e-4,
                         help='absolute amplitude (full scale 1.0) that ends the leading silence')
+    parser.add_argument('--silent_db', type=float, default=SILENT_DB,
+                        help='a voice window whose RMS level is below this (dB full scale) is silent: left out, and '
+                             'a clip with only silent windows is skipped (a mel of silence is noise scaled to full '
+                             'loudness)')
     parser.add_argument('--min_seconds', type=float, default=1.0,
                         help='shortest usable audio in seconds; shorter clips are skipped, longer ones below 3 s '
                              'are padded with silent (-80 dB) columns')
@@ -109,7 +130,9 @@ def add_arguments(parser, windows=False):
                         help='context around the detected box, as a fraction of its side, on each side')
     parser.add_argument('--upsample', type=int, default=0, help='dlib upsampling passes (finds smaller faces, slower)')
     parser.add_argument('--detect_size', type=int, default=640,
-                        help='frames are scaled down to at most this longer side for detection (0 = never)')
+                        help='frames are scaled down so that their shorter side is at most this for detection '
+                             '(0 = never); a frame with no face is searched again upsampled once, and a window '
+                             'whose middle frame has none tries frames 0.5 and 1 s either side')
     parser.add_argument('--jpeg_quality', type=int, default=95, help='JPEG quality of the face crops')
     parser.add_argument('--limit', type=int, default=0, help='process only the first N inputs (0 = all)')
     parser.add_argument('--shard', default='0/1',
@@ -122,11 +145,13 @@ def add_arguments(parser, windows=False):
     return parser
 
 
+CONFIG_KEYS = ('trim_leading_silence', 'silence_threshold', 'silent_db', 'min_seconds', 'detector', 'face_size',
+               'margin', 'upsample', 'detect_size', 'jpeg_quality')
+
+
 def config_from(args):
     """The picklable settings that workers need."""
-    return {key: getattr(args, key) for key in ('trim_leading_silence', 'silence_threshold', 'min_seconds',
-                                                 'detector', 'face_size', 'margin', 'upsample', 'detect_size',
-                                                 'jpeg_quality')}
+    return {key: getattr(args, key) for key in CONFIG_KEYS}
 
 
 # ---------------------------------------------------------------------------------------------------- decoding
@@ -134,7 +159,7 @@ def config_from(args):
 def _open(path):
     import av
     if not os.path.isfile(path):
-        raise ClipSkipped('unreadable', f'{path}: no such file')
+        raise ClipSkipped('missing', f'{path}: no such file')
     try:
         return av.open(path)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
@@ -149,13 +174,15 @@ def decode_audio(path, seconds=None, trim_threshold=None):
     """
     import av
     if not os.path.exists(path):
-        raise ClipSkipped('no_audio', f'{path}: no such audio file')
+        raise ClipSkipped('missing', f'{path}: no such audio file')
     with _open(path) as container:
         if not container.streams.audio:
             raise ClipSkipped('no_audio', f'{path}: no audio track')
         stream = container.streams.audio[0]
+        claimed = _claimed_seconds(container, stream)
         resampler = av.AudioResampler(format='fltp')  # float32 planar, the file's own layout and rate
         chunks, rate, have, trimmed, started = [], None, 0, 0, trim_threshold is None
+        stopped_early = False
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
@@ -171,14 +198,42 @@ def decode_audio(path, seconds=None, trim_threshold=None):
                     chunks.append(samples)
                     have += len(samples)
                 if seconds is not None and rate and have >= seconds * rate:
+                    stopped_early = True
                     break
         except av.FFmpegError as err:
-            raise ClipSkipped('unreadable', f'{path}: audio decoding failed ({err})') from err
+            got = (have + trimmed) / rate if rate else 0.0
+            raise ClipSkipped('unreadable', f'{path}: audio decoding failed after {got:.2f} s ({err})') from err
+    got = (have + trimmed) / rate if rate else 0.0
+    if not stopped_early and claimed and got < claimed - max(0.5, 0.05 * claimed):
+        raise ClipSkipped('truncated', f'{path}: the audio ends after {got:.2f} s of the {claimed:.2f} s its header '
+                                       f'announces (a truncated or partly decodable file)')
     if rate is None:
         raise ClipSkipped('no_audio', f'{path}: the audio track holds no samples')
     if not started:
         raise ClipSkipped('silent', f'{path}: no sample above the silence threshold {trim_threshold}')
     return np.concatenate(chunks), rate, trimmed / rate
+
+
+def _claimed_seconds(container, stream):
+    """The duration of ``stream`` that the file's header announces, in seconds (0 when it announces none): the
+    stream's own duration (MP4), or its DURATION tag (Matroska). The container's duration is not used: a recording's
+    audio may end before its video."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get('DURATION', '')
+    try:
+        hours, minutes, seconds = tag.split(':')
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return 0.0
+
+
+def rms_db(samples):
+    """The RMS level of ``samples`` in dB full scale (-inf for digital silence)."""
+    if len(samples) == 0:
+        return float('-inf')
+    power = float(np.mean(np.square(samples, dtype=np.float64)))
+    return 10 * np.log10(power) if power > 0 else float('-inf')
 
 
 def decode_frames(path, times):
@@ -271,16 +326,27 @@ class FaceCropper:
         elif detector != 'none':
             raise ValueError(f'unknown detector {detector!r}; use dlib or none')
 
+    def working_scale(self, height, width):
+        """The factor frames of this shape are scaled by for detection: their shorter side brought down to
+        ``detect_size`` (a 1920x1080 frame, landscape or portrait, to 1138x640), never up; 1 when it is 0."""
+        if not self.detect_size or min(height, width) <= self.detect_size:
+            return 1.0
+        return self.detect_size / min(height, width)
+
     def boxes(self, rgb):
-        """Face boxes (left, top, right, bottom) in frame pixels, largest first."""
+        """Face boxes (left, top, right, bottom) in frame pixels, largest first. When none is found at
+        ``--upsample`` 0, the frame is searched once more upsampled (dlib's HOG window is 80 pixels, so this finds
+        faces down to about 40 pixels of the working size)."""
         h, w = rgb.shape[:2]
-        scale = 1.0
+        scale = self.working_scale(h, w)
         small = rgb
-        if self.detect_size and max(h, w) > self.detect_size:
-            scale = self.detect_size / max(h, w)
+        if scale != 1.0:
             small = np.asarray(Image.fromarray(rgb).resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                                             Image.BILINEAR))
-        found = self._dlib(np.ascontiguousarray(small), self.upsample)
+        small = np.ascontiguousarray(small)
+        found = self._dlib(small, self.upsample)
+        if not len(found) and self.upsample == 0:
+            found = self._dlib(small, 1)
         out = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale) for r in found]
         return sorted(out, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
 
@@ -315,16 +381,43 @@ def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=No
     min_seconds = config.get('min_seconds', 1.0)
     threshold = config.get('silence_threshold', 5e-4) if config.get('trim_leading_silence') else None
     audio = audio or video
-    y, sr, offset = decode_audio(audio, seconds=None if windows > 1 else DURATION, trim_threshold=threshold)
+    # all of it, even for one window: audio decodes fast, and only the whole track shows a truncated file
+    y, sr, offset = decode_audio(audio, seconds=None, trim_threshold=threshold)
     seconds = len(y) / sr
     if seconds < min_seconds:
         raise ClipSkipped('too_short', f'{audio}: {seconds:.2f} s of audio, fewer than --min_seconds {min_seconds}')
     starts = window_starts(seconds, windows)
+    silent_db = config.get('silent_db', SILENT_DB)
+    levels = [rms_db(y[int(round(s * sr)):int(round((s + DURATION) * sr))]) for s in starts]
+    if all(level < silent_db for level in levels):
+        raise ClipSkipped('silent', f'{audio}: the audio is silent (RMS {max(levels):.0f} dB full scale, below '
+                                    f'--silent_db {silent_db:g}); its mel would be noise scaled to full loudness')
     times = [offset + s + min(DURATION, seconds - s) / 2 for s in starts]
-    frames = frames_from_folder(video, times, fps) if os.path.isdir(video) else decode_frames(video, times)
+
+    def frames_at(when):
+        return frames_from_folder(video, when, fps) if os.path.isdir(video) else decode_frames(video, when)
+
     cropper = cropper or FaceCropper(**config)
-    return [{'start': s, 'time': t, 'mel': window_mel(y, sr, s), 'face': cropper.crop(frame)}
-            for s, t, frame in zip(starts, times, frames)]
+    found = [{'start': s, 'time': t, 'mel': window_mel(y, sr, s), 'silent': level < silent_db,
+              'face': None if level < silent_db else cropper.crop(frame)}
+             for s, t, frame, level in zip(starts, times, frames_at(times), levels)]
+    # a window whose middle frame shows no face (turned away, blurred, a cut) tries other frames of its 3 s
+    retry = [(w, t) for w in found if w['face'] is None and not w['silent'] and cropper.kind != 'none'
+             for t in retry_times(offset + w['start'], min(DURATION, seconds - w['start']), w['time'])]
+    if retry:
+        for (w, t), frame in zip(retry, frames_at([t for _, t in retry])):
+            face = cropper.crop(frame) if w['face'] is None else None
+            if face is not None:
+                w['face'], w['time'] = face, t
+    return found
+
+
+RETRY_OFFSETS = (-0.5, 0.5, -1.0, 1.0)   # seconds from a window's middle frame, tried in this order
+
+
+def retry_times(start, length, middle):
+    """The other frames a window (``start``, ``length`` s of video) tries when its ``middle`` frame has no face."""
+    return [middle + d for d in RETRY_OFFSETS if start <= middle + d <= start + length]
 
 
 def _jpeg(image, quality):
@@ -348,9 +441,10 @@ def _replace_folder(tmp, final):
 def process_clip(clip, config, cropper=None):
     """Preprocess one clip and write its outputs; returns a short detail string. Raises ClipSkipped."""
     found = clip_windows(clip.video, clip.audio, clip.windows, clip.fps, cropper, config)
-    usable = [w for w in found if w['face'] is not None]
+    voiced = [w for w in found if not w['silent']]
+    usable = [w for w in voiced if w['face'] is not None]
     if not usable:
-        raise ClipSkipped('no_face', f'{clip.video}: no face found in {len(found)} frame(s)')
+        raise ClipSkipped('no_face', f'{clip.video}: no face found in {len(voiced)} frame(s)')
     quality = config.get('jpeg_quality', 95)
     if clip.windows == 1:
         util.atomic_write_bytes(clip.voice_out, _npy(usable[0]['mel']), durable=False)
@@ -368,8 +462,10 @@ def process_clip(clip, config, cropper=None):
             handle.write(_jpeg(w['face'], quality))
     _replace_folder(tmp_voice, clip.voice_out)
     _replace_folder(tmp_face, clip.face_out)
-    dropped = len(found) - len(usable)
-    return f'{dropped} of {len(found)} windows without a face' if dropped else ''
+    parts = [f'{len(found) - len(voiced)} of {len(found)} windows silent'] if len(voiced) < len(found) else []
+    if len(usable) < len(voiced):
+        parts.append(f'{len(voiced) - len(usable)} of {len(found)} windows without a face')
+    return '; '.join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------- the runner
@@ -377,7 +473,10 @@ def process_clip(clip, config, cropper=None):
 _WORKER = {}
 
 
-def _init_worker(config):
+def _init_worker(config, parent_pid):
+    """A pool worker: ignores Ctrl-C (the parent stops the pool and writes the lists), dies with its parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    util.die_with_parent(parent_pid)
     _WORKER['config'] = config
     _WORKER['cropper'] = FaceCropper(**config)
 
@@ -392,48 +491,37 @@ def _work(clip):
         return clip.key, 'failed', 'error', f'{type(err).__name__}: {err}'
 
 
-def remove_stale_temporaries(root):
-    """Delete the temporary files and folders (``.<name>.*.tmp``) that a killed run left under ``root``."""
-    removed = 0
-    for folder, dirs, files in os.walk(root):
-        for name in list(dirs):
-            if name.startswith('.') and name.endswith('.tmp'):
-                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-                dirs.remove(name)
-                removed += 1
-        for name in files:
-            if name.startswith('.') and name.endswith('.tmp'):
-                os.remove(os.path.join(folder, name))
-                removed += 1
-    return removed
-
-
 def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv'):
     """Process every clip not done yet; write ``<out>/<skipped_name>``; print and return the counts.
 
     Returns a dict: total, done (this run), already (done before), skipped, failed, rows (the skipped.csv rows).
     """
     util.mkdirs(out)
-    stale = remove_stale_temporaries(out)
+    # a shard leaves the other shards' writes in progress alone: only temporaries older than any clip's write go
+    stale = remove_stale_temporaries(out, min_age=0 if skipped_name == 'skipped.csv' else 900)
     if stale:
         print(f'removed {stale} temporary file(s) left by an interrupted run')
     todo = [clip for clip in clips if not clip.done()]
     counts = {'total': len(clips), 'done': 0, 'already': len(clips) - len(todo), 'skipped': 0, 'failed': 0}
     rows = []
+    counts['interrupted'] = False
     if todo:
         if workers > 1:
             context = multiprocessing.get_context('spawn')
-            pool = context.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(config,))
+            pool = context.Pool(min(workers, len(todo)), initializer=_init_worker,
+                                initargs=(config, os.getpid()))
             results = pool.imap_unordered(_work, todo, chunksize=max(1, min(16, len(todo) // (workers * 8))))
         else:
             pool = None
-            _init_worker(config)
+            _WORKER['config'], _WORKER['cropper'] = config, FaceCropper(**config)
             results = map(_work, todo)
         try:
             for key, status, reason, detail in util.progress(results, total=len(todo), desc=desc):
                 counts[status] += 1
                 if status != 'done' or detail:
                     rows.append([key, status, reason, detail])
+        except KeyboardInterrupt:   # Ctrl-C: keep what is done and list what was skipped so far
+            counts['interrupted'] = True
         finally:
             if pool is not None:
                 pool.terminate()
@@ -443,12 +531,40 @@ def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv')
     counts['rows'] = rows
     print(f'{desc}: done {counts["done"]} (+{counts["already"]} already done) / skipped {counts["skipped"]} / '
           f'failed {counts["failed"]}  (list: {os.path.join(out, skipped_name)})')
+    if counts['interrupted']:
+        print(f'interrupted: {len(todo) - counts["done"] - counts["skipped"] - counts["failed"]} clip(s) not done; '
+              f'the same command resumes', file=sys.stderr)
     return counts
 
 
 def exit_status(counts):
-    """0 when anything usable exists after the run (new or from before), 1 otherwise."""
+    """130 when interrupted, else 0 when anything usable exists after the run (new or from before), 1 otherwise."""
+    if counts.get('interrupted'):
+        return util.EXIT_INTERRUPTED
     return 0 if counts['done'] + counts['already'] > 0 else 1
+
+
+OPTIONS_NAME = 'prep_options.json'
+
+
+def check_options(out, settings):
+    """Refuse (ValueError) to add to ``out`` with settings that differ from those it was prepared with (stored in
+    ``<out>/prep_options.json`` by its first run), naming each difference; store them on a first run."""
+    path = os.path.join(out, OPTIONS_NAME)
+    try:
+        with open(path) as handle:
+            stored = json.load(handle)
+    except FileNotFoundError:
+        util.mkdirs(out)
+        util.atomic_write_text(path, json.dumps(settings, indent=1, sort_keys=True) + '\n')
+        return
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{path} cannot be read ({err}); delete it if {out} holds nothing of value') from err
+    changed = [f'--{key} {stored.get(key)!r} then, {value!r} now' for key, value in sorted(settings.items())
+               if stored.get(key) != value]
+    if changed:
+        raise ValueError(f'{out} was prepared with other options ({"; ".join(changed)}); mixing them would give '
+                         f'clips of two kinds in one dataset. Use the same options to resume, or a new --out')
 
 
 def main_for(description, add_arguments_fn, build, argv=None, windows=False):
@@ -474,6 +590,13 @@ def main_for(description, add_arguments_fn, build, argv=None, windows=False):
     if not clips:
         print('error: no input clips found', file=sys.stderr)
         return 1
+    settings = {**config_from(args), 'windows': getattr(args, 'windows', 1),
+                'script': os.path.basename(build.__code__.co_filename)}
+    try:
+        check_options(args.out, settings)
+    except ValueError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     skipped_name = 'skipped.csv' if parts == 1 else f'skipped-{part}-of-{parts}.csv'
     if parts > 1:
         desc = f'{desc} (part {part} of {parts})'

@@ -17,7 +17,9 @@ in bursts, the overall rate over the timed batches).
   train_DF.py and test_DF.py, where loader workers and the model share the machine.
 * prep_vox_dlib, prep_vox_none, prep_dfdc: clips per second per core of the prep scripts (``prep_voxceleb2
   --detector dlib`` and ``none``, ``prep_dfdc``) with one worker over ``--prep_clips`` synthetic H.264 videos of
-  the sets' shapes (``scripts/make_videos.py``: 224x224 8 s clips; 1920x1080 10 s videos), per CPU second of the
+  the sets' shapes (``scripts/make_videos.py``: 224x224 8 s clips; 10 s 1080p videos, landscape and portrait, in
+  normal, dark and bright light, faces 150 pixels tall), with the share of clips whose face was found, per CPU
+  second of the
   process (decoding threads included), and the projected wall time of the VoxCeleb2 dev set (1,092,009 clips) on
   16 cores, assuming 16 workers scale linearly.
 * ``--baseline`` adds the released code's recipe on the same machine: one anchor per step whose five negative
@@ -303,7 +305,12 @@ def child_prep(args, what):
     from scripts import make_videos
     module, kind, extra = PREP[what]
     src = os.path.join(args.data_root, 'prep_src', kind)
-    make_videos.make(src, kind, args.prep_clips)
+    if kind == 'vox':
+        make_videos.make(src, kind, args.prep_clips)
+    else:   # landscape and portrait 1080p, normal, dark and bright light, in turn
+        shapes = [(shape, light) for shape in ('dfdc', 'dfdc_portrait') for light in make_videos.LIGHTS]
+        for i, (shape, light) in enumerate(shapes):
+            make_videos.make(src, shape, len(range(i, args.prep_clips, len(shapes))), light=light)
     prep = importlib.import_module(module)
     out = tempfile.mkdtemp(prefix='vfd_prep_bench_')
     try:   # one clip first, untimed: imports, the detector's set-up and librosa's first calls
@@ -403,9 +410,11 @@ def table_row(what, label, unit, r, done):
                 f'{r["max"] / 1e12:.1f} | {r["peak_bytes"] / 2 ** 30:.2f} GiB | the MFU denominator |')
     if what in PREP:
         return (f'| {what} | this project | {r["median"]:.2f} {unit} | - | {r["peak_bytes"] / 2 ** 30:.2f} GiB | '
-                f'{r["clips"]} {r["kind"]} clips, one worker, faces stored for {r["faces"]}; {r["wall_rate"]:.2f} '
-                f'clips/s of wall time' + (f'; VoxCeleb2 dev ({VOXCELEB2_DEV_CLIPS:,} clips) on 16 cores: '
-                                           f'{r["voxceleb2_16_cores_h"]:.1f} h' if r['kind'] == 'vox' else '') + ' |')
+                f'{r["clips"]} {r["kind"]} clips, one worker, a face found in {r["faces"]} of {r["clips"]} '
+                f'({100 * r["faces"] / max(1, r["clips"]):.0f} %), {1 / r["median"]:.2f} s of CPU per clip; '
+                f'{r["wall_rate"]:.2f} clips/s of wall time'
+                + (f'; VoxCeleb2 dev ({VOXCELEB2_DEV_CLIPS:,} clips) on 16 cores: {r["voxceleb2_16_cores_h"]:.1f} h'
+                   if r['kind'] == 'vox' else '') + ' |')
     detail = f'{r["per_step"]} per step'
     if 'negatives_per_anchor' in r:
         detail += f', {r["negatives_per_anchor"]} negatives per anchor'

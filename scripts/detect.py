@@ -13,7 +13,8 @@ is read from it, and any test_DF.py option (``--gpu_ids``, ``--encoder_compat`` 
 
 The last line printed is one JSON object (video, score, verdict, threshold, windows, ...); ``--json`` prints only
 that line. Exit status: 0 scored (whatever the verdict), 2 bad arguments or checkpoint, 3 the video has no audio
-track, 4 no face was found, 5 the file cannot be used (unreadable, no video track, audio too short or silent).
+track, 4 no face was found, 5 the file cannot be used (truncated, unreadable, no video track, audio too short or
+silent: an RMS level below ``--silent_db``, -60 dB full scale, in every window), 130 interrupted (Ctrl-C).
 """
 import argparse
 import json
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from util.metrics import AGGREGATES
+from util.util import EXIT_INTERRUPTED, strict_json
 
 EXIT_NO_AUDIO, EXIT_NO_FACE, EXIT_UNUSABLE, EXIT_BAD_ARGUMENTS = 3, 4, 5, 2
 
@@ -45,6 +47,8 @@ def parse(argv):
     parser.add_argument('--trim_leading_silence', action='store_true',
                         help='drop the leading silence before the voice windows (see prep/video.py)')
     parser.add_argument('--silence_threshold', type=float, default=5e-4, help='amplitude that ends the silence')
+    parser.add_argument('--silent_db', type=float, default=-60.0,
+                        help='windows quieter than this RMS level (dB full scale) are silent and not scored')
     parser.add_argument('--min_seconds', type=float, default=1.0, help='shortest usable audio in seconds')
     parser.add_argument('--detector', choices=('dlib', 'none'), default='dlib', help='face detector')
     parser.add_argument('--margin', type=float, default=0.25, help='context around the detected face box')
@@ -81,7 +85,8 @@ def detect(args, opt):
     model.setup(opt)
     model.eval()
     config = {'trim_leading_silence': args.trim_leading_silence, 'silence_threshold': args.silence_threshold,
-              'min_seconds': args.min_seconds, 'detector': args.detector, 'face_size': max(opt.load_size, 224),
+              'silent_db': args.silent_db, 'min_seconds': args.min_seconds, 'detector': args.detector,
+              'face_size': max(opt.load_size, 224),
               'margin': args.margin, 'upsample': args.upsample, 'detect_size': args.detect_size}
     result = {'video': os.path.abspath(args.video), 'name': opt.name, 'epoch': opt.epoch}
     try:
@@ -89,10 +94,11 @@ def detect(args, opt):
     except ClipSkipped as err:
         status = {'no_audio': EXIT_NO_AUDIO}.get(err.reason, EXIT_UNUSABLE)
         return status, {**result, 'error': err.reason, 'message': err.detail}
-    usable = [w for w in windows if w['face'] is not None]
+    voiced = [w for w in windows if not w['silent']]
+    usable = [w for w in voiced if w['face'] is not None]
     if not usable:
         return EXIT_NO_FACE, {**result, 'error': 'no_face',
-                              'message': f'no face found in any of the {len(windows)} frames looked at'}
+                              'message': f'{args.video}: no face found in any of the {len(voiced)} frames looked at'}
     backend = model.dataset_args('test')['face_backend']
     faces = torch.from_numpy(np.stack([image_face(w['face'], opt, backend) for w in usable]))
     voices = torch.from_numpy(np.stack([voice_array(w['mel'], opt.n_mels, opt.n_frames) for w in usable]))
@@ -105,7 +111,8 @@ def detect(args, opt):
         'score': score, 'distance': -score, 'verdict': verdict, 'threshold': threshold,
         'threshold_source': ('validation EER threshold stored with the checkpoint' if threshold is not None else
                              'none stored with the checkpoint: no verdict'),
-        'video_agg': args.video_agg, 'windows_scored': len(usable), 'windows_without_face': len(windows) - len(usable),
+        'video_agg': args.video_agg, 'windows_scored': len(usable), 'windows_without_face': len(voiced) - len(usable),
+        'windows_silent': len(windows) - len(voiced),
         'windows': [{'start_s': round(w['start'], 3), 'frame_s': round(w['time'], 3), 'score': s}
                     for w, s in zip(usable, scores.tolist())],
         'encoder_compat': model.config.compat,
@@ -116,7 +123,7 @@ def detect(args, opt):
 def report(result, status):
     """The human-readable lines (the JSON line follows them)."""
     if 'error' in result:
-        print(f'{result["video"]}: {result["message"]}', file=sys.stderr)
+        print(f'{result["error"]}: {result["message"]}', file=sys.stderr)   # the message names the file
         return
     print(f'video: {result["video"]}')
     print(f'checkpoint: {result["name"]} ({result["epoch"]}), {result["windows_scored"]} window(s) scored'
@@ -144,9 +151,12 @@ def main(argv=None):
     except (*MODEL_ERRORS, FileNotFoundError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not args.json:
         report(result, status)
-    print(json.dumps(result))
+    print(json.dumps(strict_json(result), allow_nan=False))
     return status
 
 

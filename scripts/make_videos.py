@@ -63,13 +63,16 @@ def scene(width, height, face_height=150, light='normal', centre=(0.5, 0.42)):
 
 def write_video(path, frame, seconds=4.0, fps=25, audio=None, sr=16000, audio_codec=None, video_codec='mpeg4',
                 motion=False):
-    """Encode ``frame`` (an RGB array) for ``seconds`` at ``fps``; with ``audio`` (mono float32) an audio track.
+    """Encode ``frame`` (an RGB array, or a list of them: one per time step, the last held) for ``seconds`` at
+    ``fps``; with ``audio`` (mono float32) an audio track.
 
     .mkv files get lossless 16-bit PCM audio, other containers AAC (``audio_codec`` overrides). ``video_codec``:
     mpeg4 (fast to write) or libx264 (what real sets hold); ``motion``: sway the frame and add noise."""
     import av
 
     codec = audio_codec or ('pcm_s16le' if str(path).endswith('.mkv') else 'aac')
+    sequence = frame if isinstance(frame, (list, tuple)) else None   # one frame per time step
+    frame = sequence[0] if sequence else frame
     with av.open(str(path), 'w') as out:
         video = out.add_stream(video_codec, rate=fps)
         video.width, video.height, video.pix_fmt = frame.shape[1], frame.shape[0], 'yuv420p'
@@ -82,7 +85,7 @@ def write_video(path, frame, seconds=4.0, fps=25, audio=None, sr=16000, audio_co
         rng = np.random.default_rng(0)
         grain = [rng.integers(-3, 4, frame.shape, dtype=np.int16) for _ in range(4)] if motion else None
         for i in range(int(seconds * fps)):
-            moving = frame
+            moving = sequence[min(i, len(sequence) - 1)] if sequence else frame
             if motion:   # a head that sways a few pixels, and sensor noise: work for the decoder, as in real video
                 moving = np.roll(frame, (round(3 * np.sin(i / 7)), round(4 * np.cos(i / 11))), axis=(0, 1))
                 moving = np.clip(moving + grain[i % 4], 0, 255).astype(np.uint8)

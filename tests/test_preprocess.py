@@ -75,7 +75,7 @@ def test_voxceleb2_audio_from_the_aac_tree(vox_src, tmp_path):
     # 00002.mp4 has no audio track of its own, but its .m4a exists; 00001.mp4 has no .m4a
     assert (out / 'voice' / 'id00001_ab_c-d_00002.npy').is_file()
     assert (out / 'face' / 'id00001' / 'ab_c-d' / '00002.jpg').is_file()
-    assert skipped_rows(out)['id00001/ab_c-d/00001.mp4']['reason'] == 'no_audio'       # its .m4a is missing
+    assert skipped_rows(out)['id00001/ab_c-d/00001.mp4']['reason'] == 'missing'       # its .m4a is missing
 
 
 def make_dfdc(root, clips):
@@ -195,3 +195,35 @@ def test_deepfaketimit_with_vidtimit(tmp_path):
                                mel_from_file(str(vid / 'fadg0' / 'audio' / 'sa1.wav')), atol=1e-4)
     lower = ['--fakes', str(fakes), '--vidtimit', str(vid), '--out', str(out), '--quality', 'lower']
     assert prep_timit.main(lower) == 2                                   # no lower_quality/ folder
+
+
+@pytest.mark.parametrize('width,height', [(1920, 1080), (1080, 1920)])
+@pytest.mark.parametrize('light', ['dark', 'bright'])
+def test_faces_are_found_in_dfdc_shaped_frames(width, height, light):
+    """DFDC's 1080p frames, landscape and portrait, with a face about 150 pixels tall, dim or washed out. The
+    detector works on the frame brought to 640 pixels across its shorter side (portrait included); with the longer
+    side at 640, as before, the face fell below dlib's 80-pixel window in portrait frames and dark ones."""
+    from scripts.make_videos import scene
+    frame = scene(width, height, 150, light)
+    cropper = preprocess.FaceCropper()
+    assert cropper.working_scale(height, width) == pytest.approx(640 / 1080)
+    boxes = cropper.boxes(frame)
+    assert boxes, 'no face found'
+    left, top, right, bottom = boxes[0]
+    # the face box of make_videos' scene: centred at (0.5, 0.42) of the frame, 150 pixels on a side
+    assert abs((left + right) / 2 - 0.5 * width) < 40 and abs((top + bottom) / 2 - 0.42 * height) < 60
+    assert 100 < right - left < 220
+
+
+def test_a_window_whose_middle_frame_has_no_face_tries_other_frames(tmp_path):
+    """The middle frame of the only window (1.5 s) is blank; the frame 0.5 s before it shows the face."""
+    fps = 10
+    frames = [blank_frame() if 1.3 <= i / fps < 1.8 else face_frame() for i in range(3 * fps + 5)]
+    path = tmp_path / 'turned_away.mkv'
+    write_video(path, frames, seconds=3.5, fps=fps, audio=tone(3.5))
+    windows = preprocess.clip_windows(str(path), fps=fps)
+    assert len(windows) == 1 and windows[0]['face'] is not None
+    assert windows[0]['time'] == pytest.approx(1.0, abs=0.11)
+    blank = tmp_path / 'no_face.mkv'
+    write_video(blank, blank_frame(), seconds=3.5, fps=fps, audio=tone(3.5))
+    assert preprocess.clip_windows(str(blank), fps=fps)[0]['face'] is None   # every frame tried, none has one

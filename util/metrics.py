@@ -67,6 +67,17 @@ def accuracy_at(labels, scores, threshold):
     return float(np.mean((scores >= threshold).astype(int) == labels))
 
 
+def unmeasurable_reason(n_real, n_fake):
+    """Why AUC, AP and EER cannot be measured on ``n_real`` reals and ``n_fake`` fakes (None when they can)."""
+    if n_real == 0 and n_fake == 0:
+        return 'no samples'
+    if n_real == 0:
+        return f'only fakes ({n_fake}) and no real: they need both classes'
+    if n_fake == 0:
+        return f'only reals ({n_real}) and no fake: they need both classes'
+    return None
+
+
 def summarize(labels, scores):
     """AUC, AP, EER and the EER threshold of one set of scores, with the class counts."""
     labels_arr, _ = _check(labels, scores)

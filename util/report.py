@@ -35,15 +35,17 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
     page.add_header(f'{summary["name"]}, checkpoint {summary["epoch"]} ({summary["encoder_compat"]} encoders) on '
                     f'{summary["dataroot"]}')
     low, high = summary.get('auc_ci95') or (None, None)
+    reason = summary.get('not_measurable')
     level = summary.get('level', 'frame')
     unit = 'videos' if level == 'video' else 'pairs'
     page.add_table(['metric', 'value'], [
         ['level', f'{level} level' + (f' ({summary.get("video_agg")} of the window scores of each video)'
                                       if level == 'video' else '') + f', protocol {summary.get("protocol", "sound")}'],
-        ['AUC (real = positive)', f'{_fmt(summary["auc"])}  (95 % bootstrap interval {_fmt(low)} - {_fmt(high)}, '
-                                  f'{summary.get("bootstrap_resamples", 0)} resamples)'],
-        ['average precision', _fmt(summary['ap'])],
-        ['equal error rate', _fmt(summary['eer'])],
+        ['AUC (real = positive)', f'not measurable ({reason})' if reason else
+         f'{_fmt(summary["auc"])}  (95 % bootstrap interval {_fmt(low)} - {_fmt(high)}, '
+         f'{summary.get("bootstrap_resamples", 0)} resamples)'],
+        ['average precision', f'not measurable ({reason})' if reason else _fmt(summary['ap'])],
+        ['equal error rate', f'not measurable ({reason})' if reason else _fmt(summary['eer'])],
         ['accuracy at the threshold', _fmt(summary['accuracy'])],
         ['threshold', f'{_fmt(summary["threshold"])}: {summary["threshold_source"]}'],
         [unit, f'{summary["n_real"]} real, {summary["n_fake"]} fake'],
@@ -53,8 +55,10 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
     if levels:
         page.add_header('frame level and video level')
         page.add_table(['level', 'AUC', '95 % interval', 'AP', 'EER', 'accuracy', 'real', 'fake'], [
-            [name, _fmt(part['auc']), f'{_fmt(part["auc_ci95"][0])} - {_fmt(part["auc_ci95"][1])}', _fmt(part['ap']),
-             _fmt(part['eer']), _fmt(part['accuracy']), part['n_real'], part['n_fake']] for name, part in levels])
+            [name, *([f'not measurable ({part["not_measurable"]})', '-', '-', '-'] if part.get('not_measurable') else
+                     [_fmt(part['auc']), f'{_fmt(part["auc_ci95"][0])} - {_fmt(part["auc_ci95"][1])}',
+                      _fmt(part['ap']), _fmt(part['eer'])]),
+             _fmt(part['accuracy']), part['n_real'], part['n_fake']] for name, part in levels])
     if summary.get('categories'):
         page.add_header('AUC per fake category (each against all reals)')
         page.add_table(['category', 'AUC', 'fakes'], [[name, _fmt(row['auc']), row['n_fake']]

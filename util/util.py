@@ -2,7 +2,9 @@
 import csv
 import importlib
 import io
+import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -46,8 +48,28 @@ def _atomic_write(path, write, durable=True):
 
 
 def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one."""
-    _atomic_write(path, lambda handle: handle.write(text.encode('utf-8')))
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one. UTF-8; file names
+    that are not UTF-8 on disk (surrogate-escaped by Python) are written back as the bytes they were."""
+    _atomic_write(path, lambda handle: handle.write(text.encode('utf-8', errors='surrogateescape')))
+
+
+def strict_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None, so that ``json.dumps(..., allow_nan=False)``
+    writes strict JSON (NaN is not JSON; many readers refuse it)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(value) for value in obj]
+    if hasattr(obj, 'item') and getattr(obj, 'ndim', None) == 0:   # numpy and torch scalars
+        return strict_json(obj.item())
+    return obj
+
+
+def atomic_write_json(path, obj):
+    """``obj`` as strict JSON (non-finite numbers as null), indented, written atomically."""
+    atomic_write_text(path, json.dumps(strict_json(obj), indent=1, default=str, allow_nan=False) + '\n')
 
 
 def atomic_write_csv(path, header, rows):
@@ -157,20 +179,45 @@ def find_component(package, name, kind, base):
                      f'{name.replace("_", "")}{kind.capitalize()}')
 
 
-def run_entry(options, job, argv=None, errors=(), **parse_kwargs):
+def die_with_parent(parent_pid, sig=None):
+    """Ask Linux to end this process when its parent (``parent_pid``) dies: a worker of a SIGKILLed parent would run
+    on; a no-op elsewhere."""
+    if not sys.platform.startswith('linux'):
+        return
+    import ctypes
+    import signal
+    try:
+        libc = ctypes.CDLL('libc.so.6', use_errno=True)
+        libc.prctl(1, int(sig or signal.SIGTERM))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:   # the parent died before the call
+        os._exit(1)
+
+
+EXIT_INTERRUPTED = 130   # what a shell reports for a command ended by Ctrl-C
+
+
+def run_entry(options, job, argv=None, errors=(), interrupted='', status=None, **parse_kwargs):
     """Parse the options, set up logging and run ``job(opt)``: the body of an entry script's ``main``.
 
     An exception of the types in ``errors`` (bad data, an unusable checkpoint: the user's to fix) prints one
-    ``error:`` line to stderr and returns 2 instead of a traceback; success returns 0. ``parse_kwargs`` go to
-    ``options.parse`` (``save``, ``verbose``).
+    ``error:`` line to stderr and returns 2 instead of a traceback; Ctrl-C prints one ``interrupted`` line (with
+    ``interrupted``, what was kept) and returns 130; success returns 0. ``status`` maps further exception types to
+    their own exit status (one ``error:`` line too). ``parse_kwargs`` go to ``options.parse`` (``save``,
+    ``verbose``).
     """
+    status = status or {}
     try:
         opt = options.parse(argv, **parse_kwargs)
         setup_logging(opt.verbose)
         job(opt)
-    except errors as err:
+    except (*errors, *status) as err:
         print(f'error: {err}', file=sys.stderr)
-        return 2
+        return next((code for kind, code in status.items() if isinstance(err, kind)), 2)
+    except KeyboardInterrupt:
+        print(f'interrupted{"; " + interrupted if interrupted else ""}', file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

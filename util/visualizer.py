@@ -49,6 +49,7 @@ class Visualizer:
         self.auc_history = {'x': [], 'y': []}
         self.samples_file = os.path.join(self.web_dir, 'samples.json')
         self.samples = self._load_samples()  # per validation: [epoch, [[image path, caption], ...]]
+        self.page_failed = False  # a page write refused by the disk (warned once)
         if self.enabled:
             util.mkdirs(self.expr_dir)
             end_partial_line(self.metrics_name)   # a run killed mid-line leaves one; the next record starts anew
@@ -126,7 +127,7 @@ class Visualizer:
     # -- logs ---------------------------------------------------------------------------------------------------------
     def _append_json(self, record):
         with open(self.metrics_name, 'a') as handle:
-            handle.write(json.dumps(record) + '\n')
+            handle.write(json.dumps(util.strict_json(record), allow_nan=False) + '\n')
 
     def log_record(self, record):
         """Append one JSON object (with a 'type' key) to metrics.jsonl."""
@@ -169,9 +170,7 @@ class Visualizer:
         self._append_json({'type': 'val', 'time': time.time(), 'epoch': epoch, 'total_iters': total_iters,
                            **results})
         self.plot_validation(epoch, results['auc'])
-        if self.use_html:
-            self.save_samples(epoch, samples)
-            self.write_html()
+        self.update_page(epoch, samples)
 
     def report_collapse(self, event, advice=''):
         """A collapse event of ``util.collapse.CollapseMonitor``: the loss log, a metrics.jsonl record, the visdom text
@@ -190,9 +189,23 @@ class Visualizer:
             log_file.write(text + '\n')
         self._append_json({**event, 'time': time.time(), 'message': text})
         self.show_collapse(text)
-        if self.use_html:
-            self.write_html()
+        self.update_page()
         return text
+
+    def update_page(self, epoch=None, samples=None):
+        """Save ``epoch``'s validation faces (when given) and rewrite the page; a disk that refuses costs the page,
+        with one warning, never the training."""
+        if not self.use_html:
+            return
+        try:
+            if samples is not None:
+                self.save_samples(epoch, samples)
+            self.write_html()
+        except OSError as err:
+            if not self.page_failed:
+                logging.getLogger(__name__).warning('the HTML page in %s was not updated (%s); training goes on',
+                                                    self.web_dir, err.strerror or err)
+            self.page_failed = True
 
     # -- HTML ---------------------------------------------------------------------------------------------------------
     def _load_samples(self):
@@ -238,19 +251,27 @@ class Visualizer:
             plots.line_plot(os.path.join(self.web_dir, 'images', 'losses.png'), series, 'losses', 'step', 'value')
         if val:
             plots.line_plot(os.path.join(self.web_dir, 'images', 'val_auc.png'),
-                            {'validation AUC': ([r['epoch'] for r in val], [r['auc'] for r in val])},
+                            {'validation AUC': ([r['epoch'] for r in val],
+                                                [np.nan if r['auc'] is None else r['auc'] for r in val])},
                             'validation AUC (held-out identities)', 'epoch', 'AUC')
         page.add_images([p for p in ('images/losses.png', 'images/val_auc.png')
                          if os.path.isfile(os.path.join(self.web_dir, p))], ['losses', 'validation AUC'], width=480)
         if val:
             page.add_table(['epoch', 'AUC', 'AP', 'EER', 'EER threshold'],
-                           [[r['epoch'], f'{r["auc"]:.4f}', f'{r["ap"]:.4f}', f'{r["eer"]:.4f}',
-                             f'{r["eer_threshold"]:.3f}'] for r in reversed(val)])
+                           [[r['epoch'], *(measured(r.get(k), 4) for k in ('auc', 'ap', 'eer')),
+                             measured(r.get('eer_threshold'), 3)] for r in reversed(val)])
         for epoch, entries in sorted(self.samples, reverse=True):
             page.add_header(f'epoch {epoch}: validation faces and voice-face distances')
             page.add_images([e[0] for e in entries], [e[1] for e in entries],
                             width=self.opt.display_winsize)
         page.save()
+
+
+def measured(value, digits):
+    """A metric for the page: the number, or 'not measurable' for a missing or non-finite one."""
+    if value is None or not np.isfinite(value):
+        return 'not measurable'
+    return f'{value:.{digits}f}'
 
 
 def end_partial_line(path):
