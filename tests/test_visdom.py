@@ -99,3 +99,79 @@ def test_html_page_shows_curves_and_validation_faces(sample_root, tmp_path):
     assert run_training(sample_root, tmp_path, '--display_id', '0', '--continue_train', '--n_epochs', '3') == 0
     page = (web / 'index.html').read_text()
     assert 'images/epoch001_face0.png' in page and 'images/epoch003_face0.png' in page
+
+
+def page_references(html):
+    """The src of every script and the href of every stylesheet or icon link of a page (comments excluded)."""
+    from html.parser import HTMLParser
+
+    class Refs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.refs = []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == 'script' and attrs.get('src'):
+                self.refs.append(attrs['src'])
+            elif tag == 'link' and attrs.get('href'):
+                self.refs.append(attrs['href'])
+
+    parser = Refs()
+    parser.feed(html)
+    return parser.refs
+
+
+def http_status(url):
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_the_server_started_as_the_readme_says_serves_its_page_and_every_file_it_references(tmp_path):
+    """`bash scripts/visdom_server.sh`: HTTP 200 for the page (tornado 6.6 answered 403) and, once the page's
+    files are in place (npm here; skipped where neither they nor npm are), for every file the page loads."""
+    import urllib.parse
+    from scripts import visdom_static
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    port = free_port()
+    proc = subprocess.Popen(['bash', 'scripts/visdom_server.sh', '--port', str(port), '--env_path',
+                             str(tmp_path / 'env'), '--bind_local'], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert wait_for_port(port, timeout=300), 'the server did not start'
+        base = f'http://127.0.0.1:{port}/'
+        assert http_status(base) == 200
+        if visdom_static.missing():
+            fetched = subprocess.run([sys.executable, '-m', 'scripts.visdom_static', '--from_npm'], cwd=root,
+                                     capture_output=True, text=True)
+            if visdom_static.missing():
+                pytest.skip(f'visdom\'s page files are not installed and npm could not fetch them here '
+                            f'({fetched.stderr.strip()[-300:]}); the page itself answered 200')
+        import urllib.request
+        with urllib.request.urlopen(base, timeout=30) as answer:
+            refs = page_references(answer.read().decode())
+        assert len(refs) >= 15
+        failed = {ref: status for ref in refs if (status := http_status(urllib.parse.urljoin(base, ref))) != 200}
+        assert not failed, failed
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_the_page_files_are_listed_when_missing_and_copied_from_a_folder(tmp_path, capsys):
+    from scripts import visdom_static
+    empty = tmp_path / 'static'
+    empty.mkdir()
+    lacking = visdom_static.missing(str(empty))
+    assert 'js/plotly-plotly.min.js' in lacking and 'js/layout_bin_packer.js' in lacking
+    assert visdom_static.main(['--check', '--static', str(empty)]) == 1
+    assert '--from_npm' in capsys.readouterr().err     # says how to get them
+    if visdom_static.missing():
+        pytest.skip('this environment has no complete visdom page to copy from')
+    assert visdom_static.main(['--from', visdom_static.static_dir(), '--static', str(empty)]) == 0
+    assert visdom_static.missing(str(empty)) == []

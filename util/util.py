@@ -26,6 +26,16 @@ def mkdirs(*paths):
         os.makedirs(path, exist_ok=True)
 
 
+def _current_umask():
+    """The process's umask (read by setting it and putting it back, once, at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _current_umask()
+
+
 def _atomic_write(path, write, durable=True):
     """Write through a temporary file in the same folder, then rename it over ``path``.
 
@@ -35,6 +45,7 @@ def _atomic_write(path, write, durable=True):
     mkdirs(folder)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)   # mkstemp makes 0600; the file gets what open() would give it
         with os.fdopen(fd, 'wb') as handle:
             write(handle)
             handle.flush()

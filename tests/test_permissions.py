@@ -1,0 +1,54 @@
+"""Files the project writes get the permissions the umask gives (a shared dataset or report must be readable by
+the lab's other accounts and a web server), not the 0600 of a temporary file."""
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import TINY, dfdc, vox
+from tests.media import face_frame, tone, write_video
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def modes(folder):
+    """{relative path: permission bits} of every file under ``folder``."""
+    out = {}
+    for base, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(base, name)
+            out[os.path.relpath(path, folder)] = stat.S_IMODE(os.stat(path).st_mode)
+    return out
+
+
+def test_checkpoints_reports_and_prep_outputs_follow_the_umask(sample_root, tmp_path):
+    src = tmp_path / 'src'
+    src.mkdir()
+    write_video(src / 'a.mkv', face_frame(), seconds=4.0, fps=10, audio=tone(4.0))
+    (src / 'metadata.json').write_text('{"a.mkv": {"label": "REAL"}}')
+    train = ['--dataroot', vox(sample_root), '--name', 'perm', *TINY, '--batch_size', '4', '--negatives', 'sampled',
+             '--n_epochs', '1', '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1',
+             '--display_id', '0', '--max_dataset_size', '8', '--checkpoints_dir', str(tmp_path / 'ck')]
+    test = ['--dataroot', dfdc(sample_root), '--name', 'perm', '--gpu_ids', '-1', '--num_threads', '0',
+            '--checkpoints_dir', str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res')]
+    script = textwrap.dedent(f'''
+        import os, sys
+        os.umask(0o027)
+        import train_DF, test_DF
+        from scripts import prep_dfdc
+        assert train_DF.main({train!r}) == 0
+        assert test_DF.main({test!r}) == 0
+        assert prep_dfdc.main(['--src', {str(src)!r}, '--out', {str(tmp_path / 'prep')!r}, '--detector', 'none']) == 0
+    ''')
+    subprocess.run([sys.executable, '-c', script], cwd=ROOT, check=True, capture_output=True)
+    written = {**{f'ck/{k}': v for k, v in modes(tmp_path / 'ck').items()},
+               **{f'res/{k}': v for k, v in modes(tmp_path / 'res').items()},
+               **{f'prep/{k}': v for k, v in modes(tmp_path / 'prep').items()}}
+    for needed in ('ck/perm/latest_net_G_audio.pth', 'ck/perm/latest_train_state.pth', 'ck/perm/train_opt.json',
+                   'ck/perm/metrics.jsonl', 'ck/perm/web/index.html', 'res/perm/DFDC_latest/scores.csv',
+                   'res/perm/DFDC_latest/summary.json', 'res/perm/DFDC_latest/index.html',
+                   'prep/audio_feat/a.npy', 'prep/real/a.jpg', 'prep/skipped.csv', 'prep/videos.csv'):
+        assert needed in written, needed
+    wrong = {path: oct(mode) for path, mode in written.items() if mode != 0o640}
+    assert not wrong, wrong    # 0666 & ~0027 for every file, whoever wrote it
