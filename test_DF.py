@@ -69,6 +69,15 @@ def write_results(folder, scored, videos, summary):
     util.atomic_write_json(os.path.join(folder, 'summary.json'), summary)
 
 
+def results_tag(opt):
+    """The results folder of a test run: ``<dataset folder>_<part>_<protocol>_<epoch>``, where part is the
+    ``--split_file`` part tested (``--phase``) or ``all``, so that runs on different parts, protocols or
+    checkpoints never overwrite each other."""
+    part = opt.phase if getattr(opt, 'split_file', '') else 'all'
+    protocol = getattr(opt, 'protocol', 'sound')
+    return f'{os.path.basename(os.path.normpath(opt.dataroot))}_{part}_{protocol}_{opt.epoch}'
+
+
 def level_summary(labels, scores, threshold, categories=None):
     """Metrics of one level (frame or video): AUC with its bootstrap interval, AP, EER, accuracy at the
     validation threshold, and the AUC per fake category when ``categories`` (one per score) is given."""
@@ -86,7 +95,7 @@ def test(opt):
     logger.info('commit %s', util.git_commit())
     util.seed_everything(opt.seed)
     util.set_deterministic(opt.deterministic)
-    tag = opt.results_tag or f'{os.path.basename(os.path.normpath(opt.dataroot))}_{opt.epoch}'
+    tag = opt.results_tag or results_tag(opt)
     folder = os.path.join(opt.results_dir, opt.name, tag)
     util.check_writable(folder, 'the test results')  # before scoring, not after
     skip_path = os.path.join(folder, 'skipped_samples.csv')
@@ -126,6 +135,9 @@ def test(opt):
         'model_config': model.config.to_dict(),
         'checkpoint_format': 'vfd-checkpoint' if meta else 'plain state dict (released format)',
         'split_file': getattr(opt, 'split_file', ''),
+        **({'original_order': ('sorted by name' if opt.original_order == 'sorted' else
+                               'os.listdir order of fake/, as the released code (this file system\'s order)')}
+           if protocol == 'original' else {}),
         'commit': util.git_commit(), 'seconds': round(elapsed, 2), 'pairs_per_second': len(scored['label']) / elapsed,
     })
     if loader.skip_log is not None and loader.skip_log.count:
@@ -157,7 +169,8 @@ def test(opt):
     for category, row in (headline.get('categories') or {}).items():
         print(f'  {category}: AUC {row["auc"]:.4f} against the reals ({row["n_fake"]} fakes)')
     if protocol == 'original':
-        print('protocol original: frame-level, the released sampling of fakes per real')
+        print(f'protocol original: frame-level, the released sampling of fakes per real, fakes in '
+              f'{summary["original_order"]}')
     if threshold is not None:
         print(f'accuracy {summary["accuracy"]:.4f} at the validation threshold {threshold:.4f}')
     else:

@@ -35,9 +35,12 @@ def train(opt):
     try:
         distributed.setup(opt)
         run = start_run(opt)
-        for epoch in range(run.epoch, run.last_epoch + 1):
-            run_epoch(run, epoch)
-            end_of_epoch(run, epoch)
+        try:
+            for epoch in range(run.epoch, run.last_epoch + 1):
+                run_epoch(run, epoch)
+                end_of_epoch(run, epoch)
+        finally:
+            run.visualizer.close()   # the last plots out and the visdom environment saved (a few seconds at most)
         distributed.barrier(opt)
         distributed.cleanup(opt)
     finally:
@@ -239,8 +242,7 @@ def report_losses(run, epoch, epoch_iter, bar, t_comp, t_data):
     losses = run.model.get_current_losses()
     n = run.opt.print_freq
     run.visualizer.print_current_losses(epoch, epoch_iter, run.total_iters, losses, t_comp / n, t_data / n,
-                                        run.model.optimizers[0].param_groups[0]['lr'],
-                                        counter_ratio=epoch_iter / max(1, bar.total))
+                                        run.model.optimizers[0].param_groups[0]['lr'])
     bar.set_postfix({k: f'{v:.3g}' for k, v in losses.items()})
     report_collapse(run.monitor.observe_losses(losses, epoch, run.total_iters), run.visualizer, run.opt, losses)
 

@@ -69,6 +69,10 @@ class DFDCDataset(BaseDataset):
         parser.add_argument('--protocol', choices=('sound', 'original'), default='sound',
                             help='sound: every window, video-level results; original: the released evaluation '
                                  '(frame-level, its sampling of fakes per real)')
+        parser.add_argument('--original_order', choices=('sorted', 'listdir'), default='sorted',
+                            help='--protocol original takes each real\'s fakes from a list of all fakes: sorted by '
+                                 'name (reproducible), or in os.listdir order of fake/ as the released code did '
+                                 '(the file system\'s order: the same pairs only on the same machine and folder)')
         if is_train:
             parser.set_defaults(negatives='sampled')   # fine-tuning draws its negatives from the fake faces
         return parser
@@ -129,7 +133,12 @@ class DFDCDataset(BaseDataset):
         if not self.items:
             raise DatasetError(f'no usable voice-face pairs under {self.root}; DFDC expects {LAYOUT}')
         if opt.protocol == 'original':
-            self.items = original_sampling(self.items)
+            order = None
+            if opt.original_order == 'listdir':   # the released code's order: os.listdir of fake/
+                listed = self.store.listdir(os.path.join(self.root, 'fake'))
+                order = {os.path.splitext(name)[0] if is_image(name) else name: rank
+                         for rank, name in enumerate(listed)}
+            self.items = original_sampling(self.items, order)
         if len(self.items) > opt.max_dataset_size:  # an evenly spaced subset keeps reals and fakes in proportion
             pick = np.linspace(0, len(self.items) - 1, num=max(1, opt.max_dataset_size)).round().astype(int)
             self.items = [self.items[i] for i in np.unique(pick)]
@@ -217,11 +226,15 @@ def _window_key(name):
     return (int(stem), stem) if stem.isdigit() else (0, stem)
 
 
-def original_sampling(items):
-    """The released evaluation's pairs: every real window, and for real i of n the sorted fakes
-    round(s * i) .. round(s * (i + 1)) (at most 30), s = number of fakes / number of reals."""
+def original_sampling(items, order=None):
+    """The released evaluation's pairs: every real window, and for real i of n the fakes
+    round(s * i) .. round(s * (i + 1)) (at most 30) of the list of fakes, s = number of fakes / number of reals.
+    The list is sorted by video name, or with ``order`` ({video: rank}, e.g. ``os.listdir``'s) in that order, as
+    the released code took it. The two give different pairs once a real has more than a few fakes."""
     reals = [item for item in items if item[3] == 1]
-    fakes = sorted((item for item in items if item[3] == 0), key=lambda item: (item[0], item[4]))
+    rank = (lambda item: (order.get(item[0], len(order)), item[0], item[4])) if order is not None \
+        else (lambda item: (item[0], item[4]))
+    fakes = sorted((item for item in items if item[3] == 0), key=rank)
     scale = len(fakes) / max(1, len(reals))
     chosen = []
     for i in range(len(reals)):

@@ -19,7 +19,8 @@ class TestOptions(BaseOptions):
         parser.add_argument('--results_dir', type=str, default='./results',
                             help='per-pair scores and the summary go to <results_dir>/<name>/<tag>/')
         parser.add_argument('--results_tag', type=str, default='',
-                            help='sub-folder name for this test run; default <dataroot folder name>_<epoch>')
+                            help='sub-folder name for this test run; default <dataroot folder>_<part>_<protocol>_'
+                                 '<epoch>, part = the --split_file part tested (--phase) or all')
         parser.add_argument('--phase', type=str, default='test', help='train, val, test, etc.')
         parser.add_argument('--video_agg', choices=('mean', 'median', 'max'), default='mean',
                             help='how the scores of a video\'s windows make its video-level score')

@@ -15,6 +15,7 @@ identity appears in two splits. The JSON holds the video lists (``train``, ``val
 each split, the dropped videos and how the file was made.
 """
 import argparse
+import collections
 import csv
 import json
 import os
@@ -105,7 +106,8 @@ def make_splits(videos, identities, ratios, seed):
 
 
 def main(argv=None):
-    """Write the split JSON and print the counts of each part; returns 0, or 2 when the dataroot does not fit."""
+    """Write the split JSON and print the counts of each part (reals, fakes, fakes per category); returns 0, or 2
+    when the dataroot does not fit or a part could not measure anything (no real or no fake; --allow_empty)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--dataroot', required=True, help='a dataset in the DFDC layout with its side files')
@@ -116,6 +118,8 @@ def main(argv=None):
     parser.add_argument('--identity_columns', default='',
                         help=f'comma-separated columns that hold identities (default: those of '
                              f'{", ".join(IDENTITY_COLUMNS)} present)')
+    parser.add_argument('--allow_empty', action='store_true',
+                        help='write the split even when a part with a non-zero ratio holds no real or no fake')
     args = parser.parse_args(argv)
     if any(r < 0 for r in args.ratios) or not abs(sum(args.ratios) - 1) < 1e-6:
         parser.error(f'--ratios must be non-negative and add up to 1, got {args.ratios}')
@@ -129,15 +133,38 @@ def main(argv=None):
         return 2
     split['made_by'] = {'dataroot': os.path.abspath(args.dataroot), 'identity_columns': used,
                         'ratios': list(args.ratios), 'seed': args.seed}
-    util.atomic_write_text(args.out, json.dumps(split, indent=1) + '\n')
+    categories = video_categories(args.dataroot)
+    empty = []
     for part in PARTS:
         real = sum(videos[v] for v in split[part])
-        print(f'{part}: {len(split[part])} videos ({real} real, {len(split[part]) - real} fake) of '
-              f'{len(split["identities"][part])} identities')
-        if split[part] and (real == 0 or real == len(split[part])):
-            print(f'  warning: the {part} part holds only {"fakes" if real == 0 else "reals"}')
+        fake = len(split[part]) - real
+        counts = collections.Counter(categories.get(v, 'fake') for v in split[part] if videos[v] == 0)
+        per_category = f'; fakes per category: {", ".join(f"{k} {n}" for k, n in sorted(counts.items()))}' \
+            if categories else ''
+        print(f'{part}: {len(split[part])} videos ({real} real, {fake} fake) of {len(split["identities"][part])} '
+              f'identities{per_category}')
+        if args.ratios[PARTS.index(part)] > 0 and (real == 0 or fake == 0):
+            empty.append(f'{part} ({real} real, {fake} fake)')
+        elif part != 'train' and min(real, fake) < 10:
+            print(f'  warning: the {part} part holds fewer than 10 {"reals" if real < fake else "fakes"}: its AUC '
+                  f'will be coarse')
+    if empty and not args.allow_empty:
+        print(f'error: no real or no fake in {", ".join(empty)}: AUC, AP and EER cannot be measured there. Change '
+              f'--ratios or --seed, use a larger set, or pass --allow_empty to write it anyway', file=sys.stderr)
+        return 2
+    util.atomic_write_text(args.out, json.dumps(split, indent=1) + '\n')
     print(f'dropped: {len(split["dropped"])} videos whose identities fall into two parts; written {args.out}')
     return 0
+
+
+def video_categories(root):
+    """{video: fake category} from categories.csv (FakeAVCeleb-style sets); {} when there is none."""
+    path = os.path.join(root, 'categories.csv')
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline='') as handle:
+        return {row['video']: row['category'] for row in csv.DictReader(handle)
+                if row.get('video') and row.get('category')}
 
 
 if __name__ == '__main__':

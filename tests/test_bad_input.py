@@ -133,8 +133,8 @@ def test_test_set_problems_and_skip_bad_at_test_time(data, tmp_path, capsys):
     assert test_DF.main(['--dataroot', dfdc(data), *results]) == 2
     assert orphan in capsys.readouterr().err
     assert test_DF.main(['--dataroot', dfdc(data), *results, '--skip_bad']) == 0
-    summary = json.loads((tmp_path / 'res' / 'bad' / 'DFDC_latest' / 'summary.json').read_text())
-    listed = skipped(tmp_path / 'res' / 'bad' / 'DFDC_latest' / 'skipped_samples.csv')
+    summary = json.loads((tmp_path / 'res' / 'bad' / 'DFDC_all_sound_latest' / 'summary.json').read_text())
+    listed = skipped(tmp_path / 'res' / 'bad' / 'DFDC_all_sound_latest' / 'skipped_samples.csv')
     assert {os.path.basename(r['path']) for r in listed} == {'no_such_video.npy', os.path.splitext(real)[0] + '.npy'}
     assert summary['skipped_samples'] == 2 and summary['n_real'] + summary['n_fake'] == len(
         os.listdir(os.path.join(dfdc(data), 'audio_feat'))) - 2
@@ -217,7 +217,7 @@ def test_the_same_seed_in_deterministic_mode_gives_the_same_losses_and_scores(da
         assert test_DF.main(['--dataroot', dfdc(data), '--name', run, '--checkpoints_dir', str(tmp_path / 'ck'),
                              '--results_dir', str(tmp_path / 'res'), '--gpu_ids', '-1', '--deterministic',
                              '--num_threads', '0']) == 0
-        scores.append([row['score'] for row in skipped(tmp_path / 'res' / run / 'DFDC_latest' / 'scores.csv')])
+        scores.append([row['score'] for row in skipped(tmp_path / 'res' / run / 'DFDC_all_sound_latest' / 'scores.csv')])
     losses = [train_losses(tmp_path / 'ck' / run / 'metrics.jsonl') for run in ('a', 'b')]
     assert losses[0] == losses[1] and len(losses[0]) == 6
     assert scores[0] == scores[1]

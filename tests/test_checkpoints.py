@@ -76,11 +76,11 @@ def test_test_DF_runs_on_released_weights_without_any_size_option(released_files
                        str(released_files.parent), '--results_dir', str(results), '--gpu_ids', '-1',
                        '--num_threads', '0', '--batch_size', '4'])
     assert rc == 0
-    summary = json.loads((results / 'authors' / 'DFDC_latest' / 'summary.json').read_text())
+    summary = json.loads((results / 'authors' / 'DFDC_all_sound_latest' / 'summary.json').read_text())
     assert summary['encoder_compat'] == 'released'
     assert summary['checkpoint_format'].startswith('plain state dict')
     assert summary['accuracy'] is None and 'none' in summary['threshold_source']
-    page = (results / 'authors' / 'DFDC_latest' / 'index.html').read_text()
+    page = (results / 'authors' / 'DFDC_all_sound_latest' / 'index.html').read_text()
     assert 'stores no validation threshold' in page and 'not chosen' not in page
     assert (summary['n_real'], summary['n_fake']) == (4, 4)
     assert 'AUC' in capsys.readouterr().out
@@ -131,9 +131,9 @@ def test_version_1_checkpoints_still_load_and_score_as_they_did(mode, v1_data, t
     results = tmp_path / 'results'
     assert test_DF.main(['--dataroot', str(v1_data / 'DFDC'), '--name', mode, '--checkpoints_dir', V1,
                          '--results_dir', str(results), '--gpu_ids', '-1', '--num_threads', '0']) == 0
-    summary = json.loads((results / mode / 'DFDC_latest' / 'summary.json').read_text())
+    summary = json.loads((results / mode / 'DFDC_all_sound_latest' / 'summary.json').read_text())
     assert summary['encoder_compat'] == mode and summary['model_config']['face']['image_size'] == 32
-    with open(results / mode / 'DFDC_latest' / 'scores.csv') as handle:
+    with open(results / mode / 'DFDC_all_sound_latest' / 'scores.csv') as handle:
         got = {os.path.relpath(row['face_path'], str(v1_data)): float(row['score']) for row in csv.DictReader(handle)}
     assert got.keys() == expected.keys()
     # released mode reads exactly the inputs it read then (PIL faces, float32 voices): the same scores to the digits

@@ -34,8 +34,10 @@ def pretrained(sample_root, tmp_path_factory):
 def run_test(base, dataroot, *extra, name='pre'):
     assert test_DF.main(['--dataroot', str(dataroot), '--name', name, '--checkpoints_dir', str(base / 'ck'),
                          '--results_dir', str(base / 'res'), '--gpu_ids', '-1', '--num_threads', '0', *extra]) == 0
-    tag = next(extra[i + 1] for i in range(len(extra)) if extra[i] == '--results_tag') if '--results_tag' in extra \
-        else f'{os.path.basename(str(dataroot))}_latest'
+    part = (extra[extra.index('--phase') + 1] if '--phase' in extra else 'test') if '--split_file' in extra else 'all'
+    protocol = extra[extra.index('--protocol') + 1] if '--protocol' in extra else 'sound'
+    tag = extra[extra.index('--results_tag') + 1] if '--results_tag' in extra \
+        else f'{os.path.basename(str(dataroot))}_{part}_{protocol}_latest'
     folder = base / 'res' / name / tag
     return folder, json.loads((folder / 'summary.json').read_text())
 
@@ -196,3 +198,35 @@ def test_fine_tuning_on_deepfake_data_from_a_pretrained_checkpoint(pretrained, s
     assert any(not torch.equal(before[k], tuned[k]) for k in weights)
     assert train_DF.main([*common, '--name', 'ft2', '--negatives', 'in_batch', '--batch_size', '4']) == 2
     assert 'use --negatives sampled' in capsys.readouterr().err
+
+
+def test_the_original_protocol_takes_fakes_sorted_or_in_listdir_order():
+    """Above 30 fakes per real the order of the list of fakes decides the pairs: sorted by name (reproducible) or
+    os.listdir's (the released code's, whatever the file system gives)."""
+    from data.DFDC_dataset import original_sampling
+    reals = [(f'real{i}', f'r{i}.jpg', f'r{i}.npy', 1, 0) for i in range(2)]
+    fakes = [(f'fake{i:03d}', f'f{i}.jpg', f'f{i}.npy', 0, 0) for i in range(80)]
+    by_name = original_sampling(reals + fakes)
+    listed = {f'fake{i:03d}': rank for rank, i in enumerate(reversed(range(80)))}   # a file system's order
+    by_listdir = original_sampling(reals + fakes, listed)
+    assert len(by_name) == len(by_listdir) == 2 + 60                   # at most 30 fakes per real either way
+    assert [f[0] for f in by_name[2:4]] == ['fake000', 'fake001']
+    assert [f[0] for f in by_listdir[2:4]] == ['fake079', 'fake078']
+    assert {f[0] for f in by_name[2:]} != {f[0] for f in by_listdir[2:]}
+
+
+def test_make_splits_refuses_parts_that_cannot_measure_and_reports_categories(tmp_path, capsys):
+    root = tmp_path / 'FAVC'
+    fake_avceleb_layout(root)
+    assert make_splits.main(['--dataroot', str(root), '--out', str(tmp_path / 'f.json'), '--ratios', '0.6', '0.2',
+                             '0.2']) == 0
+    printed = capsys.readouterr().out
+    assert printed.count('fakes per category: FakeVideo-RealAudio') == 3     # each part reports its fakes
+    for fake in (root / 'fake').iterdir():                                   # now no part can hold a fake
+        fake.unlink()
+    out = tmp_path / 'reals_only.json'
+    assert make_splits.main(['--dataroot', str(root), '--out', str(out), '--ratios', '0.6', '0.2', '0.2']) == 2
+    err = capsys.readouterr().err
+    assert 'no real or no fake in train' in err and '--allow_empty' in err and not out.exists()
+    assert make_splits.main(['--dataroot', str(root), '--out', str(out), '--ratios', '0.6', '0.2', '0.2',
+                             '--allow_empty']) == 0 and out.exists()

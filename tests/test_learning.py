@@ -49,7 +49,7 @@ def test_default_recipe_separates_real_from_swapped_pairs_of_unseen_identities(i
     records = read_metrics(tmp_path / 'ck' / 'learn' / 'metrics.jsonl')
     val = [r for r in records if r['type'] == 'val'][-1]
     assert test_DF.main(['--dataroot', str(identity_data / 'DFDC'), *run, '--results_dir', str(tmp_path / 'res')]) == 0
-    summary = json.loads((tmp_path / 'res' / 'learn' / 'DFDC_latest' / 'summary.json').read_text())
+    summary = json.loads((tmp_path / 'res' / 'learn' / 'DFDC_all_sound_latest' / 'summary.json').read_text())
     print(f'seed {SEED} variant {VARIANT}: validation AUC {val["auc"]:.3f}, test AUC {summary["auc"]:.3f}')
     assert [r for r in records if r['type'].startswith('collapse')] == []
     assert val['auc'] >= AUC_BOUND, val

@@ -46,8 +46,8 @@ def test_checkpoints_reports_and_prep_outputs_follow_the_umask(sample_root, tmp_
                **{f'res/{k}': v for k, v in modes(tmp_path / 'res').items()},
                **{f'prep/{k}': v for k, v in modes(tmp_path / 'prep').items()}}
     for needed in ('ck/perm/latest_net_G_audio.pth', 'ck/perm/latest_train_state.pth', 'ck/perm/train_opt.json',
-                   'ck/perm/metrics.jsonl', 'ck/perm/web/index.html', 'res/perm/DFDC_latest/scores.csv',
-                   'res/perm/DFDC_latest/summary.json', 'res/perm/DFDC_latest/index.html',
+                   'ck/perm/metrics.jsonl', 'ck/perm/web/index.html', 'res/perm/DFDC_all_sound_latest/scores.csv',
+                   'res/perm/DFDC_all_sound_latest/summary.json', 'res/perm/DFDC_all_sound_latest/index.html',
                    'prep/audio_feat/a.npy', 'prep/real/a.jpg', 'prep/skipped.csv', 'prep/videos.csv'):
         assert needed in written, needed
     wrong = {path: oct(mode) for path, mode in written.items() if mode != 0o640}

@@ -53,7 +53,7 @@ def test_test_restores_the_architecture_from_the_checkpoint(trained, sample_root
     # no size options typed: they come from the checkpoint
     assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'rt', '--gpu_ids', '-1', '--num_threads', '0',
                          *run_dirs]) == 0
-    folder = base / 'results' / 'rt' / 'DFDC_latest'
+    folder = base / 'results' / 'rt' / 'DFDC_all_sound_latest'
     summary = json.loads((folder / 'summary.json').read_text())
     assert summary['encoder_compat'] == 'fixed' and summary['checkpoint_epoch'] == 1
     assert (summary['n_real'], summary['n_fake']) == (4, 4)
@@ -67,7 +67,7 @@ def test_test_restores_the_architecture_from_the_checkpoint(trained, sample_root
         assert piece in page, piece
     assert (folder / 'images' / 'roc.png').stat().st_size > 0 and (folder / 'images' / 'fake_worst0.png').is_file()
     index = (base / 'results' / 'rt' / 'index.html').read_text()
-    assert 'DFDC_latest/index.html' in index
+    assert 'DFDC_all_sound_latest/index.html' in index
     rows = list(csv.DictReader(open(folder / 'scores.csv')))
     assert len(rows) == 8 and {r['label'] for r in rows} == {'0', '1'}
     assert all(float(r['score']) == pytest.approx(-float(r['distance'])) for r in rows)
@@ -88,7 +88,7 @@ def test_scores_equal_minus_the_embedding_distance(trained, sample_root):
         voice = model.netG_audio(encoder_input(batch['voice'][:1]))
         face = model.netG_video(encoder_input(batch['face'][:1]))
     expected = -torch.linalg.vector_norm(voice - face + 1e-6)
-    rows = list(csv.DictReader(open(base / 'results' / 'rt' / 'DFDC_latest' / 'scores.csv')))
+    rows = list(csv.DictReader(open(base / 'results' / 'rt' / 'DFDC_all_sound_latest' / 'scores.csv')))
     assert float(rows[0]['score']) == pytest.approx(expected.item(), rel=1e-4)
 
 
@@ -121,7 +121,7 @@ def test_faces_decoded_on_the_device_train_and_score_as_in_the_loaders(sample_ro
         weights[mode], _ = read_checkpoint(str(tmp_path / mode / 'c' / 'd' / 'latest_net_G_video.pth'))
         assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'd', '--gpu_ids', '-1', '--num_threads', '1',
                              '--face_decode', mode, *run_dirs]) == 0
-        rows = list(csv.DictReader(open(tmp_path / mode / 'r' / 'd' / 'DFDC_latest' / 'scores.csv')))
+        rows = list(csv.DictReader(open(tmp_path / mode / 'r' / 'd' / 'DFDC_all_sound_latest' / 'scores.csv')))
         scores[mode] = [float(r['score']) for r in rows]
         assert (tmp_path / mode / 'c' / 'd' / 'web' / 'images').is_dir()   # the validation page's faces
     assert all(torch.equal(weights['loader'][k], weights['device'][k]) for k in weights['loader'])

@@ -55,7 +55,12 @@ def run_training(root, tmp_path, *extra):
                           '--print_freq', '1', '--gpu_ids', '-1', '--bn_recalib_batches', '2', *extra])
 
 
-def test_losses_and_validation_auc_reach_a_real_visdom_server(visdom_server, sample_root, tmp_path):
+@pytest.fixture
+def visdom_env_path(tmp_path):
+    return tmp_path / 'visdom'
+
+
+def test_losses_and_validation_auc_reach_a_real_visdom_server(visdom_server, visdom_env_path, sample_root, tmp_path):
     import visdom
     assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
                         '--display_port', str(visdom_server), '--display_env', 'vfd_test') == 0
@@ -64,15 +69,22 @@ def test_losses_and_validation_auc_reach_a_real_visdom_server(visdom_server, sam
     assert steps == 12  # 24 training clips / batch 4 = 6 steps per epoch, a loss line every step, 2 epochs
     client = visdom.Visdom(server='http://127.0.0.1', port=visdom_server, env='vfd_test', use_incoming_socket=False,
                            raise_exceptions=True)
-    losses = json.loads(client.get_window_data(win='watched_losses', env='vfd_test'))
-    traces = {trace['name']: trace for trace in losses['content']['data']}
-    assert set(traces) == {'triplet', 'dist_pos', 'dist_neg', 'active', 'spread'}
-    for trace in traces.values():
-        assert len(trace['x']) == steps and len(trace['y']) == steps
-    first = [r for r in records if r['type'] == 'train'][0]
-    assert traces['triplet']['y'][0] == pytest.approx(first['losses']['triplet'])
-    auc = json.loads(client.get_window_data(win='watched_val_auc', env='vfd_test'))['content']['data'][0]
-    assert len(auc['y']) == 2 and auc['y'] == pytest.approx([r['auc'] for r in records if r['type'] == 'val'])
+    traces, layouts = {}, {}
+    for window in ('loss', 'distances', 'monitor', 'val_auc'):   # the distances apart from the loss they dwarf
+        data = json.loads(client.get_window_data(win=f'watched_{window}', env='vfd_test'))
+        traces[window] = {trace.get('name') or window: trace for trace in data['content']['data']}
+        layouts[window] = data['content']['layout']
+    assert set(traces['distances']) == {'dist_pos', 'dist_neg'} and set(traces['monitor']) == {'active', 'spread'}
+    train = [r for r in records if r['type'] == 'train']
+    for trace in [*traces['distances'].values(), *traces['monitor'].values(), *traces['loss'].values()]:
+        assert trace['x'] == [r['total_iters'] for r in train]     # the training step, as on the HTML page
+    assert list(traces['loss'].values())[0]['y'][0] == pytest.approx(train[0]['losses']['triplet'])
+    assert all(layout['xaxis']['title'] in ('training step', {'text': 'training step'}) for layout in layouts.values())
+    auc = list(traces['val_auc'].values())[0]
+    val = [r for r in records if r['type'] == 'val']
+    assert auc['x'] == [r['total_iters'] for r in val] and auc['y'] == pytest.approx([r['auc'] for r in val])
+    saved = json.loads((visdom_env_path / 'vfd_test.json').read_text())   # kept for a restarted server
+    assert {f'watched_{w}' for w in ('loss', 'distances', 'monitor', 'val_auc')} <= set(saved['jsons'])
 
 
 def test_unreachable_server_gives_one_warning_and_training_goes_on(sample_root, tmp_path, caplog):
@@ -92,7 +104,8 @@ def test_html_page_shows_curves_and_validation_faces(sample_root, tmp_path):
     assert run_training(sample_root, tmp_path, '--display_id', '0') == 0
     web = tmp_path / 'ck' / 'watched' / 'web'
     page = (web / 'index.html').read_text()
-    for image in ('images/losses.png', 'images/val_auc.png', 'images/epoch001_face0.png', 'images/epoch002_face3.png'):
+    for image in ('images/loss.png', 'images/distances.png', 'images/monitor.png', 'images/val_auc.png',
+                  'images/epoch001_face0.png', 'images/epoch002_face3.png'):
         assert image in page and (web / image).stat().st_size > 0
     assert 'own voice d=' in page and 'other voices d=' in page
     # a resumed run keeps the earlier validations on the page
@@ -175,3 +188,66 @@ def test_the_page_files_are_listed_when_missing_and_copied_from_a_folder(tmp_pat
         pytest.skip('this environment has no complete visdom page to copy from')
     assert visdom_static.main(['--from', visdom_static.static_dir(), '--static', str(empty)]) == 0
     assert visdom_static.missing(str(empty)) == []
+
+
+def test_a_hung_server_never_blocks_the_training_thread_and_plots_resume(caplog):
+    """The sender thread waits on a server that does not answer; submitting stays instant, the oldest waiting
+    plots are dropped (each redraws its whole window), one warning, and the plots resume when it answers."""
+    import threading
+    from util.live_plots import LivePlots
+    caplog.set_level(logging.INFO)
+    answering = threading.Event()
+    drawn = []
+
+    class HungVisdom:
+        def line(self, **kwargs):
+            answering.wait()          # a SIGSTOPped server: the request never returns until it is continued
+            drawn.append(kwargs['Y'])
+
+    live = LivePlots('http://127.0.0.1', 1, 'env', probe=False, max_waiting=4)
+    live._connect = HungVisdom
+    start = time.perf_counter()
+    for step in range(200):
+        live.submit(lambda vis, step=step: vis.line(Y=step))
+    assert time.perf_counter() - start < 1.0        # never waited on the server
+    assert live.dropped > 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and 'not answering' in warnings[0]
+    answering.set()                                  # the server is continued
+    end = time.time() + 10
+    while not live.idle() and time.time() < end:
+        time.sleep(0.05)
+    assert drawn[-1] == 199 and len(drawn) <= 6      # the latest state arrives; most stale redraws were skipped
+    assert any('answers again' in r.getMessage() for r in caplog.records)
+    live.close()
+
+
+def test_training_with_a_stopped_server_finishes(visdom_server, sample_root, tmp_path, caplog):
+    """A SIGSTOPped visdom server for the whole run: training ends normally, with one warning about visdom."""
+    caplog.set_level(logging.WARNING)
+    server_pids = [int(p) for p in os.listdir('/proc') if p.isdigit() and p != str(os.getpid())
+                   and _cmdline(p).endswith(f'-port\x00{visdom_server}\x00-env_path\x00' + str(tmp_path / 'visdom')
+                                            + '/\x00-bind_local\x00-logging_level\x00WARNING\x00')]
+    assert server_pids
+    for pid in server_pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        start = time.perf_counter()
+        assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
+                            '--display_port', str(visdom_server)) == 0
+        stopped = time.perf_counter() - start
+    finally:
+        for pid in server_pids:
+            os.kill(pid, signal.SIGCONT)
+    about_visdom = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                    and 'visdom' in r.getMessage()]
+    assert len(about_visdom) == 1, about_visdom
+    print(f'training with a stopped visdom server: {stopped:.1f} s')
+
+
+def _cmdline(pid):
+    try:
+        with open(f'/proc/{pid}/cmdline') as handle:
+            return handle.read()
+    except OSError:
+        return ''

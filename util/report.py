@@ -40,7 +40,9 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
     unit = 'videos' if level == 'video' else 'pairs'
     page.add_table(['metric', 'value'], [
         ['level', f'{level} level' + (f' ({summary.get("video_agg")} of the window scores of each video)'
-                                      if level == 'video' else '') + f', protocol {summary.get("protocol", "sound")}'],
+                                      if level == 'video' else '') + f', protocol {summary.get("protocol", "sound")}'
+                  + (f' (fakes per real taken from the list of fakes {summary["original_order"]})'
+                     if summary.get('original_order') else '')],
         ['AUC (real = positive)', f'not measurable ({reason})' if reason else
          f'{_fmt(summary["auc"])}  (95 % bootstrap interval {_fmt(low)} - {_fmt(high)}, '
          f'{summary.get("bootstrap_resamples", 0)} resamples)'],

@@ -3,15 +3,19 @@
 Always written to ``<checkpoints_dir>/<name>/`` (appended to, so a resumed run continues them):
 
 * ``loss_log.txt``: the human loss and validation lines;
-* ``metrics.jsonl``: one JSON object per event (``type`` train, val, collapse, collapse_end, ddp_check);
-* ``web/index.html`` (unless ``--no_html``): loss and validation-AUC curves as PNG, and for every validation a
-  few held-out faces captioned with their distance to their own voice and to other voices.
+* ``metrics.jsonl``: one JSON object per event (``type`` train, val, collapse, collapse_end, ddp_check); strict
+  JSON (a value that is not measurable is null);
+* ``web/index.html`` (unless ``--no_html``): the loss, the distances, the monitor values and the validation AUC in
+  separate panels against the training step, and for every validation a few held-out faces captioned with their
+  distance to their own voice and to other voices.
 
-With ``--display_id`` > 0 the losses (at every print step) and the validation AUC (at every validation) are also
-plotted on the visdom server ``--display_server``:``--display_port`` in environment ``--display_env``, in the
-windows ``<name>_losses`` and ``<name>_val_auc``. visdom is imported only then. If it is missing or the server
-does not answer, ONE warning says how to start one (``bash scripts/visdom_server.sh``) and training goes on
-without it; ``--display_id 0`` turns it off.
+With ``--display_id`` > 0 the same four curves are plotted on the visdom server ``--display_server``:
+``--display_port`` in environment ``--display_env``, in the windows ``<name>_loss``, ``<name>_distances``,
+``<name>_monitor`` and ``<name>_val_auc`` (x: the training step), starting from the run's history when it resumes;
+every validation and the end of training have the server save the environment. The sending happens in a
+background thread (``util/live_plots.py``), so a slow or hung server never stalls training; if visdom is missing or
+the server does not answer, ONE warning says how to start one (``bash scripts/visdom_server.sh``) and training goes
+on; ``--display_id 0`` turns it off.
 """
 import json
 import logging
@@ -23,6 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from util import plots, util
+from util.live_plots import LivePlots
 from util.html import HTML
 
 logger = logging.getLogger(__name__)
@@ -44,9 +49,9 @@ class Visualizer:
         self.web_dir = os.path.join(self.expr_dir, 'web')
         self.use_html = enabled and not opt.no_html
         self.display_id = opt.display_id if enabled else 0
-        self.vis = None
-        self.loss_history = {'x': [], 'y': [], 'names': None}
-        self.auc_history = {'x': [], 'y': []}
+        self.live = None
+        self.loss_history = []   # (training step, {loss name: value})
+        self.auc_history = []    # (training step, validation AUC)
         self.samples_file = os.path.join(self.web_dir, 'samples.json')
         self.samples = self._load_samples()  # per validation: [epoch, [[image path, caption], ...]]
         self.page_failed = False  # a page write refused by the disk (warned once)
@@ -56,73 +61,73 @@ class Visualizer:
             with open(self.log_name, 'a') as log_file:
                 log_file.write(f'================ Training Loss ({time.strftime("%c")}) ================\n')
         if self.display_id > 0:
-            self.vis = self._connect()
+            self._history()
+            self.live = LivePlots(opt.display_server, opt.display_port, opt.display_env, hint=VISDOM_HINT)
 
     # -- visdom -------------------------------------------------------------------------------------------------------
-    def _connect(self):
-        """A visdom client if the server answers; otherwise one warning and None."""
-        server = f'{self.opt.display_server}:{self.opt.display_port}'
-        try:
-            import visdom
-        except ImportError:
-            logger.warning('visdom is not installed (pip install -r requirements.txt): no live plots; the HTML page '
-                           'and the logs are still written')
-            return None
-        visdom_logger = logging.getLogger('visdom')  # its client logs chatter at WARNING while connecting
-        level = visdom_logger.level
-        visdom_logger.setLevel(logging.ERROR + 1)
-        try:
-            vis = visdom.Visdom(server=self.opt.display_server, port=self.opt.display_port, env=self.opt.display_env,
-                                use_incoming_socket=False, raise_exceptions=True)
-            if vis.check_connection(timeout_seconds=3):
-                logger.info('plotting to visdom at %s, environment %r', server, self.opt.display_env)
-                return vis
-        except Exception:  # noqa: BLE001 - any failure to reach the server means: no visdom
-            pass
-        finally:
-            visdom_logger.setLevel(level)
-        logger.warning('no visdom server answers at %s, so training goes on without live plots; %s', server,
-                       VISDOM_HINT)
-        return None
+    def _history(self):
+        """The run's loss and AUC points so far, from metrics.jsonl (a resumed run's plots start where it was)."""
+        records = read_metrics(self.metrics_name) if os.path.isfile(self.metrics_name) else []
+        for r in records:
+            if r.get('type') == 'train':
+                self.loss_history.append((r['total_iters'], r['losses']))
+            elif r.get('type') == 'val':
+                self.auc_history.append((r['total_iters'], r.get('auc')))
 
-    def _send(self, plot):
-        """Run one visdom call; on failure warn once and stop using visdom."""
-        if self.vis is None:
+    def _plot(self, window, title, points, names, ylabel):
+        """Redraw visdom window ``<name>_<window>``: one trace per name over the training step."""
+        names = [n for n in names if any(n in values for _, values in points)]
+        if self.live is None or not names:
             return
-        try:
-            plot(self.vis)
-        except Exception as err:  # noqa: BLE001 - the server went away or refused: keep training
-            logger.warning('visdom stopped answering (%s); training goes on without live plots; %s',
-                           type(err).__name__, VISDOM_HINT)
-            self.vis = None
+        x = np.array([step for step, _ in points], dtype=float)
+        y = np.array([[np.nan if values.get(n) is None else values[n] for n in names] for _, values in points],
+                     dtype=float)
+        opts = {'title': f'{self.name}: {title}', 'xlabel': 'training step', 'ylabel': ylabel}
+        if len(names) > 1:
+            opts['legend'] = names
+            x = np.stack([x] * len(names), 1)
+        else:
+            y = y[:, 0]
+        env = self.opt.display_env
+        self.live.submit(lambda vis: vis.line(X=x, Y=y, win=f'{self.name}_{window}', env=env, opts=opts))
 
-    def plot_current_losses(self, epoch, counter_ratio, losses):
-        """Add one point per loss at x = epoch + fraction of the epoch done, and redraw the loss window."""
-        history = self.loss_history
-        history['names'] = history['names'] or list(losses)
-        history['x'].append(epoch + counter_ratio)
-        history['y'].append([losses[k] for k in history['names']])
-        names = history['names']
-        x = np.stack([np.array(history['x'])] * len(names), 1)
-        y = np.array(history['y'])
-        self._send(lambda vis: vis.line(X=x, Y=y, win=f'{self.name}_losses', env=self.opt.display_env,
-                                        opts={'title': f'{self.name} losses', 'legend': names, 'xlabel': 'epoch',
-                                              'ylabel': 'value'}))
+    def plot_current_losses(self, total_iters, losses):
+        """Add the step's losses and redraw the loss, distance and monitor windows (the distances, in the hundreds,
+        would flatten the loss in a shared window)."""
+        self.loss_history.append((total_iters, dict(losses)))
+        groups = loss_groups(losses)
+        for window, title, ylabel in (('loss', 'training loss', 'loss'),
+                                      ('distances', 'voice-face distances (own face, other faces)', 'distance'),
+                                      ('monitor', 'share of active terms and embedding spread', 'value')):
+            self._plot(window, title, self.loss_history, groups[window], ylabel)
 
     def show_collapse(self, text):
         """Put the collapse report in its own visdom text window (replaced by each new report)."""
+        if self.live is None:
+            return
         html = text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replace('\n', '<br>')
-        self._send(lambda vis: vis.text(html, win=f'{self.name}_collapse', env=self.opt.display_env,
-                                        opts={'title': f'{self.name}: collapse monitor'}))
+        env, win = self.opt.display_env, f'{self.name}_collapse'
+        self.live.submit(lambda vis: vis.text(html, win=win, env=env, opts={'title': f'{self.name}: collapse monitor'}))
 
-    def plot_validation(self, epoch, auc):
-        """Add ``epoch``'s validation AUC to the history and redraw the visdom AUC window."""
-        self.auc_history['x'].append(epoch)
-        self.auc_history['y'].append(auc)
-        x, y = np.array(self.auc_history['x'], dtype=float), np.array(self.auc_history['y'])
-        self._send(lambda vis: vis.line(X=x, Y=y, win=f'{self.name}_val_auc', env=self.opt.display_env,
-                                        opts={'title': f'{self.name} validation AUC', 'xlabel': 'epoch',
-                                              'ylabel': 'AUC'}))
+    def plot_validation(self, total_iters, auc):
+        """Add a validation AUC at ``total_iters`` and redraw the AUC window; then have the server save the
+        environment to its --env_path, so that a restarted server shows the run's plots."""
+        self.auc_history.append((total_iters, auc))
+        self._plot('val_auc', 'validation AUC (held-out identities)', [(s, {'AUC': a}) for s, a in self.auc_history],
+                   ['AUC'], 'AUC')
+        self.save_env()
+
+    def save_env(self):
+        """Ask the server to store the run's environment (``<env_path>/<display_env>.json``)."""
+        if self.live is not None:
+            env = self.opt.display_env
+            self.live.submit(lambda vis: vis.save([env]))
+
+    def close(self):
+        """Save the environment and let the last plots go out (a few seconds at most)."""
+        if self.live is not None:
+            self.save_env()
+            self.live.close()
 
     # -- logs ---------------------------------------------------------------------------------------------------------
     def _append_json(self, record):
@@ -134,11 +139,11 @@ class Visualizer:
         if self.enabled:
             self._append_json({**record, 'time': time.time()})
 
-    def print_current_losses(self, epoch, epoch_iter, total_iters, losses, t_comp, t_data, lr, counter_ratio=0.0):
+    def print_current_losses(self, epoch, epoch_iter, total_iters, losses, t_comp, t_data, lr):
         """One loss line (console and loss_log.txt), one 'train' record in metrics.jsonl, one visdom point.
 
-        t_comp: seconds of computation per step, t_data: seconds waiting for data per step; counter_ratio: the
-        fraction of the epoch done (x position of the visdom point).
+        t_comp: seconds of computation per step, t_data: seconds waiting for data per step; the visdom point goes at
+        x = ``total_iters`` (the training step, the x-axis of the HTML page too).
         """
         if not self.enabled:
             return
@@ -151,7 +156,7 @@ class Visualizer:
         self._append_json({'type': 'train', 'time': time.time(), 'epoch': epoch, 'epoch_iter': epoch_iter,
                            'total_iters': total_iters, 'lr': lr, 't_comp': t_comp, 't_data': t_data,
                            'losses': dict(losses)})
-        self.plot_current_losses(epoch, counter_ratio, losses)
+        self.plot_current_losses(total_iters, losses)
 
     def print_validation(self, epoch, total_iters, results, samples=()):
         """One validation line and 'val' record, the visdom AUC point and the HTML page.
@@ -169,7 +174,7 @@ class Visualizer:
             log_file.write(message + '\n')
         self._append_json({'type': 'val', 'time': time.time(), 'epoch': epoch, 'total_iters': total_iters,
                            **results})
-        self.plot_validation(epoch, results['auc'])
+        self.plot_validation(total_iters, results['auc'])
         self.update_page(epoch, samples)
 
     def report_collapse(self, event, advice=''):
@@ -226,7 +231,7 @@ class Visualizer:
             rel = f'images/epoch{epoch:03d}_face{i}.png'
             util.mkdirs(os.path.join(self.web_dir, 'images'))
             Image.fromarray(image).resize((size, size), Image.BICUBIC).save(os.path.join(self.web_dir, rel))
-            entries.append((rel, f'own voice d={d_own:.2f}; other voices d={d_other:.2f}'))
+            entries.append((rel, face_caption(d_own, d_other)))
         self.samples = [s for s in self.samples if s[0] != epoch] + [(epoch, entries)]
         util.atomic_write_text(self.samples_file, json.dumps(self.samples))
 
@@ -244,18 +249,25 @@ class Visualizer:
             page.add_header(f'Collapse monitor: {state}')
             page.add_table(['epoch', 'step', 'what was seen'],
                            [[r['epoch'], r['total_iters'], r.get('message', '')] for r in reversed(events)])
+        panels = []   # (image, caption): the loss, the distances and the monitor values apart, all against the step
         if train:
-            names = list(train[-1]['losses'])
-            series = {k: ([r['total_iters'] for r in train if k in r['losses']],
-                          [r['losses'][k] for r in train if k in r['losses']]) for k in names}
-            plots.line_plot(os.path.join(self.web_dir, 'images', 'losses.png'), series, 'losses', 'step', 'value')
+            for window, caption in (('loss', 'training loss'), ('distances', 'voice-face distances'),
+                                    ('monitor', 'active share and embedding spread')):
+                names = loss_groups(train[-1]['losses'])[window]
+                if not names:
+                    continue
+                series = {k: ([r['total_iters'] for r in train if k in r['losses']],
+                              [r['losses'][k] for r in train if k in r['losses']]) for k in names}
+                plots.line_plot(os.path.join(self.web_dir, 'images', f'{window}.png'), series, caption,
+                                'training step', 'value')
+                panels.append((f'images/{window}.png', caption))
         if val:
             plots.line_plot(os.path.join(self.web_dir, 'images', 'val_auc.png'),
-                            {'validation AUC': ([r['epoch'] for r in val],
+                            {'validation AUC': ([r['total_iters'] for r in val],
                                                 [np.nan if r['auc'] is None else r['auc'] for r in val])},
-                            'validation AUC (held-out identities)', 'epoch', 'AUC')
-        page.add_images([p for p in ('images/losses.png', 'images/val_auc.png')
-                         if os.path.isfile(os.path.join(self.web_dir, p))], ['losses', 'validation AUC'], width=480)
+                            'validation AUC (held-out identities)', 'training step', 'AUC')
+            panels.append(('images/val_auc.png', 'validation AUC'))
+        page.add_images([p for p, _ in panels], [c for _, c in panels], width=480)
         if val:
             page.add_table(['epoch', 'AUC', 'AP', 'EER', 'EER threshold'],
                            [[r['epoch'], *(measured(r.get(k), 4) for k in ('auc', 'ap', 'eer')),
@@ -265,6 +277,26 @@ class Visualizer:
             page.add_images([e[0] for e in entries], [e[1] for e in entries],
                             width=self.opt.display_winsize)
         page.save()
+
+
+def face_caption(d_own, d_other):
+    """The caption of a validation face: its distance to its own voice and, where the voice was also paired with
+    other faces (pre-training), their mean distance; fine-tuning pairs a voice with its own video's face only."""
+    if d_own is None or not np.isfinite(d_own):
+        return 'distance not measured'
+    if d_other is None or not np.isfinite(d_other):
+        return f'own voice d={d_own:.2f} (this voice was paired with no other face)'
+    return f'own voice d={d_own:.2f}; other voices d={d_other:.2f}'
+
+
+def loss_groups(losses):
+    """The loss names of one step by window: 'loss' (what is optimised), 'distances' (dist_*), 'monitor' (the
+    rest: active share, spread, skipped in-batch terms)."""
+    names = list(losses)
+    distances = [n for n in names if n.startswith('dist_')]
+    monitor = [n for n in names if n in ('active', 'spread', 'in_batch_skipped')]
+    return {'loss': [n for n in names if n not in distances and n not in monitor], 'distances': distances,
+            'monitor': monitor}
 
 
 def measured(value, digits):
