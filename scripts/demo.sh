@@ -20,7 +20,8 @@ echo "== sample data (scripts/make_sample_data.py)"
 echo "== training '$NAME' on Dataset/Voxceleb2 (tiny configuration)"
 "$PY" train_DF.py --dataroot Dataset/Voxceleb2 --dataset_mode Vox_image --model DFD --name "$NAME" --no_flip \
     "${TINY[@]}" --n_epochs 6 --n_epochs_decay 2 --save_epoch_freq 2 \
-    --print_freq 14 --save_latest_freq 0 --num_threads 1 --display_id 0
+    --print_freq 14 --save_latest_freq 0 --num_threads 1 --display_id 0 --overwrite
+# (--overwrite: running the demo again starts it over; the previous demo run moves into checkpoints/$NAME/replaced-*)
 
 echo "== testing on Dataset/DFDC"
 "$PY" test_DF.py --dataroot Dataset/DFDC --dataset_mode DFDC --model DFD --name "$NAME" --num_threads 1
