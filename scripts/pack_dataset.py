@@ -21,19 +21,23 @@ and resumes inside an epoch at any sample, so every sample must be reachable at 
 read as streams (samples in shard order, random access only through an extra index), while a memory-mapped shard
 with an offset table gives random access, shares the page cache between loader workers, and keeps the sampler,
 the epoch seeding and the skip logic of the loose folders unchanged.
-Exit status: 0 packed (or already packed), 2 bad arguments or input folder.
+Ctrl-C keeps the shards finished so far (the same command resumes); the pool's workers end with their parent.
+Temporaries of a killed run are removed at the next start (with ``--shard``, only those an hour old: the other
+parts may be writing theirs).
+Exit status: 0 packed (or already packed), 2 bad arguments or input folder, 130 interrupted.
 """
 import argparse
 import json
 import multiprocessing
 import os
+import signal
 import sys
 
 if __package__ in (None, ''):
     raise SystemExit('run it from the repository root as a module: python -m scripts.pack_dataset ...')
 
 from data.store import PACK_FORMAT, PACK_INDEX, PACK_VERSION  # noqa: E402
-from util import util  # noqa: E402
+from util import runs, util  # noqa: E402
 
 
 def list_files(root):
@@ -77,18 +81,16 @@ def pack_shard(job):
             offset += len(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(tmp_bin, 0o644)
+    os.chmod(tmp_bin, 0o666 & ~util.UMASK)
     os.replace(tmp_bin, os.path.join(out, name + '.bin'))
     util.atomic_write_text(os.path.join(out, name + '.json'), json.dumps(entries) + '\n')
     return name, len(files), offset
 
 
-def remove_temporaries(out):
-    """Delete temporary files left by a killed run; returns how many."""
-    stale = [n for n in os.listdir(out) if n.startswith('.shard-') and n.endswith('.tmp')]
-    for name in stale:
-        os.remove(os.path.join(out, name))
-    return len(stale)
+def _init_worker(parent_pid):
+    """A pool worker: ignores Ctrl-C (the parent stops the pool) and ends with its parent, even a SIGKILLed one."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    util.die_with_parent(parent_pid)
 
 
 def main(argv=None):
@@ -119,7 +121,8 @@ def main(argv=None):
         print(f'error: {args.dataroot} holds no files', file=sys.stderr)
         return 2
     util.mkdirs(args.out)
-    stale = remove_temporaries(args.out)
+    # the other parts may be writing their shards into the same folder: only temporaries an hour old are theirs no more
+    stale = runs.remove_stale_temporaries(args.out, recursive=False, min_age=0 if parts == 1 else 3600)
     if stale:
         print(f'removed {stale} temporary file(s) left by an interrupted run')
     shards = plan(files, args.files_per_shard)
@@ -129,11 +132,19 @@ def main(argv=None):
           f'{len(mine) - len(todo)} already packed')
     if todo:
         workers = max(1, min(args.workers, len(todo)))
-        if workers > 1:
-            with multiprocessing.get_context('spawn').Pool(workers) as pool:
-                results = list(util.progress(pool.imap_unordered(pack_shard, todo), total=len(todo), desc='shards'))
-        else:
-            results = [pack_shard(job) for job in util.progress(todo, desc='shards')]
+        results = []
+        try:
+            if workers > 1:
+                with multiprocessing.get_context('spawn').Pool(workers, initializer=_init_worker,
+                                                               initargs=(os.getpid(),)) as pool:
+                    results.extend(util.progress(pool.imap_unordered(pack_shard, todo), total=len(todo),
+                                                 desc='shards'))
+            else:
+                results.extend(pack_shard(job) for job in util.progress(todo, desc='shards'))
+        except KeyboardInterrupt:
+            print(f'interrupted: {len(results)} of {len(todo)} shard(s) packed and kept; the same command resumes',
+                  file=sys.stderr)
+            return util.EXIT_INTERRUPTED
         print(f'packed {len(results)} shards, {sum(r[2] for r in results) / 2 ** 20:.1f} MiB')
     util.atomic_write_text(os.path.join(args.out, PACK_INDEX), json.dumps(
         {'format': PACK_FORMAT, 'version': PACK_VERSION, 'shards': [name for name, _ in shards],

@@ -19,7 +19,7 @@ def make_opt(root, **kw):
                max_clips_per_id=40, max_val_clips=15000, max_dataset_size=10 ** 9, n_mels=512, n_frames=301,
                load_size=32, crop_size=32, preprocess='resize_and_crop', no_flip=True, batch_size=2, num_threads=0,
                serial_batches=False, dataset_mode='Vox_image', device='cpu', skip_bad=False, split_file='',
-               protocol='sound', isTrain=True, prefetch_factor=2)
+               protocol='sound', original_order='sorted', isTrain=True, prefetch_factor=2)
     opt.update(kw)
     return types.SimpleNamespace(**opt)
 

@@ -227,3 +227,17 @@ def test_a_window_whose_middle_frame_has_no_face_tries_other_frames(tmp_path):
     blank = tmp_path / 'no_face.mkv'
     write_video(blank, blank_frame(), seconds=3.5, fps=fps, audio=tone(3.5))
     assert preprocess.clip_windows(str(blank), fps=fps)[0]['face'] is None   # every frame tried, none has one
+
+
+def test_prep_dfdc_finds_the_face_in_a_dark_portrait_video(tmp_path):
+    """A DFDC-shaped video end to end: 1080x1920 portrait, dark, a face about 150 pixels tall, H.264, AAC."""
+    from scripts.make_videos import scene
+    src = tmp_path / 'part'
+    src.mkdir()
+    write_video(src / 'portrait.mp4', scene(1080, 1920, 150, 'dark'), seconds=3.5, fps=5, audio=tone(3.5, sr=44100),
+                sr=44100, video_codec='libx264')
+    (src / 'metadata.json').write_text(json.dumps({'portrait.mp4': {'label': 'REAL'}}))
+    out = tmp_path / 'out'
+    assert prep_dfdc.main(['--src', str(src), '--out', str(out)]) == 0
+    face = out / 'real' / 'portrait.jpg'
+    assert face.is_file() and Image.open(face).size == (224, 224)

@@ -251,3 +251,11 @@ def _cmdline(pid):
             return handle.read()
     except OSError:
         return ''
+
+
+def test_face_captions_never_read_nan():
+    from util.visualizer import face_caption
+    assert face_caption(1.234, 5.678) == 'own voice d=1.23; other voices d=5.68'
+    fine_tuning = face_caption(1.234, float('nan'))     # a voice paired with its own video's face only
+    assert 'nan' not in fine_tuning and 'd=1.23' in fine_tuning
+    assert 'nan' not in face_caption(float('nan'), float('nan'))
