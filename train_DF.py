@@ -64,6 +64,7 @@ class Run:
     start_batch: int = 0               # batches of that epoch already done (resuming inside an epoch)
     total_iters: int = 0
     best_auc: float = -1.0
+    best_val_loss: float = float('inf')   # what picks best_* when the validation AUC is not measurable
     last_good: tuple = None            # (epoch, AUC) of the last validation that found no collapse
     results: dict = None               # the last validation results
     last_epoch: int = 0
@@ -102,6 +103,7 @@ def start_run(opt):
         if dataset.has_validation():
             run.val_loader = create_dataset(opt, 'val', **model.dataset_args('val'), shuffle=False,
                                             skip_log=skip_log)
+            warn_about_validation(run.val_loader.dataset.label_counts())
         else:
             logger.warning('no validation data (--val_ratio 0, or no val part in --split_file): no validation AUC, '
                            'no best checkpoint, no threshold stored with the checkpoints')
@@ -114,6 +116,7 @@ def start_run(opt):
         counters = model.load_training_state(opt.epoch)
         run.epoch, run.start_batch = counters['epoch'], counters['epoch_iter']
         run.total_iters, run.best_auc = counters['total_iters'], counters.get('best_auc', -1.0)
+        run.best_val_loss = counters.get('best_val_loss', float('inf'))
         logger.info('resuming at epoch %d, step %d of the epoch (%d steps done)', run.epoch, run.start_batch,
                     run.total_iters)
     run.visualizer = Visualizer(opt, enabled=main)
@@ -153,7 +156,7 @@ def run_epoch(run, epoch):
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_iters {run.total_iters})')
                 model.save_networks('latest', epoch=epoch, total_iters=run.total_iters)
                 model.save_training_state('latest', epoch=epoch, epoch_iter=epoch_iter, total_iters=run.total_iters,
-                                          best_auc=run.best_auc)
+                                          best_auc=run.best_auc, best_val_loss=run.best_val_loss)
     bar.close()
 
 
@@ -173,10 +176,10 @@ def end_of_epoch(run, epoch):
         raise TrainingError(collapse_stop_message(opt, run.monitor.collapsed_validations if run.main else 0,
                                                   run.last_good))
     auc = distributed.broadcast(opt, run.results['auc'] if run.results else None) if checkpoint_epoch else None
-    model.update_learning_rate(auc)
+    model.update_learning_rate(auc if auc is not None and np.isfinite(auc) else None)
     if checkpoint_epoch and run.main:
         model.save_training_state('latest', epoch=epoch + 1, epoch_iter=0, total_iters=run.total_iters,
-                                  best_auc=run.best_auc)
+                                  best_auc=run.best_auc, best_val_loss=run.best_val_loss)
     logger.info('end of epoch %d / %d \t time taken: %.0f s', epoch, run.last_epoch, time.time() - run.epoch_start)
 
 
@@ -203,10 +206,17 @@ def validate_and_save(run, epoch):
     model.save_networks('latest', **facts)
     if run.results is not None and not collapsed:
         run.last_good = (epoch, run.results['auc'])
-        if run.results['auc'] > run.best_auc:
-            run.best_auc = run.results['auc']
+        if np.isfinite(run.results['auc']):
+            if run.results['auc'] > run.best_auc:
+                run.best_auc = run.results['auc']
+                model.save_networks('best', **facts)
+                logger.info('new best validation AUC %.4f: saved best_net_*', run.best_auc)
+        elif np.isfinite(run.results['val_loss']) and run.results['val_loss'] < run.best_val_loss:
+            # one class only: no AUC to rank by, so the validation loss decides (see warn_about_validation)
+            run.best_val_loss = run.results['val_loss']
             model.save_networks('best', **facts)
-            logger.info('new best validation AUC %.4f: saved best_net_*', run.best_auc)
+            logger.info('new best validation loss %.4f (%s; the AUC is not measurable): saved best_net_*',
+                        run.best_val_loss, VAL_LOSS)
 
 
 def validate(model, loader, n_samples=4):
@@ -228,13 +238,38 @@ def validate(model, loader, n_samples=4):
     model.train()
     scores, labels = np.concatenate(scores).astype(np.float64), np.concatenate(labels)
     results = metrics.summarize(labels, scores)
-    results['distance_spread'] = collapse.distance_spread(-scores)
+    # the spread of a handful of distances says nothing about a collapse: NaN (not judged) below MIN_SPREAD_PAIRS
+    results['distance_spread'] = collapse.distance_spread(-scores) if len(scores) >= collapse.MIN_SPREAD_PAIRS \
+        else float('nan')
+    results['not_measurable'] = metrics.unmeasurable_reason(results['n_real'], results['n_fake'])
+    # what best_* follows when the AUC is not measurable: the real pairs' mean distance (lower is better), or, with
+    # fakes only, minus theirs (a model that keeps mismatched voices and faces apart)
+    results['val_loss'] = float(-scores[labels == 1].mean()) if (labels == 1).any() else \
+        float(scores[labels == 0].mean()) if len(labels) else float('nan')
     voices = np.asarray(voices)
     samples = []
     for i, face in picked:
         others = (voices == voices[i]) & (labels == 0)
         samples.append((face, -scores[i], float(-scores[others].mean()) if others.any() else float('nan')))
     return results, samples
+
+
+VAL_LOSS = 'the mean voice-face distance of the real validation pairs, or minus that of the fakes when there is no real'
+
+
+def warn_about_validation(counts):
+    """One warning at start-up when the validation set cannot measure an AUC (one class) or only coarsely (fewer than
+    10 of a class): what it holds, and what best_* follows then."""
+    if counts is None:
+        return
+    reals, fakes = counts
+    if reals == 0 or fakes == 0:
+        logger.warning('the validation set holds %d real and %d fake pairs: its AUC is not measurable, so best_* '
+                       'follows the validation loss instead (%s). Check --split_file and its val part '
+                       '(python -m scripts.make_splits reports the classes of each part)', reals, fakes, VAL_LOSS)
+    elif min(reals, fakes) < 10:
+        logger.warning('the validation set holds only %d real and %d fake pairs: its AUC, which picks best_*, moves '
+                       'in coarse steps', reals, fakes)
 
 
 def report_losses(run, epoch, epoch_iter, bar, t_comp, t_data):

@@ -182,6 +182,10 @@ class DFDCDataset(BaseDataset):
         """Fine-tuning validates on the split file's ``val`` part."""
         return bool(self.split and self.split.get('val'))
 
+    def label_counts(self):
+        """(reals, fakes) among the pairs of this phase."""
+        return _label_counts(self.items)
+
     def categories(self):
         """{video: category} from ``<dataroot>/categories.csv`` (FakeAVCeleb), or {} without that file."""
         return read_categories(os.path.join(self.root, 'categories.csv'), self.store)
@@ -224,6 +228,12 @@ def _window_key(name):
     """Sort key of a window file: by its number, then its name."""
     stem = os.path.splitext(name)[0]
     return (int(stem), stem) if stem.isdigit() else (0, stem)
+
+
+def _label_counts(items):
+    """(reals, fakes) of dataset items (label at position 3)."""
+    reals = sum(1 for item in items if item[3] == 1)
+    return reals, len(items) - reals
 
 
 def original_sampling(items, order=None):

@@ -116,6 +116,12 @@ class VoxImageDataset(BaseDataset):
         per_clip = 1 + self.n_negatives if self.phase == 'val' else 1
         return len(self.face_paths) * per_clip
 
+    def label_counts(self):
+        """(reals, fakes) of the validation pairs: one real and K mismatched pairs per clip."""
+        if self.phase != 'val':
+            return None
+        return self.clip_count(), self.clip_count() * self.n_negatives
+
     def clip_count(self):
         """Number of clips (anchors) of this split."""
         return len(self.face_paths)

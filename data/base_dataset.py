@@ -107,6 +107,10 @@ class BaseDataset:
         return audio.load_voice(path, self.opt.n_mels, self.opt.n_frames, read=self.store.read).astype(
             self.voice_dtype, copy=False)
 
+    def label_counts(self):
+        """(reals, fakes) among the labelled pairs of a ``val`` or ``test`` phase; None where it is not known."""
+        return None
+
     def categories(self):
         """{video: fake category} for per-category results; {} when the dataset has none."""
         return {}

@@ -230,3 +230,31 @@ def test_make_splits_refuses_parts_that_cannot_measure_and_reports_categories(tm
     assert 'no real or no fake in train' in err and '--allow_empty' in err and not out.exists()
     assert make_splits.main(['--dataroot', str(root), '--out', str(out), '--ratios', '0.6', '0.2', '0.2',
                              '--allow_empty']) == 0 and out.exists()
+
+
+def test_a_validation_part_of_one_class_warns_and_best_follows_the_validation_loss(pretrained, sample_root,
+                                                                                    tmp_path, caplog):
+    import logging
+    root = dfdc(sample_root)
+    reals = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'real')))
+    fakes = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'fake')))
+    split = tmp_path / 'split.json'
+    split.write_text(json.dumps({'train': reals[:2] + fakes[:3], 'val': reals[2:], 'test': reals + fakes}))
+    caplog.set_level(logging.WARNING)
+    assert train_DF.main(['--dataroot', root, '--dataset_mode', 'DFDC', '--split_file', str(split),
+                          '--pretrained_name', 'pre', '--pretrained_epoch', 'latest', '--checkpoints_dir',
+                          str(pretrained / 'ck'), '--gpu_ids', '-1', '--num_threads', '0', '--batch_size', '2',
+                          '--n_negatives', '2', '--n_epochs', '2', '--n_epochs_decay', '0', '--display_id', '0',
+                          '--bn_recalib_batches', '0', '--name', 'oneclass']) == 0
+    warned = [r.getMessage() for r in caplog.records if 'validation set holds' in r.getMessage()]
+    assert len(warned) == 1 and 'not measurable' in warned[0] and 'validation loss' in warned[0]
+    folder = pretrained / 'ck' / 'oneclass'
+    assert (folder / 'best_net_G_audio.pth').is_file()              # chosen by the validation loss
+    _, meta = read_checkpoint(str(folder / 'best_net_G_audio.pth'))
+    assert meta['val']['auc'] is None or not np.isfinite(meta['val']['auc'])
+    assert np.isfinite(meta['val']['val_loss'])
+    log = (folder / 'loss_log.txt').read_text()
+    assert 'not measurable (only reals' in log and 'nan' not in log.lower()
+    _, summary = run_test(pretrained, root, '--epoch', 'best', '--split_file', str(split), '--results_tag',
+                          'best_of_one_class', name='oneclass')    # best_* exists, so test_DF --epoch best works
+    assert summary['epoch'] == 'best' and summary['n_real'] > 0 and summary['n_fake'] > 0

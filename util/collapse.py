@@ -28,6 +28,9 @@ def same_to_three_figures(a, b):
     return f'{a:.3g}' == f'{b:.3g}'
 
 
+MIN_SPREAD_PAIRS = 8   # fewer validation pairs than this: their spread is not judged (train_DF.validate gives NaN)
+
+
 def distance_spread(distances):
     """Standard deviation of ``distances`` (an array of non-negative numbers) over their mean; 0 when they are all
     equal or there are none."""

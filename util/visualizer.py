@@ -166,8 +166,12 @@ class Visualizer:
         """
         if not self.enabled:
             return
-        message = (f'(epoch: {epoch}, total: {total_iters}) validation AUC {results["auc"]:.4f}  '
-                   f'AP {results["ap"]:.4f}  EER {results["eer"]:.4f}  '
+        if results.get('not_measurable'):
+            scores = (f'validation AUC, AP and EER not measurable ({results["not_measurable"]}); validation loss '
+                      f'{measured(results.get("val_loss"), 4)}')
+        else:
+            scores = (f'validation AUC {results["auc"]:.4f}  AP {results["ap"]:.4f}  EER {results["eer"]:.4f}')
+        message = (f'(epoch: {epoch}, total: {total_iters}) {scores}  '
                    f'({results["n_real"]} real / {results["n_fake"]} mismatched pairs)')
         tqdm.write(message)
         with open(self.log_name, 'a') as log_file:
