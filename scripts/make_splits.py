@@ -79,6 +79,41 @@ def video_identities(root, videos, columns=None):
                      f'(the scripts/prep_*.py commands write them)')
 
 
+def coverage(split, videos, categories, ratios):
+    """How many (part, class or category) cells a split fills: each part with a share > 0 should hold reals and
+    fakes of every category (plain fakes where there are no categories); returns (filled, wanted, what is missing)."""
+    kinds = sorted({categories.get(v, 'fake') for v, label in videos.items() if label == 0})
+    wanted, filled, missing = 0, 0, []
+    for part, ratio in zip(PARTS, ratios):
+        if ratio <= 0:
+            continue
+        held = {'real' if videos[v] == 1 else categories.get(v, 'fake') for v in split[part]}
+        for kind in ['real', *kinds]:
+            wanted += 1
+            if kind in held:
+                filled += 1
+            else:
+                missing.append(f'{part}: {kind}')
+    return filled, wanted, missing
+
+
+def stratified_splits(videos, identities, ratios, seed, categories, tries=200):
+    """The split of the first of ``tries`` identity shuffles (seeds ``seed``, ``seed + 1``, ...) whose every part
+    holds reals and fakes of every category, or else the one that fills the most of those cells; its ``made_by``
+    says which seed and what is still missing."""
+    best = None
+    for attempt in range(tries):
+        split = make_splits(videos, identities, ratios, seed + attempt)
+        filled, wanted, missing = coverage(split, videos, categories, ratios)
+        if best is None or filled > best[0]:
+            best = (filled, attempt, split, missing)
+        if filled == wanted:
+            break
+    filled, attempt, split, missing = best
+    split['stratified'] = {'seed_used': seed + attempt, 'missing': missing}
+    return split
+
+
 def make_splits(videos, identities, ratios, seed):
     """Deal the identities out by ``ratios`` and place each video; returns the split dictionary."""
     names = sorted(set().union(*identities.values()))
@@ -118,6 +153,10 @@ def main(argv=None):
     parser.add_argument('--identity_columns', default='',
                         help=f'comma-separated columns that hold identities (default: those of '
                              f'{", ".join(IDENTITY_COLUMNS)} present)')
+    parser.add_argument('--stratify', choices=('none', 'category'), default='none',
+                        help='category: of up to 200 identity shuffles (--seed, --seed + 1, ...) take the first that '
+                             'puts reals and fakes of every category into every part, or the one closest to it, and '
+                             'say what is missing')
     parser.add_argument('--allow_empty', action='store_true',
                         help='write the split even when a part with a non-zero ratio holds no real or no fake')
     args = parser.parse_args(argv)
@@ -127,7 +166,11 @@ def main(argv=None):
         videos = layout_videos(args.dataroot)
         columns = [c.strip() for c in args.identity_columns.split(',') if c.strip()] or None
         identities, used = video_identities(args.dataroot, videos, columns)
-        split = make_splits(videos, identities, list(args.ratios), args.seed)
+        if args.stratify == 'category':
+            split = stratified_splits(videos, identities, list(args.ratios), args.seed,
+                                      video_categories(args.dataroot))
+        else:
+            split = make_splits(videos, identities, list(args.ratios), args.seed)
     except (OSError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
@@ -152,6 +195,11 @@ def main(argv=None):
         print(f'error: no real or no fake in {", ".join(empty)}: AUC, AP and EER cannot be measured there. Change '
               f'--ratios or --seed, use a larger set, or pass --allow_empty to write it anyway', file=sys.stderr)
         return 2
+    if split.get('stratified'):
+        used = split['stratified']
+        print(f'--stratify category: identity shuffle of seed {used["seed_used"]}; '
+              + (f'still missing: {", ".join(used["missing"])} (the identities do not allow more)' if used['missing']
+                 else 'every part holds reals and fakes of every category'))
     util.atomic_write_text(args.out, json.dumps(split, indent=1) + '\n')
     print(f'dropped: {len(split["dropped"])} videos whose identities fall into two parts; written {args.out}')
     return 0

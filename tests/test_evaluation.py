@@ -130,8 +130,9 @@ def test_protocol_original_samples_fakes_per_real_and_reports_frames(pretrained,
     assert summary['auc'] == summary['frame_level']['auc']
 
 
-def fake_avceleb_layout(root, n_ids=20, seed=0):
-    """Names-only FakeAVCeleb-like layout: a real per identity and fakes mixing two identities."""
+def fake_avceleb_layout(root, n_ids=20, seed=0, kinds=('FakeVideo-RealAudio',)):
+    """Names-only FakeAVCeleb-like layout: a real per identity and fakes mixing two identities (their categories
+    taken in turn from ``kinds``)."""
     rng = np.random.default_rng(seed)
     rows = []
     for folder in ('real', 'fake', 'audio_feat'):
@@ -140,7 +141,8 @@ def fake_avceleb_layout(root, n_ids=20, seed=0):
         ident = f'id{i:05d}'
         rows.append([f'RVRA_{ident}', 'RealVideo-RealAudio', 'real', ident, '-', '-'])
         for j in rng.choice([x for x in range(n_ids) if x != i], size=2, replace=False):
-            rows.append([f'FVRA_{ident}_{j}', 'FakeVideo-RealAudio', 'faceswap', ident, f'id{j:05d}', '-'])
+            kind = kinds[(i + j) % len(kinds)]
+            rows.append([f'{kind}_{ident}_{j}', kind, 'faceswap', ident, f'id{j:05d}', '-'])
     for video, category, *_ in rows:
         (root / ('real' if category.startswith('RealVideo-Real') else 'fake') / f'{video}.jpg').write_bytes(b'')
         (root / 'audio_feat' / f'{video}.npy').write_bytes(b'')
@@ -258,3 +260,20 @@ def test_a_validation_part_of_one_class_warns_and_best_follows_the_validation_lo
     _, summary = run_test(pretrained, root, '--epoch', 'best', '--split_file', str(split), '--results_tag',
                           'best_of_one_class', name='oneclass')    # best_* exists, so test_DF --epoch best works
     assert summary['epoch'] == 'best' and summary['n_real'] > 0 and summary['n_fake'] > 0
+
+
+def test_make_splits_stratified_by_category_puts_every_category_in_every_part(tmp_path, capsys):
+    root = tmp_path / 'FAVC'
+    kinds = ('FakeVideo-RealAudio', 'RealVideo-FakeAudio', 'FakeVideo-FakeAudio')
+    fake_avceleb_layout(root, n_ids=30, kinds=kinds)
+    out = tmp_path / 'split.json'
+    assert make_splits.main(['--dataroot', str(root), '--out', str(out), '--ratios', '0.6', '0.2', '0.2',
+                             '--stratify', 'category']) == 0
+    split = json.loads(out.read_text())
+    categories = make_splits.video_categories(str(root))
+    for part in ('train', 'val', 'test'):
+        assert {categories[v] for v in split[part] if not categories[v].startswith('RealVideo-Real')} == set(kinds)
+    assert split['stratified']['missing'] == []
+    assert 'every part holds reals and fakes of every category' in capsys.readouterr().out
+    for part in ('val', 'test'):      # still identity-disjoint
+        assert not set(split['identities'][part]) & set(split['identities']['train'])
