@@ -82,7 +82,6 @@ def level_summary(labels, scores, threshold, categories=None):
     """Metrics of one level (frame or video): AUC with its bootstrap interval, AP, EER, accuracy at the
     validation threshold, and the AUC per fake category when ``categories`` (one per score) is given."""
     out = metrics.summarize(labels, scores)
-    out['not_measurable'] = metrics.unmeasurable_reason(out['n_real'], out['n_fake'])
     out['auc_ci95'] = list(metrics.bootstrap_auc(labels, scores, n_resamples=BOOTSTRAP))
     out['accuracy'] = metrics.accuracy_at(labels, scores, threshold) if threshold is not None else None
     if categories is not None:

@@ -241,7 +241,6 @@ def validate(model, loader, n_samples=4):
     # the spread of a handful of distances says nothing about a collapse: NaN (not judged) below MIN_SPREAD_PAIRS
     results['distance_spread'] = collapse.distance_spread(-scores) if len(scores) >= collapse.MIN_SPREAD_PAIRS \
         else float('nan')
-    results['not_measurable'] = metrics.unmeasurable_reason(results['n_real'], results['n_fake'])
     # what best_* follows when the AUC is not measurable: the real pairs' mean distance (lower is better), or, with
     # fakes only, minus theirs (a model that keeps mismatched voices and faces apart)
     results['val_loss'] = float(-scores[labels == 1].mean()) if (labels == 1).any() else \

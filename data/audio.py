@@ -6,7 +6,6 @@ Recipe (the released code; docs/method.md): ``librosa.load(path, sr=16000, durat
 mel bins (``librosa.util.normalize`` with its defaults), so values lie in [-1, 0].
 """
 import io
-import os
 
 import numpy as np
 
@@ -70,15 +69,13 @@ def load_voice(path, n_mels=N_MELS, n_frames=N_FRAMES, read=None):
     ``read``: where the file's bytes come from (e.g. a packed store); default the file itself.
     """
     try:
-        data = read(path) if read else None
-        if data is None:
+        if read is None:
             with open(path, 'rb') as handle:
-                head = handle.read(HEADER_PROBE)
-                size = os.fstat(handle.fileno()).st_size
+                data = handle.read()
         else:
-            head, size = data[:HEADER_PROBE], len(data)
-        check_npy_header(head, size, path, n_mels)   # before anything the header claims is allocated
-        mel = np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False)
+            data = read(path)
+        check_npy_header(data[:HEADER_PROBE], len(data), path, n_mels)   # before anything the header claims exists
+        mel = np.load(io.BytesIO(data), allow_pickle=False)
     except DatasetError:
         raise
     except (OSError, ValueError, EOFError) as err:

@@ -54,7 +54,7 @@ def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read
         raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
     size = image_size(data, path)   # before any decoder allocates what the header claims
     if backend == 'jpeg' and data[:3] == JPEG_MAGIC:
-        return encoded_face(data, opt, rng, train, source=path, size=size)
+        return encoded_face(data, size, opt, rng, train, source=path)
     if backend == 'pil':
         try:
             with Image.open(io.BytesIO(data)) as image:
@@ -183,10 +183,11 @@ class EncodedFace:
         self.source = source
 
 
-def encoded_face(data, opt, rng=None, train=False, source='image', size=None):
-    """JPEG bytes ``data`` as an ``EncodedFace``: only the header is read (for the ``size``, unless given), the draws
-    are those of ``tensor_face`` in the same order, so both give the same face once decoded."""
-    width, height = size or image_size(data, source)
+def encoded_face(data, size, opt, rng=None, train=False, source='image'):
+    """JPEG bytes ``data`` of an image of ``size`` (width, height: ``image_size``, from its header) as an
+    ``EncodedFace``; the draws are those of ``tensor_face`` in the same order, so both give the same face once
+    decoded."""
+    width, height = size
     new_width, new_height = _scaled_size(opt, width, height)
     crop = _check(opt, new_width, new_height, source)
     left, top, flip = _draws(opt, new_width, new_height, crop, rng, train)
@@ -222,10 +223,6 @@ class FaceBatch:
         if isinstance(values[0], (list, tuple)):
             return cls(flat, (len(values), len(values[0])))
         return cls(flat, (len(values),))
-
-    def pixels(self, device='cpu'):
-        """The decoded faces, uint8 (*shape, 3, S, S) on ``device``."""
-        return decode_batch(self, device)
 
 
 def _decode_jpegs(encoded, device):

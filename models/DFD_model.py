@@ -49,11 +49,9 @@ def check_fits(config, loaded, directory, tag):
     except (ValueError, TypeError, AssertionError, RuntimeError) as err:
         raise ModelConfigError(f'{directory}/{tag}_net_*.pth: the model config cannot be built ({err})') from err
     for name, net in nets.items():
-        problems = checkpoint.describe_mismatch(net, loaded[name][0])
-        if problems:
-            raise checkpoint.CheckpointError(f'{checkpoint.net_path(directory, tag, name)} does not fit the network:'
-                                             f'\n  ' + '\n  '.join(problems) + mismatch_hint(config.compat,
-                                                                                            loaded[name][0]))
+        state_dict = loaded[name][0]
+        checkpoint.check_fit(net, state_dict, checkpoint.net_path(directory, tag, name),
+                             mismatch_hint(config.compat, state_dict))
 
 
 def mismatch_hint(compat, state_dict):

@@ -71,7 +71,7 @@ def check_meta(path, meta):
     """Refuse (CheckpointError) stored facts of the wrong type, so that no reader meets a KeyError or TypeError."""
     expected = {'config': dict, 'options': dict, 'val': dict, 'epoch': (int, str), 'net': str, 'commit': str}
     for key, kind in expected.items():
-        if meta.get(key) is not None and not isinstance(meta[key], kind) or isinstance(meta.get(key), bool):
+        if (meta.get(key) is not None and not isinstance(meta[key], kind)) or isinstance(meta.get(key), bool):
             raise CheckpointError(f'{path}: its stored {key!r} is a {type(meta[key]).__name__}, not what this '
                                   f'project writes; the file was not written by train_DF.py or was altered')
     threshold = (meta.get('val') or {}).get('eer_threshold')
@@ -169,12 +169,17 @@ def describe_mismatch(net, state_dict):
     return lines
 
 
-def load_into(net, state_dict, path, hint=''):
-    """Strictly load ``state_dict`` into ``net`` (unwrapped); CheckpointError listing every mismatch otherwise."""
-    net = getattr(net, 'module', net)
+def check_fit(net, state_dict, path, hint=''):
+    """CheckpointError listing every key and shape of ``state_dict`` (from ``path``) that does not fit ``net``."""
     problems = describe_mismatch(net, state_dict)
     if problems:
         raise CheckpointError(f'{path} does not fit the network:\n  ' + '\n  '.join(problems) + hint)
+
+
+def load_into(net, state_dict, path, hint=''):
+    """Strictly load ``state_dict`` into ``net`` (unwrapped); CheckpointError listing every mismatch otherwise."""
+    net = getattr(net, 'module', net)
+    check_fit(net, state_dict, path, hint)
     net.load_state_dict(state_dict, strict=True)
 
 

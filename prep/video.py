@@ -39,11 +39,11 @@ video. The rules, the same everywhere:
   (``--windows``, the detector, sizes, thresholds) is refused, naming them, so one folder never mixes two kinds.
 * Outputs are written atomically (temporary name, then rename): the voice first, the face last, so a clip counts
   as done when both exist. A second run skips done clips (resumable); temporary files left by a killed run are
-  removed at the start (with ``--shard``, those older than 15 minutes: the other shards may be writing). Clips that cannot be used are listed in ``<out>/skipped.csv`` (input, status, reason,
-  detail): status ``skipped`` (no_audio, no_video, no_face, too_short, silent) or ``failed`` (missing, truncated,
-  unreadable: a corrupt file; error: anything unexpected). One bad file never stops the run. Ctrl-C stops the pool,
-  writes ``skipped.csv`` for what was met and exits with 130; pool workers end with their parent, even a SIGKILLed
-  one.
+  removed at the start (with ``--shard``, those older than 15 minutes: the other shards may be writing). Clips
+  that cannot be used are listed in ``<out>/skipped.csv`` (input, status, reason, detail): status ``skipped``
+  (no_audio, no_video, no_face, too_short, silent) or ``failed`` (missing, truncated, unreadable: a corrupt file;
+  error: anything unexpected). One bad file never stops the run. Ctrl-C stops the pool, writes ``skipped.csv`` for
+  what was met and exits with 130; pool workers end with their parent, even a SIGKILLed one.
 """
 import argparse
 import io
@@ -51,7 +51,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import sys
 from dataclasses import dataclass
 
@@ -473,12 +472,16 @@ def process_clip(clip, config, cropper=None):
 _WORKER = {}
 
 
-def _init_worker(config, parent_pid):
-    """A pool worker: ignores Ctrl-C (the parent stops the pool and writes the lists), dies with its parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    util.die_with_parent(parent_pid)
+def _setup_worker(config):
+    """The settings and the face cropper of the process that processes clips."""
     _WORKER['config'] = config
     _WORKER['cropper'] = FaceCropper(**config)
+
+
+def _init_worker(config, parent_pid):
+    """A pool worker: ``util.init_pool_worker``, then ``_setup_worker``."""
+    util.init_pool_worker(parent_pid)
+    _setup_worker(config)
 
 
 def _work(clip):
@@ -491,14 +494,15 @@ def _work(clip):
         return clip.key, 'failed', 'error', f'{type(err).__name__}: {err}'
 
 
-def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv'):
-    """Process every clip not done yet; write ``<out>/<skipped_name>``; print and return the counts.
+def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv', shared=False):
+    """Process every clip not done yet; write ``<out>/<skipped_name>``; print and return the counts. ``shared``:
+    other processes (the other ``--shard`` parts) write into ``out`` too.
 
     Returns a dict: total, done (this run), already (done before), skipped, failed, rows (the skipped.csv rows).
     """
     util.mkdirs(out)
     # a shard leaves the other shards' writes in progress alone: only temporaries older than any clip's write go
-    stale = remove_stale_temporaries(out, min_age=0 if skipped_name == 'skipped.csv' else 900)
+    stale = remove_stale_temporaries(out, min_age=900 if shared else 0)
     if stale:
         print(f'removed {stale} temporary file(s) left by an interrupted run')
     todo = [clip for clip in clips if not clip.done()]
@@ -513,7 +517,7 @@ def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv')
             results = pool.imap_unordered(_work, todo, chunksize=max(1, min(16, len(todo) // (workers * 8))))
         else:
             pool = None
-            _WORKER['config'], _WORKER['cropper'] = config, FaceCropper(**config)
+            _setup_worker(config)
             results = map(_work, todo)
         try:
             for key, status, reason, detail in util.progress(results, total=len(todo), desc=desc):
@@ -600,4 +604,4 @@ def main_for(description, add_arguments_fn, build, argv=None, windows=False):
     skipped_name = 'skipped.csv' if parts == 1 else f'skipped-{part}-of-{parts}.csv'
     if parts > 1:
         desc = f'{desc} (part {part} of {parts})'
-    return exit_status(run(clips, config_from(args), args.out, args.workers, desc, skipped_name))
+    return exit_status(run(clips, config_from(args), args.out, args.workers, desc, skipped_name, shared=parts > 1))

@@ -30,7 +30,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import signal
 import sys
 
 if __package__ in (None, ''):
@@ -87,12 +86,6 @@ def pack_shard(job):
     return name, len(files), offset
 
 
-def _init_worker(parent_pid):
-    """A pool worker: ignores Ctrl-C (the parent stops the pool) and ends with its parent, even a SIGKILLed one."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    util.die_with_parent(parent_pid)
-
-
 def main(argv=None):
     """Pack this machine's shards and write pack.json; returns the exit status of the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
@@ -135,7 +128,7 @@ def main(argv=None):
         results = []
         try:
             if workers > 1:
-                with multiprocessing.get_context('spawn').Pool(workers, initializer=_init_worker,
+                with multiprocessing.get_context('spawn').Pool(workers, initializer=util.init_pool_worker,
                                                                initargs=(os.getpid(),)) as pool:
                     results.extend(util.progress(pool.imap_unordered(pack_shard, todo), total=len(todo),
                                                  desc='shards'))

@@ -217,7 +217,8 @@ def test_the_same_seed_in_deterministic_mode_gives_the_same_losses_and_scores(da
         assert test_DF.main(['--dataroot', dfdc(data), '--name', run, '--checkpoints_dir', str(tmp_path / 'ck'),
                              '--results_dir', str(tmp_path / 'res'), '--gpu_ids', '-1', '--deterministic',
                              '--num_threads', '0']) == 0
-        scores.append([row['score'] for row in skipped(tmp_path / 'res' / run / 'DFDC_all_sound_latest' / 'scores.csv')])
+        scores.append([row['score']
+                       for row in skipped(tmp_path / 'res' / run / 'DFDC_all_sound_latest' / 'scores.csv')])
     losses = [train_losses(tmp_path / 'ck' / run / 'metrics.jsonl') for run in ('a', 'b')]
     assert losses[0] == losses[1] and len(losses[0]) == 6
     assert scores[0] == scores[1]

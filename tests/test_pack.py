@@ -113,8 +113,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
 def test_prep_scripts_share_their_inputs_with_shard(monkeypatch, tmp_path):
     from prep import video
     seen = []
-    monkeypatch.setattr(video, 'run', lambda clips, config, out, workers, desc, skipped_name: seen.append(
-        ([c.video for c in clips], skipped_name)) or {'done': len(clips), 'already': 0})
+    monkeypatch.setattr(video, 'run', lambda clips, config, out, workers, desc, skipped_name, shared: seen.append(
+        ([c.video for c in clips], skipped_name, shared)) or {'done': len(clips), 'already': 0})
     clips = [video.Clip(video=f'v{i}.mp4', face_out=str(tmp_path / f'{i}.jpg'), voice_out=str(tmp_path / f'{i}.npy'))
              for i in range(7)]
 
@@ -124,3 +124,4 @@ def test_prep_scripts_share_their_inputs_with_shard(monkeypatch, tmp_path):
         assert video.main_for('test', lambda parser: None, build, ['--out', str(tmp_path), '--shard', f'{part}/3']) == 0
     assert [s[0] for s in seen] == [['v0.mp4', 'v3.mp4', 'v6.mp4'], ['v1.mp4', 'v4.mp4'], ['v2.mp4', 'v5.mp4']]
     assert [s[1] for s in seen] == ['skipped-0-of-3.csv', 'skipped-1-of-3.csv', 'skipped-2-of-3.csv']
+    assert all(s[2] for s in seen)   # each part knows the others write into the same folder

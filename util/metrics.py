@@ -79,16 +79,20 @@ def unmeasurable_reason(n_real, n_fake):
 
 
 def summarize(labels, scores):
-    """AUC, AP, EER and the EER threshold of one set of scores, with the class counts."""
+    """AUC, AP, EER and the EER threshold of one set of scores, with the class counts and, when one class is
+    missing, why those are not measurable (``not_measurable``; None when they are)."""
     labels_arr, _ = _check(labels, scores)
     eer, threshold = equal_error_rate(labels, scores)
+    n_real = int(labels_arr.sum())
+    n_fake = int(labels_arr.size - n_real)
     return {
         'auc': roc_auc(labels, scores),
         'ap': average_precision(labels, scores),
         'eer': eer,
         'eer_threshold': threshold,
-        'n_real': int(labels_arr.sum()),
-        'n_fake': int(labels_arr.size - labels_arr.sum()),
+        'n_real': n_real,
+        'n_fake': n_fake,
+        'not_measurable': unmeasurable_reason(n_real, n_fake),
     }
 
 

@@ -206,6 +206,14 @@ def die_with_parent(parent_pid, sig=None):
         os._exit(1)
 
 
+def init_pool_worker(parent_pid):
+    """What every pool worker of the prep and pack scripts does first: ignore Ctrl-C (the parent stops the pool and
+    writes its lists) and end with its parent, even a SIGKILLed one."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
+
+
 EXIT_INTERRUPTED = 130   # what a shell reports for a command ended by Ctrl-C
 
 

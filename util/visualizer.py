@@ -96,9 +96,7 @@ class Visualizer:
         would flatten the loss in a shared window)."""
         self.loss_history.append((total_iters, dict(losses)))
         groups = loss_groups(losses)
-        for window, title, ylabel in (('loss', 'training loss', 'loss'),
-                                      ('distances', 'voice-face distances (own face, other faces)', 'distance'),
-                                      ('monitor', 'share of active terms and embedding spread', 'value')):
+        for window, title, ylabel in LOSS_WINDOWS:
             self._plot(window, title, self.loss_history, groups[window], ylabel)
 
     def show_collapse(self, text):
@@ -212,8 +210,8 @@ class Visualizer:
             self.write_html()
         except OSError as err:
             if not self.page_failed:
-                logging.getLogger(__name__).warning('the HTML page in %s was not updated (%s); training goes on',
-                                                    self.web_dir, err.strerror or err)
+                logger.warning('the HTML page in %s was not updated (%s); training goes on', self.web_dir,
+                               err.strerror or err)
             self.page_failed = True
 
     # -- HTML ---------------------------------------------------------------------------------------------------------
@@ -255,15 +253,14 @@ class Visualizer:
                            [[r['epoch'], r['total_iters'], r.get('message', '')] for r in reversed(events)])
         panels = []   # (image, caption): the loss, the distances and the monitor values apart, all against the step
         if train:
-            for window, caption in (('loss', 'training loss'), ('distances', 'voice-face distances'),
-                                    ('monitor', 'active share and embedding spread')):
+            for window, caption, ylabel in LOSS_WINDOWS:
                 names = loss_groups(train[-1]['losses'])[window]
                 if not names:
                     continue
                 series = {k: ([r['total_iters'] for r in train if k in r['losses']],
                               [r['losses'][k] for r in train if k in r['losses']]) for k in names}
                 plots.line_plot(os.path.join(self.web_dir, 'images', f'{window}.png'), series, caption,
-                                'training step', 'value')
+                                'training step', ylabel)
                 panels.append((f'images/{window}.png', caption))
         if val:
             plots.line_plot(os.path.join(self.web_dir, 'images', 'val_auc.png'),
@@ -291,6 +288,12 @@ def face_caption(d_own, d_other):
     if d_other is None or not np.isfinite(d_other):
         return f'own voice d={d_own:.2f} (this voice was paired with no other face)'
     return f'own voice d={d_own:.2f}; other voices d={d_other:.2f}'
+
+
+# the loss windows (visdom) and panels (HTML page): (name, title, y-axis label), the names of loss_groups
+LOSS_WINDOWS = (('loss', 'training loss', 'loss'),
+                ('distances', 'voice-face distances (own face, other faces)', 'distance'),
+                ('monitor', 'active share and embedding spread', 'value'))
 
 
 def loss_groups(losses):
