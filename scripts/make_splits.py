@@ -8,8 +8,10 @@ The identities of each video come from the side files that the prep scripts writ
 ``categories.csv`` (FakeAVCeleb: source, target1, target2; the sample data: face_identity, voice_identity) or
 ``videos.csv`` (DeepfakeTIMIT: subject, face_subject; DFDC, which has no identity labels: the real video a fake was
 made from, ``original``, so that a fake and its source never fall into different splits). ``--identity_columns``
-names other columns. The identities are shuffled with ``--seed`` and dealt out by ``--ratios`` (train, val, test);
-a video goes to the split that holds all of its identities, and a video whose identities fall into two splits
+names other columns. The identities are shuffled with ``--seed`` and dealt out by ``--ratios`` (train, val, test),
+those linked by a video (the two people of a face swap) one after the other, so that a cut between two parts rarely
+separates them; a cut inside such a group moves to the group's edge when that changes the part sizes little. A
+video goes to the split that holds all of its identities, and a video whose identities still fall into two splits
 (a face swap between a training and a test identity, say) is left out and listed under ``dropped``, so that no
 identity appears in two splits. The JSON holds the video lists (``train``, ``val``, ``test``), the identities of
 each split, the dropped videos and how the file was made.
@@ -114,13 +116,57 @@ def stratified_splits(videos, identities, ratios, seed, categories, tries=200):
     return split
 
 
+def linked_groups(identities):
+    """The identities in groups that videos link (a face swap links its two people; union-find over the
+    videos' identity sets); each group sorted, the groups sorted by their first name."""
+    parent = {}
+
+    def root(x):
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for ids in identities.values():
+        ids = sorted(ids)
+        for other in ids[1:]:
+            parent[root(other)] = root(ids[0])
+        if ids:
+            root(ids[0])
+    groups = collections.defaultdict(list)
+    for name in sorted(parent):
+        groups[root(name)].append(name)
+    return sorted(groups.values())
+
+
+def snap(cut, boundaries, tolerance):
+    """``cut`` moved to the nearest group boundary when that is at most ``tolerance`` identities away."""
+    nearest = min(boundaries, key=lambda b: (abs(b - cut), b))
+    return nearest if abs(nearest - cut) <= tolerance else cut
+
+
 def make_splits(videos, identities, ratios, seed):
-    """Deal the identities out by ``ratios`` and place each video; returns the split dictionary."""
-    names = sorted(set().union(*identities.values()))
-    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    """Deal the identities out by ``ratios`` and place each video; returns the split dictionary.
+
+    The identities go out group by group (``linked_groups`` in a shuffled order, each group's identities shuffled),
+    and a cut that falls inside a group moves to the group's nearer edge when that shifts it by at most half of the
+    smaller of the two parts it separates: videos that link identities then stay whole instead of being dropped.
+    """
+    rng = np.random.default_rng(seed)
+    groups = linked_groups(identities)
+    order, boundaries = [], [0]
+    for g in rng.permutation(len(groups)):
+        order += [groups[g][i] for i in rng.permutation(len(groups[g]))]
+        boundaries.append(len(order))
     counts = [int(round(r * len(order))) for r in ratios[:2]]
     counts = [max(1, c) if r > 0 else 0 for c, r in zip(counts, ratios[:2])]
-    bounds = np.cumsum([0] + counts + [len(order)])
+    cuts = [counts[0], counts[0] + counts[1]]
+    sizes = [counts[0], counts[1], len(order) - cuts[1]]
+    snapped = [snap(cuts[0], boundaries, min(sizes[0], sizes[1]) // 2),
+               snap(cuts[1], boundaries, min(sizes[1], sizes[2]) // 2)]
+    if all((b - a > 0) or r <= 0 for (a, b), r in zip(zip([0, *snapped], [*snapped, len(order)]), ratios)):
+        cuts = snapped
+    bounds = [0, *cuts, len(order)]
     if bounds[2] >= len(order) and ratios[2] > 0:
         raise ValueError(f'{len(order)} identities are too few for the ratios {ratios}')
     part_of = {}
