@@ -29,13 +29,19 @@ recipe on the synthesised 16 kHz waveform (data/audio.py: mel_from_waveform).
 It writes three sets under ``--out`` (identities never shared between sets):
 
     Voxceleb2/    face/<id>/<video>/<frame>.jpg, voice/<id>_<video>_<frame>.npy   (training, Vox_image)
-    DFDC/         real/, fake/, audio_feat/   (fake = one identity's face with another identity's voice, the two
-                                               at least --min_distance apart in trait space), and videos.csv
-                                               (video, label, face identity, voice identity)
+    DFDC/         real/, fake/, audio_feat/   (--dfdc_reals real videos per identity and as many fakes: one
+                                               identity's face with another identity's voice, the two at least
+                                               --min_distance apart in trait space where the group allows),
+                                               and videos.csv (video, label, face identity, voice identity)
     FakeAVCeleb/  the same layout, plus categories.csv (video, category, face identity, voice identity):
-                  FakeVideo-RealAudio (face swapped), RealVideo-FakeAudio (cloned voice: traits half-way to another
-                  identity's) and FakeVideo-FakeAudio (both); fake audio starts with a short silence, like the
-                  leading-silence artefact of the real FakeAVCeleb.
+                  --fakeavceleb_reals real videos per identity and one fake of each category, FakeVideo-RealAudio
+                  (face swapped), RealVideo-FakeAudio (cloned voice: traits half-way to another identity's) and
+                  FakeVideo-FakeAudio (both); fake audio starts with a short silence, like the leading-silence
+                  artefact of the real FakeAVCeleb.
+
+The test sets' identities come in groups of --group_size, and a fake's two people belong to one group, so an
+identity-disjoint split (scripts/make_splits.py) keeps every fake: with the defaults each set's default split has 12
+reals and 12 fakes in validation and 24 of each in test.
 
 A set whose folder holds a ``.complete`` file written with the same parameters is left alone (``--force`` redoes it).
 """
@@ -46,6 +52,7 @@ import os
 import shutil
 import string
 import sys
+import typing
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -276,59 +283,113 @@ def make_vox_identity(root, number, videos, frames, seed, size, variant='a'):
 def make_vox(root, first_id, n_ids, videos, frames, seed, size, variant='a', workers=1):
     """VoxCeleb2 layout: ``n_ids`` identities, ``videos`` videos each, ``frames`` clips per video; identities are
     independent, so ``workers`` processes share them (the files are the same for any number of workers)."""
-    jobs = [(root, number, videos, frames, seed, size, variant) for number in range(first_id, first_id + n_ids)]
+    run_jobs(make_vox_identity, [(root, number, videos, frames, seed, size, variant)
+                                 for number in range(first_id, first_id + n_ids)], workers)
+
+
+def run_jobs(function, jobs, workers):
+    """``function(*job)`` for every job, in ``workers`` processes when there are more than one."""
     if workers <= 1:
         for job in jobs:
-            make_vox_identity(*job)
+            function(*job)
         return
     with multiprocessing.get_context('spawn').Pool(workers) as pool:
-        pool.starmap(make_vox_identity, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+        pool.starmap(function, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
 
 
-def make_dfdc(root, first_id, n_ids, reals_per_id, seed, size, min_distance, variant='a'):
-    """DFDC layout: ``reals_per_id`` real videos per identity and as many fakes (face of one, voice of another)."""
+CATEGORIES = ('FakeVideo-RealAudio', 'RealVideo-FakeAudio', 'FakeVideo-FakeAudio')
+
+
+class Video(typing.NamedTuple):
+    """One video of a test set: its name, folder (real or fake), label or category, the traits its face and voice
+    show, the identities behind them and the leading silence of its voice in seconds."""
+    name: str
+    folder: str
+    kind: str
+    face: np.ndarray
+    voice: np.ndarray
+    face_id: int
+    voice_id: int
+    silence: float = 0.0
+
+
+def identity_groups(numbers, size):
+    """``numbers`` in consecutive groups of ``size`` (a last group of one joins the one before): the people whose
+    faces and voices a test set's fakes swap."""
+    groups = [numbers[i:i + size] for i in range(0, len(numbers), size)]
+    if len(groups) > 1 and len(groups[-1]) < 2:
+        groups[-2] += groups.pop()
+    return groups
+
+
+def unique_name(rng, taken):
+    """A new 10-letter lowercase name, not in ``taken`` (which it joins)."""
+    while True:
+        name = ''.join(rng.choice(list(string.ascii_lowercase), size=10))
+        if name not in taken:
+            taken.add(name)
+            return name
+
+
+def dfdc_plan(first_id, n_ids, reals_per_id, seed, min_distance, group_size):
+    """The videos of the DFDC-style set: ``reals_per_id`` real videos per identity and as many fakes, each the
+    face of another identity of its group with this identity's voice."""
     numbers = list(range(first_id, first_id + n_ids))
     rng = np.random.default_rng([seed, 2, first_id])
-    rows = ['video,label,face_identity,voice_identity']
-    for i, number in enumerate(numbers):
-        traits = identity_traits(seed, number)
-        for r in range(reals_per_id):
-            name = ''.join(rng.choice(list(string.ascii_lowercase), size=10))
-            write_pair(*render_pair(traits, traits, rng, size, variant),
-                       os.path.join(root, 'real', name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
-            rows.append(f'{name},real,id{number:05d},id{number:05d}')
-            other = pick_other(rng, seed, number, numbers, min_distance)
-            name = ''.join(rng.choice(list(string.ascii_lowercase), size=10))
-            write_pair(*render_pair(identity_traits(seed, other), traits, rng, size, variant),
-                       os.path.join(root, 'fake', name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
-            rows.append(f'{name},fake,id{other:05d},id{number:05d}')
-    with open(os.path.join(root, 'videos.csv'), 'w') as handle:
-        handle.write('\n'.join(rows) + '\n')
+    taken, videos = set(), []
+    for group in identity_groups(numbers, group_size):
+        for number in group:
+            traits = identity_traits(seed, number)
+            for _ in range(reals_per_id):
+                videos.append(Video(unique_name(rng, taken), 'real', 'real', traits, traits, number, number))
+                other = pick_other(rng, seed, number, group, min_distance)
+                videos.append(Video(unique_name(rng, taken), 'fake', 'fake', identity_traits(seed, other), traits,
+                                    other, number))
+    return videos
 
 
-def make_fakeavceleb(root, first_id, n_ids, seed, size, min_distance, silence=0.3, variant='a'):
-    """FakeAVCeleb-like set in the DFDC layout: one real and one fake of each category per identity."""
+def fakeavceleb_plan(first_id, n_ids, reals_per_id, seed, min_distance, group_size, silence=0.3):
+    """The videos of the FakeAVCeleb-style set: ``reals_per_id`` real videos and one fake of each category per
+    identity, its swapped face and its cloned voice's donor taken from the identity's group."""
     numbers = list(range(first_id, first_id + n_ids))
     rng = np.random.default_rng([seed, 3, first_id])
-    rows = ['video,category,face_identity,voice_identity']
-    for i, number in enumerate(numbers):
-        traits = identity_traits(seed, number)
-        other = pick_other(rng, seed, number, numbers, min_distance)
-        donor = pick_other(rng, seed, number, numbers, min_distance)
-        cloned = (traits + identity_traits(seed, donor)) / 2
-        swapped_face = identity_traits(seed, other)
-        plans = [  # (category, folder, face traits, voice traits, leading silence, face id, voice id)
-            ('RealVideo-RealAudio', 'real', traits, traits, 0.0, number, number),
-            ('FakeVideo-RealAudio', 'fake', swapped_face, traits, 0.0, other, number),
-            ('RealVideo-FakeAudio', 'fake', traits, cloned, silence, number, donor),
-            ('FakeVideo-FakeAudio', 'fake', swapped_face, cloned, silence, other, donor),
-        ]
-        for category, folder, face_traits, voice_traits, lead, face_id, voice_id in plans:
-            name = f'id{number:05d}_{category.split("-")[0][:4].lower()}{category.split("-")[1][:4].lower()}'
-            write_pair(*render_pair(face_traits, voice_traits, rng, size, variant, leading_silence=lead),
-                       os.path.join(root, folder, name + '.jpg'), os.path.join(root, 'audio_feat', name + '.npy'), rng)
-            rows.append(f'{name},{category},id{face_id:05d},id{voice_id:05d}')
-    with open(os.path.join(root, 'categories.csv'), 'w') as handle:
+    videos = []
+    for group in identity_groups(numbers, group_size):
+        for number in group:
+            traits = identity_traits(seed, number)
+            other = pick_other(rng, seed, number, group, min_distance)
+            donor = pick_other(rng, seed, number, group, min_distance)
+            cloned = (traits + identity_traits(seed, donor)) / 2
+            swapped = identity_traits(seed, other)
+            for k in range(reals_per_id):
+                suffix = f'_{k}' if reals_per_id > 1 else ''
+                videos.append(Video(f'id{number:05d}_realreal{suffix}', 'real', 'RealVideo-RealAudio', traits,
+                                    traits, number, number))
+            plans = {'FakeVideo-RealAudio': (swapped, traits, 0.0, other, number),
+                     'RealVideo-FakeAudio': (traits, cloned, silence, number, donor),
+                     'FakeVideo-FakeAudio': (swapped, cloned, silence, other, donor)}
+            for category in CATEGORIES:
+                face, voice, lead, face_id, voice_id = plans[category]
+                name = f'id{number:05d}_{category.split("-")[0][:4].lower()}{category.split("-")[1][:4].lower()}'
+                videos.append(Video(name, 'fake', category, face, voice, face_id, voice_id, lead))
+    return videos
+
+
+def render_video(root, index, video, seed, tag, size, variant):
+    """Write one planned video (face JPEG and mel); its draws depend on the seed, the set and its place only."""
+    rng = np.random.default_rng([seed, tag, index])
+    write_pair(*render_pair(video.face, video.voice, rng, size, variant, leading_silence=video.silence),
+               os.path.join(root, video.folder, video.name + '.jpg'),
+               os.path.join(root, 'audio_feat', video.name + '.npy'), rng)
+
+
+def write_test_set(root, videos, index_file, header, seed, tag, size, variant='a', workers=1):
+    """Render the planned ``videos`` under ``root`` (``workers`` processes; the files do not depend on their number)
+    and write the side file ``index_file`` whose third column is ``header``."""
+    run_jobs(render_video, [(root, i, video, seed, tag, size, variant) for i, video in enumerate(videos)], workers)
+    rows = [f'video,{header},face_identity,voice_identity']
+    rows += [f'{v.name},{v.kind},id{v.face_id:05d},id{v.voice_id:05d}' for v in videos]
+    with open(os.path.join(root, index_file), 'w') as handle:
         handle.write('\n'.join(rows) + '\n')
 
 
@@ -348,8 +409,16 @@ def build(name, root, params, force, make):
     print(f'{name}: wrote {root}')
 
 
-def main(argv=None):
-    """Build the chosen sets under ``--out``, leaving those up to date alone; returns 0 (bad arguments exit 2)."""
+def test_set_plans(args):
+    """{folder: planned videos} of the DFDC-style and FakeAVCeleb-style sets that ``args`` (parsed options) make;
+    identity numbers: training 1.., DFDC 10001.., FakeAVCeleb 20001.. (never shared)."""
+    return {'DFDC': dfdc_plan(10001, args.dfdc_ids, args.dfdc_reals, args.seed, args.min_distance, args.group_size),
+            'FakeAVCeleb': fakeavceleb_plan(20001, args.fakeavceleb_ids, args.fakeavceleb_reals, args.seed,
+                                            args.min_distance, args.group_size)}
+
+
+def build_parser():
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--out', default='Dataset', help='folder that receives Voxceleb2/, DFDC/ and FakeAVCeleb/')
@@ -361,20 +430,33 @@ def main(argv=None):
     parser.add_argument('--vox_ids', type=int, default=500, help='training identities (Voxceleb2 layout)')
     parser.add_argument('--videos', type=int, default=2, help='videos per training identity')
     parser.add_argument('--frames', type=int, default=1, help='clips (frames) per video')
-    parser.add_argument('--dfdc_ids', type=int, default=32, help='identities of the DFDC-style test set')
-    parser.add_argument('--dfdc_reals', type=int, default=2, help='real (and fake) videos per DFDC-style identity')
-    parser.add_argument('--fakeavceleb_ids', type=int, default=16, help='identities of the FakeAVCeleb-style set')
+    parser.add_argument('--dfdc_ids', type=int, default=40, help='identities of the DFDC-style test set')
+    parser.add_argument('--dfdc_reals', type=int, default=3, help='real (and fake) videos per DFDC-style identity')
+    parser.add_argument('--fakeavceleb_ids', type=int, default=40, help='identities of the FakeAVCeleb-style set')
+    parser.add_argument('--fakeavceleb_reals', type=int, default=3,
+                        help='real videos per FakeAVCeleb-style identity (each identity has one fake per category)')
+    parser.add_argument('--group_size', type=int, default=4,
+                        help='the test sets\' identities come in groups of this size, and a fake swaps faces or voices '
+                             'within its group (so an identity-disjoint split can keep a fake\'s two people together)')
     parser.add_argument('--min_distance', type=float, default=1.0,
                         help='a fake\'s face and voice come from identities at least this far apart in trait space '
                              '(traits lie in [-1, 1]^4)')
     parser.add_argument('--sets', default='vox,dfdc,fakeavceleb', help='which sets to build, comma-separated')
     parser.add_argument('--force', action='store_true', help='rebuild sets that are already complete')
     parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
-                        help='processes that build the training set (its identities are independent; the files do '
-                             'not depend on this number)')
+                        help='processes that render the sets (the files do not depend on this number)')
+    return parser
+
+
+def main(argv=None):
+    """Build the chosen sets under ``--out``, leaving those up to date alone; returns 0 (bad arguments exit 2)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.vox_ids < 2 or args.dfdc_ids < 2 or args.fakeavceleb_ids < 2:
         parser.error('every set needs at least two identities')
+    if args.group_size < 2 or min(args.dfdc_reals, args.fakeavceleb_reals, args.videos, args.frames) < 1:
+        parser.error('--group_size must be at least 2; --dfdc_reals, --fakeavceleb_reals, --videos and --frames at '
+                     'least 1')
     common = {'seed': args.seed, 'image_size': args.image_size, 'generator': 1}
     if args.variant != 'a':   # variant a keeps the parameters of sets made before variants existed
         common['variant'] = args.variant
@@ -382,22 +464,22 @@ def main(argv=None):
     unknown = sets - {'vox', 'dfdc', 'fakeavceleb'}
     if unknown:
         parser.error(f'unknown --sets {", ".join(sorted(unknown))}; use vox, dfdc, fakeavceleb')
-    # identity numbers: training 1.., DFDC 10001.., FakeAVCeleb 20001.. (never shared)
     if 'vox' in sets:
         root = os.path.join(args.out, 'Voxceleb2')
         build('Voxceleb2', root, {**common, 'ids': args.vox_ids, 'videos': args.videos, 'frames': args.frames},
               args.force, lambda: make_vox(root, 1, args.vox_ids, args.videos, args.frames, args.seed, args.image_size,
                                args.variant, args.workers))
-    if 'dfdc' in sets:
-        root = os.path.join(args.out, 'DFDC')
-        build('DFDC', root, {**common, 'ids': args.dfdc_ids, 'reals': args.dfdc_reals, 'min': args.min_distance},
-              args.force, lambda: make_dfdc(root, 10001, args.dfdc_ids, args.dfdc_reals, args.seed, args.image_size,
-                                            args.min_distance, args.variant))
-    if 'fakeavceleb' in sets:
-        root = os.path.join(args.out, 'FakeAVCeleb')
-        build('FakeAVCeleb', root, {**common, 'ids': args.fakeavceleb_ids, 'min': args.min_distance}, args.force,
-              lambda: make_fakeavceleb(root, 20001, args.fakeavceleb_ids, args.seed, args.image_size,
-                                       args.min_distance, variant=args.variant))
+    plans = test_set_plans(args)
+    for key, folder, ids, reals, index_file, header, tag in (
+            ('dfdc', 'DFDC', args.dfdc_ids, args.dfdc_reals, 'videos.csv', 'label', 4),
+            ('fakeavceleb', 'FakeAVCeleb', args.fakeavceleb_ids, args.fakeavceleb_reals, 'categories.csv', 'category',
+             5)):
+        if key in sets:
+            root = os.path.join(args.out, folder)
+            build(folder, root, {**common, 'ids': ids, 'reals': reals, 'min': args.min_distance,
+                                 'group': args.group_size}, args.force,
+                  lambda: write_test_set(root, plans[folder], index_file, header, args.seed, tag, args.image_size,
+                                         args.variant, args.workers))
     return 0
 
 

@@ -1,5 +1,6 @@
 """Sound evaluation: video-level scores from several windows, per-category AUC, identity-disjoint splits,
 fine-tuning on deepfake data, and the released protocol for comparison."""
+import collections
 import csv
 import json
 import os
@@ -277,3 +278,92 @@ def test_make_splits_stratified_by_category_puts_every_category_in_every_part(tm
     assert 'every part holds reals and fakes of every category' in capsys.readouterr().out
     for part in ('val', 'test'):      # still identity-disjoint
         assert not set(split['identities'][part]) & set(split['identities']['train'])
+
+
+def names_only_layout(root, plan, index_file, header):
+    """The layout of a planned sample set with empty files (enough for make_splits), and its side file."""
+    for folder in ('real', 'fake', 'audio_feat'):
+        (root / folder).mkdir(parents=True)
+    for video in plan:
+        (root / video.folder / f'{video.name}.jpg').write_bytes(b'')
+        (root / 'audio_feat' / f'{video.name}.npy').write_bytes(b'')
+    with open(root / index_file, 'w', newline='') as handle:
+        csv.writer(handle).writerows([['video', header, 'face_identity', 'voice_identity']]
+                                     + [[v.name, v.kind, f'id{v.face_id:05d}', f'id{v.voice_id:05d}'] for v in plan])
+
+
+@pytest.mark.parametrize('folder', ['DFDC', 'FakeAVCeleb'])
+def test_the_default_split_of_each_sample_set_measures_val_and_test(tmp_path, capsys, folder):
+    """The sample sets as make_sample_data makes them by default (their planned names and identities), split with
+    make_splits' defaults: at least 10 reals and 10 fakes in val and test, every fake category there, none dropped."""
+    from scripts import make_sample_data
+    plan = make_sample_data.test_set_plans(make_sample_data.build_parser().parse_args([]))[folder]
+    index_file, header = ('videos.csv', 'label') if folder == 'DFDC' else ('categories.csv', 'category')
+    names_only_layout(tmp_path / folder, plan, index_file, header)
+    out = tmp_path / 'split.json'
+    assert make_splits.main(['--dataroot', str(tmp_path / folder), '--out', str(out)]) == 0
+    assert 'warning' not in capsys.readouterr().out
+    split = json.loads(out.read_text())
+    kinds = {v.name: v.kind for v in plan}
+    assert split['dropped'] == []
+    for part in ('val', 'test'):
+        held = collections.Counter('real' if kinds[v] in ('real', 'RealVideo-RealAudio') else 'fake'
+                                   for v in split[part])
+        assert held['real'] >= 10 and held['fake'] >= 10, (part, held)
+        assert {kinds[v] for v in split[part]} == set(kinds.values())          # every category in every part
+
+
+def test_the_sample_sets_are_rendered_as_planned(sample_root):
+    from scripts import make_sample_data
+    args = make_sample_data.build_parser().parse_args(['--dfdc_ids', '4', '--dfdc_reals', '1',
+                                                       '--fakeavceleb_ids', '2'])      # conftest's sample_root
+    for folder, index_file in (('DFDC', 'videos.csv'), ('FakeAVCeleb', 'categories.csv')):
+        plan = make_sample_data.test_set_plans(args)[folder]
+        rows = read_csv(os.path.join(str(sample_root), folder, index_file))
+        assert [(r['video'], r['face_identity'], r['voice_identity']) for r in rows] == \
+            [(v.name, f'id{v.face_id:05d}', f'id{v.voice_id:05d}') for v in plan]
+        for video in plan:
+            assert os.path.isfile(os.path.join(str(sample_root), folder, video.folder, video.name + '.jpg'))
+
+
+def test_make_splits_keeps_linked_identities_together():
+    """Identities linked by fakes go out group by group, a cut inside a group moves to its edge: nothing dropped;
+    a group too large for a part is still cut, and its straddling fakes dropped."""
+    videos, identities = {}, {}
+    for g in range(15):                          # 15 groups of 4 people; each fakes the next one's face
+        group = [f'p{g:02d}{k}' for k in range(4)]
+        for k, person in enumerate(group):
+            videos[f'real_{person}'], identities[f'real_{person}'] = 1, {person}
+            videos[f'fake_{person}'], identities[f'fake_{person}'] = 0, {person, group[(k + 1) % 4]}
+    split = make_splits.make_splits(videos, identities, [0.7, 0.1, 0.2], 20)
+    assert split['dropped'] == []
+    sizes = [len(split['identities'][p]) for p in ('train', 'val', 'test')]
+    assert sum(sizes) == 60 and all(abs(a - b) <= 3 for a, b in zip(sizes, (42, 6, 12)))
+    assert all(n % 4 == 0 for n in sizes)                          # whole groups
+    chain = {f'v{i}': {f'q{i:02d}', f'q{i + 1:02d}'} for i in range(29)}   # one group of 30 people
+    split = make_splits.make_splits({v: 0 for v in chain}, chain, [0.7, 0.1, 0.2], 20)
+    assert [len(split['identities'][p]) for p in ('train', 'val', 'test')] == [21, 3, 6] and split['dropped']
+
+
+def test_results_of_each_part_and_protocol_are_kept_apart(pretrained, tmp_path):
+    """On a generated sample set split by make_splits: the whole set, the test part, the val part and the original
+    protocol write four results folders, and the run's results index lists them all."""
+    from scripts import make_sample_data
+    assert make_sample_data.main(['--out', str(tmp_path), '--sets', 'dfdc', '--dfdc_ids', '16', '--dfdc_reals', '1',
+                                  '--group_size', '2', '--image_size', '32', '--workers', '1']) == 0
+    root, split = tmp_path / 'DFDC', tmp_path / 'split.json'
+    assert make_splits.main(['--dataroot', str(root), '--out', str(split), '--ratios', '0.5', '0.25', '0.25']) == 0
+    parts = json.loads(split.read_text())
+    runs = {'DFDC_all_sound_latest': ((), 32),
+            'DFDC_test_sound_latest': (('--split_file', str(split)), len(parts['test'])),
+            'DFDC_val_sound_latest': (('--split_file', str(split), '--phase', 'val'), len(parts['val'])),
+            'DFDC_test_original_latest': (('--split_file', str(split), '--protocol', 'original'), None)}
+    for tag, (extra, n_videos) in runs.items():
+        folder, summary = run_test(pretrained, root, *extra)
+        assert folder.name == tag
+        if n_videos is not None:
+            assert summary['n_videos'] == n_videos
+    index = (pretrained / 'res' / 'pre' / 'index.html').read_text()
+    for tag in runs:
+        assert json.loads((pretrained / 'res' / 'pre' / tag / 'summary.json').read_text())
+        assert f'{tag}/index.html' in index
