@@ -311,6 +311,8 @@ def test_the_default_split_of_each_sample_set_measures_val_and_test(tmp_path, ca
                                    for v in split[part])
         assert held['real'] >= 10 and held['fake'] >= 10, (part, held)
         assert {kinds[v] for v in split[part]} == set(kinds.values())          # every category in every part
+    assert make_splits.main(['--dataroot', str(tmp_path / folder), '--out', str(out), '--stratify', 'category']) == 0
+    assert json.loads(out.read_text())['stratified'] == {'seed_used': 20, 'missing': []}   # the first shuffle does
 
 
 def test_the_sample_sets_are_rendered_as_planned(sample_root):
