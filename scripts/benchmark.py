@@ -338,6 +338,7 @@ def ensure_data(root, image_size=224):
     the prep scripts write, so the loader does not resample them at the paper's size)."""
     from scripts import make_sample_data
     make_sample_data.main(['--out', root, '--sets', 'vox,dfdc', '--vox_ids', '64', '--videos', '2', '--frames', '1',
+                           '--dfdc_ids', '32', '--dfdc_reals', '2',     # 128 test videos, as in the recorded runs
                            '--image_size', str(image_size), '--workers', str(min(16, os.cpu_count() or 1))])
     return root
 
