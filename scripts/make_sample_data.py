@@ -409,7 +409,7 @@ def build(name, root, params, force, make):
     print(f'{name}: wrote {root}')
 
 
-def test_set_plans(args):
+def plan_test_sets(args):
     """{folder: planned videos} of the DFDC-style and FakeAVCeleb-style sets that ``args`` (parsed options) make;
     identity numbers: training 1.., DFDC 10001.., FakeAVCeleb 20001.. (never shared)."""
     return {'DFDC': dfdc_plan(10001, args.dfdc_ids, args.dfdc_reals, args.seed, args.min_distance, args.group_size),
@@ -469,7 +469,7 @@ def main(argv=None):
         build('Voxceleb2', root, {**common, 'ids': args.vox_ids, 'videos': args.videos, 'frames': args.frames},
               args.force, lambda: make_vox(root, 1, args.vox_ids, args.videos, args.frames, args.seed, args.image_size,
                                args.variant, args.workers))
-    plans = test_set_plans(args)
+    plans = plan_test_sets(args)
     for key, folder, ids, reals, index_file, header, tag in (
             ('dfdc', 'DFDC', args.dfdc_ids, args.dfdc_reals, 'videos.csv', 'label', 4),
             ('fakeavceleb', 'FakeAVCeleb', args.fakeavceleb_ids, args.fakeavceleb_reals, 'categories.csv', 'category',

@@ -297,7 +297,7 @@ def test_the_default_split_of_each_sample_set_measures_val_and_test(tmp_path, ca
     """The sample sets as make_sample_data makes them by default (their planned names and identities), split with
     make_splits' defaults: at least 10 reals and 10 fakes in val and test, every fake category there, none dropped."""
     from scripts import make_sample_data
-    plan = make_sample_data.test_set_plans(make_sample_data.build_parser().parse_args([]))[folder]
+    plan = make_sample_data.plan_test_sets(make_sample_data.build_parser().parse_args([]))[folder]
     index_file, header = ('videos.csv', 'label') if folder == 'DFDC' else ('categories.csv', 'category')
     names_only_layout(tmp_path / folder, plan, index_file, header)
     out = tmp_path / 'split.json'
@@ -320,7 +320,7 @@ def test_the_sample_sets_are_rendered_as_planned(sample_root):
     args = make_sample_data.build_parser().parse_args(['--dfdc_ids', '4', '--dfdc_reals', '1',
                                                        '--fakeavceleb_ids', '2'])      # conftest's sample_root
     for folder, index_file in (('DFDC', 'videos.csv'), ('FakeAVCeleb', 'categories.csv')):
-        plan = make_sample_data.test_set_plans(args)[folder]
+        plan = make_sample_data.plan_test_sets(args)[folder]
         rows = read_csv(os.path.join(str(sample_root), folder, index_file))
         assert [(r['video'], r['face_identity'], r['voice_identity']) for r in rows] == \
             [(v.name, f'id{v.face_id:05d}', f'id{v.voice_id:05d}') for v in plan]
