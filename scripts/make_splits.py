@@ -103,9 +103,9 @@ def stratified_splits(videos, identities, ratios, seed, categories, tries=200):
     """The split of the first of ``tries`` identity shuffles (seeds ``seed``, ``seed + 1``, ...) whose every part
     holds reals and fakes of every category, or else the one that fills the most of those cells; its ``made_by``
     says which seed and what is still missing."""
-    best = None
+    best, groups = None, linked_groups(identities)
     for attempt in range(tries):
-        split = make_splits(videos, identities, ratios, seed + attempt)
+        split = make_splits(videos, identities, ratios, seed + attempt, groups)
         filled, wanted, missing = coverage(split, videos, categories, ratios)
         if best is None or filled > best[0]:
             best = (filled, attempt, split, missing)
@@ -128,11 +128,10 @@ def linked_groups(identities):
         return x
 
     for ids in identities.values():
-        ids = sorted(ids)
-        for other in ids[1:]:
-            parent[root(other)] = root(ids[0])
-        if ids:
-            root(ids[0])
+        first, *rest = sorted(ids)
+        parent.setdefault(first, first)
+        for other in rest:
+            parent[root(other)] = root(first)
     groups = collections.defaultdict(list)
     for name in sorted(parent):
         groups[root(name)].append(name)
@@ -145,15 +144,16 @@ def snap(cut, boundaries, tolerance):
     return nearest if abs(nearest - cut) <= tolerance else cut
 
 
-def make_splits(videos, identities, ratios, seed):
-    """Deal the identities out by ``ratios`` and place each video; returns the split dictionary.
+def make_splits(videos, identities, ratios, seed, groups=None):
+    """Deal the identities out by ``ratios`` and place each video; returns the split dictionary (``groups``:
+    ``linked_groups(identities)`` when the caller has it already).
 
     The identities go out group by group (``linked_groups`` in a shuffled order, each group's identities shuffled),
     and a cut that falls inside a group moves to the group's nearer edge when that shifts it by at most half of the
     smaller of the two parts it separates: videos that link identities then stay whole instead of being dropped.
     """
     rng = np.random.default_rng(seed)
-    groups = linked_groups(identities)
+    groups = groups or linked_groups(identities)
     order, boundaries = [], [0]
     for g in rng.permutation(len(groups)):
         order += [groups[g][i] for i in rng.permutation(len(groups[g]))]
@@ -162,11 +162,11 @@ def make_splits(videos, identities, ratios, seed):
     counts = [max(1, c) if r > 0 else 0 for c, r in zip(counts, ratios[:2])]
     cuts = [counts[0], counts[0] + counts[1]]
     sizes = [counts[0], counts[1], len(order) - cuts[1]]
-    snapped = [snap(cuts[0], boundaries, min(sizes[0], sizes[1]) // 2),
-               snap(cuts[1], boundaries, min(sizes[1], sizes[2]) // 2)]
-    if all((b - a > 0) or r <= 0 for (a, b), r in zip(zip([0, *snapped], [*snapped, len(order)]), ratios)):
-        cuts = snapped
+    snapped = [0, snap(cuts[0], boundaries, min(sizes[0], sizes[1]) // 2),
+               snap(cuts[1], boundaries, min(sizes[1], sizes[2]) // 2), len(order)]
     bounds = [0, *cuts, len(order)]
+    if all(hi > lo or r <= 0 for lo, hi, r in zip(snapped, snapped[1:], ratios)):   # no part emptied by snapping
+        bounds = snapped
     if bounds[2] >= len(order) and ratios[2] > 0:
         raise ValueError(f'{len(order)} identities are too few for the ratios {ratios}')
     part_of = {}
@@ -212,9 +212,9 @@ def main(argv=None):
         videos = layout_videos(args.dataroot)
         columns = [c.strip() for c in args.identity_columns.split(',') if c.strip()] or None
         identities, used = video_identities(args.dataroot, videos, columns)
+        categories = video_categories(args.dataroot)
         if args.stratify == 'category':
-            split = stratified_splits(videos, identities, list(args.ratios), args.seed,
-                                      video_categories(args.dataroot))
+            split = stratified_splits(videos, identities, list(args.ratios), args.seed, categories)
         else:
             split = make_splits(videos, identities, list(args.ratios), args.seed)
     except (OSError, ValueError) as err:
@@ -222,7 +222,6 @@ def main(argv=None):
         return 2
     split['made_by'] = {'dataroot': os.path.abspath(args.dataroot), 'identity_columns': used,
                         'ratios': list(args.ratios), 'seed': args.seed}
-    categories = video_categories(args.dataroot)
     empty = []
     for part in PARTS:
         real = sum(videos[v] for v in split[part])
@@ -242,10 +241,10 @@ def main(argv=None):
               f'--ratios or --seed, use a larger set, or pass --allow_empty to write it anyway', file=sys.stderr)
         return 2
     if split.get('stratified'):
-        used = split['stratified']
-        print(f'--stratify category: identity shuffle of seed {used["seed_used"]}; '
-              + (f'still missing: {", ".join(used["missing"])} (the identities do not allow more)' if used['missing']
-                 else 'every part holds reals and fakes of every category'))
+        chosen = split['stratified']
+        print(f'--stratify category: identity shuffle of seed {chosen["seed_used"]}; '
+              + (f'still missing: {", ".join(chosen["missing"])} (the identities do not allow more)'
+                 if chosen['missing'] else 'every part holds reals and fakes of every category'))
     util.atomic_write_text(args.out, json.dumps(split, indent=1) + '\n')
     print(f'dropped: {len(split["dropped"])} videos whose identities fall into two parts; written {args.out}')
     return 0

@@ -136,20 +136,26 @@ def fake_avceleb_layout(root, n_ids=20, seed=0, kinds=('FakeVideo-RealAudio',)):
     taken in turn from ``kinds``)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for folder in ('real', 'fake', 'audio_feat'):
-        (root / folder).mkdir(parents=True)
     for i in range(n_ids):
         ident = f'id{i:05d}'
         rows.append([f'RVRA_{ident}', 'RealVideo-RealAudio', 'real', ident, '-', '-'])
         for j in rng.choice([x for x in range(n_ids) if x != i], size=2, replace=False):
             kind = kinds[(i + j) % len(kinds)]
             rows.append([f'{kind}_{ident}_{j}', kind, 'faceswap', ident, f'id{j:05d}', '-'])
-    for video, category, *_ in rows:
-        (root / ('real' if category.startswith('RealVideo-Real') else 'fake') / f'{video}.jpg').write_bytes(b'')
-        (root / 'audio_feat' / f'{video}.npy').write_bytes(b'')
-    with open(root / 'categories.csv', 'w', newline='') as handle:
-        csv.writer(handle).writerows([['video', 'category', 'method', 'source', 'target1', 'target2'], *rows])
+    names_only_layout(root, {r[0]: 'real' if r[1].startswith('RealVideo-Real') else 'fake' for r in rows},
+                      'categories.csv', [['video', 'category', 'method', 'source', 'target1', 'target2'], *rows])
     return {r[0]: {x for x in r[3:] if x != '-'} for r in rows}
+
+
+def names_only_layout(root, folders, index_file, rows):
+    """A DFDC layout of empty files ({video: 'real' or 'fake'}; enough for make_splits) and its side file."""
+    for folder in ('real', 'fake', 'audio_feat'):
+        (root / folder).mkdir(parents=True)
+    for video, folder in folders.items():
+        (root / folder / f'{video}.jpg').write_bytes(b'')
+        (root / 'audio_feat' / f'{video}.npy').write_bytes(b'')
+    with open(root / index_file, 'w', newline='') as handle:
+        csv.writer(handle).writerows(rows)
 
 
 def test_make_splits_keeps_identities_apart_and_datasets_take_the_lists(tmp_path, capsys):
@@ -280,18 +286,6 @@ def test_make_splits_stratified_by_category_puts_every_category_in_every_part(tm
         assert not set(split['identities'][part]) & set(split['identities']['train'])
 
 
-def names_only_layout(root, plan, index_file, header):
-    """The layout of a planned sample set with empty files (enough for make_splits), and its side file."""
-    for folder in ('real', 'fake', 'audio_feat'):
-        (root / folder).mkdir(parents=True)
-    for video in plan:
-        (root / video.folder / f'{video.name}.jpg').write_bytes(b'')
-        (root / 'audio_feat' / f'{video.name}.npy').write_bytes(b'')
-    with open(root / index_file, 'w', newline='') as handle:
-        csv.writer(handle).writerows([['video', header, 'face_identity', 'voice_identity']]
-                                     + [[v.name, v.kind, f'id{v.face_id:05d}', f'id{v.voice_id:05d}'] for v in plan])
-
-
 @pytest.mark.parametrize('folder', ['DFDC', 'FakeAVCeleb'])
 def test_the_default_split_of_each_sample_set_measures_val_and_test(tmp_path, capsys, folder):
     """The sample sets as make_sample_data makes them by default (their planned names and identities), split with
@@ -299,7 +293,9 @@ def test_the_default_split_of_each_sample_set_measures_val_and_test(tmp_path, ca
     from scripts import make_sample_data
     plan = make_sample_data.plan_test_sets(make_sample_data.build_parser().parse_args([]))[folder]
     index_file, header = ('videos.csv', 'label') if folder == 'DFDC' else ('categories.csv', 'category')
-    names_only_layout(tmp_path / folder, plan, index_file, header)
+    names_only_layout(tmp_path / folder, {v.name: v.folder for v in plan}, index_file,
+                      [['video', header, 'face_identity', 'voice_identity']]
+                      + [[v.name, v.kind, f'id{v.face_id:05d}', f'id{v.voice_id:05d}'] for v in plan])
     out = tmp_path / 'split.json'
     assert make_splits.main(['--dataroot', str(tmp_path / folder), '--out', str(out)]) == 0
     assert 'warning' not in capsys.readouterr().out
