@@ -13,7 +13,6 @@ video (video level, the headline), with the AUC per fake category when the datas
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
 import logging
-import math
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ import time
 import numpy as np
 
 from data import DatasetError, SkipLog, create_dataset
-from models import MODEL_ERRORS, load_model
+from models import MODEL_ERRORS, checkpoint, load_model, losses
 from options.test_options import TestOptions
 from util import metrics, report, util
 
@@ -56,12 +55,16 @@ def by_video(scored, how):
 
 
 def write_results(folder, scored, videos, summary):
-    """scores.csv (one row per window), video_scores.csv (one row per video) and summary.json in ``folder``."""
+    """scores.csv (one row per window), video_scores.csv (one row per video) and summary.json in ``folder``. The
+    ``distance`` column is the score as a dissimilarity (``models/losses.py: score_distance``: minus the score for
+    neg_l2, one minus it for cosine)."""
     header = ['video', 'label', 'window', 'score', 'distance', 'face_path', 'voice_path']
+    distances = losses.score_distance(summary['model_config']['score'], scored['score'])
     util.atomic_write_csv(
         os.path.join(folder, 'scores.csv'), header,
-        ([scored['video'][i], int(scored['label'][i]), int(scored['window'][i]), f'{score:.6f}', f'{-score:.6f}',
-          scored['face_path'][i], scored['voice_path'][i]] for i, score in enumerate(scored['score'])))
+        ([scored['video'][i], int(scored['label'][i]), int(scored['window'][i]), f'{score:.6f}',
+          f'{distances[i]:.6f}', scored['face_path'][i], scored['voice_path'][i]]
+         for i, score in enumerate(scored['score'])))
     util.atomic_write_csv(
         os.path.join(folder, 'video_scores.csv'), ['video', 'label', 'windows', f'score_{summary["video_agg"]}'],
         ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]), f'{score:.6f}']
@@ -108,8 +111,7 @@ def test(opt):
     elapsed = time.time() - start
     protocol = getattr(opt, 'protocol', 'sound')   # DFDC-layout options
     meta = model.loaded_meta or {}
-    threshold = (meta.get('val') or {}).get('eer_threshold')
-    threshold = threshold if threshold is not None and math.isfinite(threshold) else None
+    threshold, threshold_source = checkpoint.decision_threshold(meta)
     category_of = loader.dataset.categories()
     videos = by_video(scored, opt.video_agg)
     frame = level_summary(scored['label'], scored['score'], threshold,
@@ -122,16 +124,14 @@ def test(opt):
                'frame_level': frame, 'video_level': video, 'bootstrap_resamples': BOOTSTRAP,
                'n_windows': int(len(scored['label'])), 'n_videos': int(len(videos['label']))}
     summary['threshold'] = threshold
-    summary['threshold_source'] = (
-        'validation EER threshold stored with the checkpoint' if threshold is not None else
-        'none: the checkpoint stores no validation threshold, and none is chosen on the test set; accuracy is not '
-        'reported')
+    summary['threshold_source'] = threshold_source + ('' if threshold is not None else '; accuracy is not reported')
     summary['selection'] = (f'checkpoint {opt.epoch!r} chosen before testing ("best" = highest validation AUC); '
                             f'threshold from validation; nothing chosen on this test set')
     summary.update({
         'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode, 'name': opt.name,
         'epoch': opt.epoch, 'checkpoint_epoch': meta.get('epoch'), 'encoder_compat': model.config.compat,
-        'model_config': model.config.to_dict(),
+        'model_config': model.config.to_dict(), 'score': model.config.score,
+        'score_meaning': losses.SCORE_MEANING[model.config.score],
         'checkpoint_format': 'vfd-checkpoint' if meta else 'plain state dict (released format)',
         'split_file': getattr(opt, 'split_file', ''),
         **({'original_order': ('sorted by name' if opt.original_order == 'sorted' else
@@ -171,7 +171,7 @@ def test(opt):
         print(f'protocol original: frame-level, the released sampling of fakes per real, fakes in '
               f'{summary["original_order"]}')
     if threshold is not None:
-        print(f'accuracy {summary["accuracy"]:.4f} at the validation threshold {threshold:.4f}')
+        print(f'accuracy {summary["accuracy"]:.4f} at the threshold {threshold:.4f} ({threshold_source})')
     else:
         print('no accuracy: the checkpoint stores no validation threshold (none is chosen on the test set)')
     print(f'results: {folder}/ (index.html, summary.json, scores.csv, video_scores.csv)')

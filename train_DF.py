@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data import DatasetError, DatasetLoader, SkipLog, create_dataset, faces
-from models import MODEL_ERRORS, TrainingError, create_model, load_model
+from models import MODEL_ERRORS, TrainingError, create_model, load_model, losses
 from options.train_options import TrainOptions
 from util import collapse, distributed, metrics, runs, util
 from util.visualizer import Visualizer
@@ -135,9 +135,10 @@ def run_epoch(run, epoch):
     t_mark = time.time()
     bar = util.progress(total=run.train_loader.num_batches() + epoch_iter, initial=epoch_iter,
                         desc=f'epoch {epoch}/{run.last_epoch}', disable=not run.main)
+    steps = max(1, run.train_loader.num_batches() + epoch_iter)
     for batch in run.train_loader:
         t_loaded = time.time()
-        model.apply_warmup(run.total_iters + 1)
+        model.apply_warmup(run.total_iters + 1, progress=epoch - 1 + epoch_iter / steps)
         model.set_input(batch)
         model.optimize_parameters()
         epoch_iter += 1
@@ -238,18 +239,19 @@ def validate(model, loader, n_samples=4):
     model.train()
     scores, labels = np.concatenate(scores).astype(np.float64), np.concatenate(labels)
     results = metrics.summarize(labels, scores)
+    distances = losses.score_distance(model.config.score, scores)   # whatever the score, as a dissimilarity >= 0
     # the spread of a handful of distances says nothing about a collapse: NaN (not judged) below MIN_SPREAD_PAIRS
-    results['distance_spread'] = collapse.distance_spread(-scores) if len(scores) >= collapse.MIN_SPREAD_PAIRS \
+    results['distance_spread'] = collapse.distance_spread(distances) if len(scores) >= collapse.MIN_SPREAD_PAIRS \
         else float('nan')
     # what best_* follows when the AUC is not measurable: the real pairs' mean distance (lower is better), or, with
     # fakes only, minus theirs (a model that keeps mismatched voices and faces apart)
-    results['val_loss'] = float(-scores[labels == 1].mean()) if (labels == 1).any() else \
-        float(scores[labels == 0].mean()) if len(labels) else float('nan')
+    results['val_loss'] = float(distances[labels == 1].mean()) if (labels == 1).any() else \
+        float(-distances[labels == 0].mean()) if len(labels) else float('nan')
     voices = np.asarray(voices)
     samples = []
     for i, face in picked:
         others = (voices == voices[i]) & (labels == 0)
-        samples.append((face, -scores[i], float(-scores[others].mean()) if others.any() else float('nan')))
+        samples.append((face, distances[i], float(distances[others].mean()) if others.any() else float('nan')))
     return results, samples
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from .base_dataset import BaseDataset, DatasetError, is_image
 from . import faces
+from . import inputs as data_inputs
 from .layouts import DFDC_LABELS
 from .layouts import DFDC_LAYOUT as LAYOUT
 from .layouts import dfdc_paths, dfdc_window_voice
@@ -49,11 +50,14 @@ class DFDCDataset(BaseDataset):
 
     Training items (fine-tuning, the journal version's second stage): every window of a real video is an anchor
     (its voice) with its positive (its face) and ``--n_negatives`` faces of fake videos (K), drawn per
-    ``(--seed, epoch, index)`` (K = the model's ``n_negatives``; fine-tuning needs ``--negatives sampled``)::
+    ``(--seed, epoch, index)`` (K = the model's ``n_negatives``; fine-tuning needs ``--negatives sampled``); with
+    ``--loss fake_pairs`` each fake face comes with its own window's voice (``neg_voices``), and journal inputs start
+    every voice at the journal's random offset (``data/inputs.py``)::
 
         voice           float32 (1, M, T)
         face            float32 (3, S, S)
         neg_faces       float32 (K, 3, S, S)   faces of fake windows
+        neg_voices      (K, 1, M, T)           only with neg_voices: the voices of the same fake windows
         identity        int64   ()             the real video's index
         neg_identities  int64   (K,)           -1 - index of each fake video (never equal to an identity)
         index           int64   ()
@@ -108,11 +112,12 @@ class DFDCDataset(BaseDataset):
                     if not windows:
                         problems.append((path, 'empty folder: no window images'))
                         continue
-                    pairs = [(os.path.join(path, f), dfdc_window_voice(self.root, video, os.path.splitext(f)[0]),
+                    pairs = [(os.path.join(path, f), dfdc_window_voice(self.root, video, os.path.splitext(f)[0],
+                                                                       self.voice_ext),
                               _window_key(f)[0]) for f in windows]
                 elif is_image(entry):
                     video = os.path.splitext(entry)[0]
-                    pairs = [(path, dfdc_paths(self.root, folder, video)[1], 0)]
+                    pairs = [(path, dfdc_paths(self.root, folder, video, ext=self.voice_ext)[1], 0)]
                 else:
                     continue
                 if keep is not None and video not in keep:
@@ -124,11 +129,11 @@ class DFDCDataset(BaseDataset):
                 forms[video] = path
                 for face, voice, window in pairs:
                     if not self.store.isfile(voice):
-                        problems.append((face, f'no voice file {voice}'))
+                        problems.append((face, f'no voice file {voice}{self.missing_voice_hint()}'))
                         continue
                     used.add(voice)
                     self.items.append((video, face, voice, label, window))
-        problems += self._orphans(self.store, audio_dir, used, keep)
+        problems += self._orphans(self.store, audio_dir, used, keep, self.voice_ext)
         self.report_problems(problems, LAYOUT)
         if not self.items:
             raise DatasetError(f'no usable voice-face pairs under {self.root}; DFDC expects {LAYOUT}')
@@ -151,16 +156,17 @@ class DFDCDataset(BaseDataset):
                     len(labels) - sum(labels), len(videos))
 
     @staticmethod
-    def _orphans(store, audio_dir, used, keep):
-        """Voice files (or window folders) with no face; only for the kept videos when a split is given."""
+    def _orphans(store, audio_dir, used, keep, ext='.npy'):
+        """Voice files (ending in ``ext``, or window folders) with no face; only for the kept videos when a split is
+        given."""
         out = []
         for entry in sorted(store.listdir(audio_dir)):
             path = os.path.join(audio_dir, entry)
             video = entry if store.isdir(path) else os.path.splitext(entry)[0]
             if keep is not None and video not in keep:
                 continue
-            files = ([os.path.join(path, f) for f in sorted(store.listdir(path)) if f.endswith('.npy')]
-                     if store.isdir(path) else [path] if entry.endswith('.npy') else [])
+            files = ([os.path.join(path, f) for f in sorted(store.listdir(path)) if f.endswith(ext)]
+                     if store.isdir(path) else [path] if entry.endswith(ext) else [])
             out += [(f, 'no face image in real/ or fake/ for this voice') for f in files if f not in used]
         return out
 
@@ -213,8 +219,8 @@ class DFDCDataset(BaseDataset):
         video, face_path, voice_path, _, _ = self.reals[index]
         k = self.n_negatives
         picks = rng.choice(len(self.fakes), size=k, replace=k > len(self.fakes))
-        return {
-            'voice': self.load_voice(voice_path),
+        item = {
+            'voice': self.load_voice(voice_path, self._offset(rng)),
             'face': self.load_face(face_path, rng, train=True),
             'neg_faces': faces.stack_faces([self.load_face(self.fakes[j][1], rng, train=True) for j in picks]),
             'identity': np.int64(self.video_index[video]),
@@ -222,6 +228,16 @@ class DFDCDataset(BaseDataset):
             'index': np.int64(index),
             'face_path': face_path,
         }
+        if self.neg_voices:   # each fake face with its own voice: the fake pairs of the journal's fine-tuning
+            item['neg_voices'] = np.stack([self.load_voice(self.fakes[j][2], self._offset(rng)) for j in picks])
+        return item
+
+    def _offset(self, rng):
+        """Where a fine-tuning voice starts in its file: the journal's random start (0.1 to 1 s, in steps of 10 ms)
+        for journal inputs; the start of the stored window otherwise."""
+        if self.inputs.name != 'journal':
+            return 0
+        return int(rng.choice(data_inputs.DEEPFAKE_OFFSETS))
 
 
 def _window_key(name):

@@ -23,6 +23,7 @@ class VoxImageDataset(BaseDataset):
 
         <dataroot>/face/<identity>/<video>/<frame>.jpg
         <dataroot>/voice/<identity>_<video>_<frame>.npy      float (n_mels, frames) mel in dB
+        <dataroot>/voice/<identity>_<video>_<frame>.wav      the clip's 16 kHz audio (what journal models read)
 
     Identity folders are those whose name starts with ``--id_prefix`` ('id'). Identities are sorted; the first
     ``--val_ratio`` of them (at least two when the ratio is above 0) form the validation split, the rest the
@@ -93,7 +94,7 @@ class VoxImageDataset(BaseDataset):
         self.identities = ids
         self.face_paths, self.voice_paths, self.labels, problems = scan_clips(
             self.store, self.face_dir, self.voice_dir, ids, opt.max_clips_per_id, cap,
-            all_identities=all_ids if phase == 'train' else None)
+            all_identities=all_ids if phase == 'train' else None, ext=self.voice_ext, hint=self.missing_voice_hint())
         self.report_problems(problems, LAYOUT)
         if len(set(self.labels)) < 2:
             raise DatasetError(f'the {phase} split has clips of fewer than two identities under {self.face_dir}; '
@@ -212,15 +213,16 @@ def voice_owner(name, identities):
     return None
 
 
-def scan_clips(store, face_dir, voice_dir, identities, max_per_id, max_total, all_identities=None):
-    """Pair faces with voices for ``identities``.
+def scan_clips(store, face_dir, voice_dir, identities, max_per_id, max_total, all_identities=None, ext='.npy',
+               hint=''):
+    """Pair faces with voices (the files ending in ``ext``) for ``identities``.
 
     ``store`` (``data/store.py``) answers the folder questions. Returns (face paths, voice paths, identity index per
     clip, problems). ``problems`` lists (path, reason) for
-    faces without a voice, voices of these identities without a face, empty folders and, when ``all_identities``
-    is given, voice files that belong to no identity folder at all.
+    faces without a voice (``hint`` added to the reason), voices of these identities without a face, empty folders
+    and, when ``all_identities`` is given, voice files that belong to no identity folder at all.
     """
-    voices = {n for n in store.listdir(voice_dir) if n.endswith('.npy')}
+    voices = {n for n in store.listdir(voice_dir) if n.endswith(ext)}
     faces_out, voices_out, labels, problems, matched, scanned = [], [], [], [], set(), set()
     scan = util.progress(identities, desc=f'scanning {face_dir}', disable=len(identities) < SCAN_PROGRESS_FROM)
     for label, identity in enumerate(scan):
@@ -242,10 +244,10 @@ def scan_clips(store, face_dir, voice_dir, identities, max_per_id, max_total, al
             problems.append((id_dir, 'empty folder: no video folders with face images'))
         taken = 0
         for video, frame in clips:
-            voice_name = vox_voice_name(identity, video, os.path.splitext(frame)[0])
+            voice_name = vox_voice_name(identity, video, os.path.splitext(frame)[0], ext)
             face_path = os.path.join(id_dir, video, frame)
             if voice_name not in voices:
-                problems.append((face_path, f'no voice file {os.path.join(voice_dir, voice_name)}'))
+                problems.append((face_path, f'no voice file {os.path.join(voice_dir, voice_name)}{hint}'))
                 continue
             matched.add(voice_name)
             full = (max_per_id and taken >= max_per_id) or len(faces_out) >= max_total

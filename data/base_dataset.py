@@ -4,10 +4,13 @@ A dataset is found by name: ``--dataset_mode Vox_image`` -> ``data/Vox_image_dat
 It subclasses ``BaseDataset`` and implements:
 
 * ``modify_commandline_options(parser, is_train)``: add its own flags or change defaults;
-* ``__init__(opt, phase, n_negatives=0, face_backend=..., voice_dtype=...)``: scan ``opt.dataroot`` for
-  ``phase``; raise ``DatasetError`` with the path and the expected layout when the data do not fit. The keyword
-  arguments come from the model (``model.dataset_args(phase)``), not from the options: ``n_negatives`` negative
-  faces per training item (0 = none), the face backend of ``data/faces.py`` and the dtype voices travel in;
+* ``__init__(opt, phase, n_negatives=0, face_backend=..., voice_dtype=..., inputs=..., face_resample=...,
+  neg_voices=False)``: scan ``opt.dataroot`` for ``phase``; raise ``DatasetError`` with the path and the expected
+  layout when the data do not fit. The keyword arguments come from the model (``model.dataset_args(phase)``), not
+  from the options: ``n_negatives`` negative faces per training item (0 = none), the face backend of
+  ``data/faces.py`` and its resampling filter, the dtype voices travel in, the input recipe of ``data/inputs.py``
+  (which voice files to read and how: ``voice_ext``, ``load_voice``) and, for losses that contrast whole fake pairs,
+  ``neg_voices`` (each negative face comes with its own voice);
 * ``__len__()`` and ``load(index, rng)``: one item, drawing anything random (negatives, crops, flips) from ``rng``,
   the generator of ``(--seed, epoch, index)`` that ``__getitem__`` makes. The loader asks for ``dataset[(epoch,
   index)]``, so the epoch goes straight into the generator and results do not depend on the number of workers.
@@ -25,6 +28,8 @@ T = frames). Datasets list the same keys in their class docstrings.
       face_path       list of B str
       neg_faces       uint8   (B, K, 3, S, S)  only when K > 0: faces of other identities
       neg_identities  int64   (B, K)           only when K > 0
+      neg_voices      (B, K, 1, M, T)          only when the model asks for them (``neg_voices``): the voice of
+                                               each negative face's own clip (a fake pair, for fine-tuning)
       replaced        list of {'path', 'reason'}  only with --skip_bad: unreadable negatives that were replaced
 
 * ``val`` and ``test`` (labelled pairs; validation and testing read them alike)::
@@ -49,6 +54,7 @@ import os
 import numpy as np
 
 from . import audio, faces, store
+from . import inputs as data_inputs
 from .errors import DatasetError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
@@ -58,12 +64,18 @@ logger = logging.getLogger(__name__)
 class BaseDataset:
     """Base class of the datasets; see the module docstring for the contract."""
 
-    def __init__(self, opt, phase, n_negatives=0, *, face_backend='torchvision', voice_dtype='float16'):
+    def __init__(self, opt, phase, n_negatives=0, *, face_backend='torchvision', voice_dtype='float16',
+                 inputs='vfd2022', face_resample='bicubic', neg_voices=False):
         self.opt = opt
         self.phase = phase
         self.n_negatives = int(n_negatives)
         self.face_backend = face_backend     # data/faces.py: 'torchvision', or 'pil' for the released encoders
+        self.face_resample = face_resample
         self.voice_dtype = np.dtype(voice_dtype)
+        self.inputs = data_inputs.recipe(inputs)
+        self.voice_ext = self.inputs.voice_ext
+        self.neg_voices = bool(neg_voices)
+        self.augment = getattr(opt, 'augment', 'none') if phase == 'train' and opt.isTrain else 'none'
         self.root = opt.dataroot
         self.skipped = []  # (path, reason) of samples left out while scanning (--skip_bad)
         if not os.path.isdir(self.root):
@@ -99,13 +111,27 @@ class BaseDataset:
         return False
 
     def load_face(self, path, rng=None, train=False):
-        """A face for the encoder, uint8 (3, S, S), prepared by this dataset's backend (``data/faces.py``)."""
-        return faces.load_face(path, self.opt, rng, train, self.face_backend, read=self.store.read)
+        """A face for the encoder, uint8 (3, S, S), prepared by this dataset's backend (``data/faces.py``); training
+        faces go through ``--augment`` when it is on."""
+        return faces.load_face(path, self.opt, rng, train, self.face_backend, read=self.store.read,
+                               resample=self.face_resample, augment=self.augment if train else 'none')
 
-    def load_voice(self, path):
-        """A voice for the encoder, (1, M, T) in [-1, 0], in this dataset's transport dtype (``data/audio.py``)."""
-        return audio.load_voice(path, self.opt.n_mels, self.opt.n_frames, read=self.store.read).astype(
-            self.voice_dtype, copy=False)
+    def load_voice(self, path, offset=0):
+        """A voice for the encoder, (1, M, T), in this dataset's transport dtype: the stored mel normalised to
+        [-1, 0] (vfd2022, ``data/audio.py``), or the journal's power mel of the WAV file's 40,960 samples from sample
+        ``offset`` (``data/inputs.py``)."""
+        if self.inputs.name == 'journal':
+            voice = data_inputs.load_journal_voice(path, self.store.read, offset, self.opt.n_mels, self.opt.n_frames)
+        else:
+            voice = audio.load_voice(path, self.opt.n_mels, self.opt.n_frames, read=self.store.read)
+        return voice.astype(self.voice_dtype, copy=False)
+
+    def missing_voice_hint(self):
+        """What to say when a face has no voice file of this dataset's kind."""
+        if self.voice_ext == '.wav':
+            return (' (this model reads the journal\'s inputs: 16 kHz WAV voices beside the mels; the prep scripts '
+                    'write them with --voices mel,wav, their default, and scripts/make_sample_data.py writes both)')
+        return ''
 
     def label_counts(self):
         """(reals, fakes) among the labelled pairs of a ``val`` or ``test`` phase; None where it is not known."""

@@ -45,23 +45,23 @@ def read_file(path):
         return handle.read()
 
 
-def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read_file):
+def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read_file, resample='bicubic',
+              augment='none'):
     """The face image at ``path`` (its bytes from ``read``, e.g. a packed store's) prepared for the encoder: uint8
-    (3, crop_size, crop_size); errors name the file."""
+    (3, crop_size, crop_size); errors name the file. ``resample``: the filter that scales it ('bicubic' or
+    'bilinear'); ``augment='journal'`` (training faces only) replaces the crop and flip by the journal's
+    augmentation (``journal_augment``)."""
     try:
         data = read(path)
     except OSError as err:
         raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
     size = image_size(data, path)   # before any decoder allocates what the header claims
+    if train and augment == 'journal':
+        return journal_augment(_pil_rgb(data, path), opt, rng, source=path)
     if backend == 'jpeg' and data[:3] == JPEG_MAGIC:
         return encoded_face(data, size, opt, rng, train, source=path)
     if backend == 'pil':
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image = image.convert('RGB')
-        except (OSError, UnidentifiedImageError) as err:
-            raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
-        return pil_face(image, opt, rng, train, source=path)
+        return pil_face(_pil_rgb(data, path), opt, rng, train, source=path, resample=resample)
     from torchvision.io import ImageReadMode, decode_image
     try:
         with warnings.catch_warnings():   # torchvision 0.29 announces TorchCodec as the successor of its decoders
@@ -69,7 +69,16 @@ def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read
             image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except (OSError, RuntimeError, ValueError) as err:
         raise _decode_error(path, err) from err
-    return tensor_face(image, opt, rng, train, source=path)
+    return tensor_face(image, opt, rng, train, source=path, resample=resample)
+
+
+def _pil_rgb(data, path):
+    """The image bytes ``data`` decoded by PIL as RGB; DatasetError naming ``path`` when they do not decode."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert('RGB')
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
 
 
 MAX_PIXELS = 64 * 2 ** 20   # a face image larger than 64 megapixels (8192 x 8192) is refused before decoding
@@ -132,11 +141,15 @@ def _draws(opt, width, height, crop, rng, train):
     return left, top, flip
 
 
-def pil_face(image, opt, rng=None, train=False, source='image'):
-    """An RGB ``PIL.Image`` prepared as the released code does (PIL bicubic): uint8 (3, crop_size, crop_size)."""
+PIL_FILTERS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}
+
+
+def pil_face(image, opt, rng=None, train=False, source='image', resample='bicubic'):
+    """An RGB ``PIL.Image`` prepared as the authors' code does (PIL's ``resample`` filter: bicubic in the 2022
+    release, bilinear in the journal's ``GroupScale``): uint8 (3, crop_size, crop_size)."""
     size = _scaled_size(opt, *image.size)
     if size != image.size:
-        image = image.resize(size, Image.BICUBIC)
+        image = image.resize(size, PIL_FILTERS[resample])
     width, height = image.size
     crop = _check(opt, width, height, source)
     left, top, flip = _draws(opt, width, height, crop, rng, train)
@@ -148,14 +161,15 @@ def pil_face(image, opt, rng=None, train=False, source='image'):
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def tensor_face(image, opt, rng=None, train=False, source='image'):
+def tensor_face(image, opt, rng=None, train=False, source='image', resample='bicubic'):
     """A uint8 (3, H, W) tensor prepared with torchvision.transforms.v2: uint8 (3, crop_size, crop_size) array."""
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms.v2 import functional as TF
     height, width = image.shape[-2:]
     new_width, new_height = _scaled_size(opt, width, height)
     if (new_width, new_height) != (width, height):
-        image = TF.resize(image, [new_height, new_width], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        mode = InterpolationMode.BICUBIC if resample == 'bicubic' else InterpolationMode.BILINEAR
+        image = TF.resize(image, [new_height, new_width], interpolation=mode, antialias=True)
     crop = _check(opt, new_width, new_height, source)
     left, top, flip = _draws(opt, new_width, new_height, crop, rng, train)
     if (left, top, new_width, new_height) != (0, 0, crop, crop):
@@ -165,11 +179,58 @@ def tensor_face(image, opt, rng=None, train=False, source='image'):
     return np.ascontiguousarray(image.numpy())
 
 
-def image_face(image, opt, backend='torchvision'):
+def image_face(image, opt, backend='torchvision', resample='bicubic'):
     """A decoded RGB ``PIL.Image`` (e.g. a video frame) prepared for scoring with ``backend``: uint8 (3, S, S)."""
     if backend == 'pil':
-        return pil_face(image, opt)
-    return tensor_face(torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1), opt)
+        return pil_face(image, opt, resample=resample)
+    return tensor_face(torch.from_numpy(np.array(image.convert('RGB'))).permute(2, 0, 1), opt, resample=resample)
+
+
+# ------------------------------------------------------------------------------- the journal's training augmentation
+AUGMENTS = ('none', 'journal')
+MULTI_SCALES = (1, .875, .75, .66)
+
+
+def multi_scale_box(width, height, crop, rng):
+    """The journal's multi-scale crop (the TSN recipe): a (left, top, box width, box height) whose sides are two of
+    ``MULTI_SCALES`` x the image's shorter side, at most one step apart (sides within 3 px of ``crop`` snap to it),
+    at one of 13 fixed positions (corners, centre, edge middles, quarter points)."""
+    base = min(width, height)
+    sizes = [crop if abs(int(base * scale) - crop) < 3 else int(base * scale) for scale in MULTI_SCALES]
+    pairs = [(w, h) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= 1]
+    box_w, box_h = pairs[int(rng.integers(len(pairs)))]
+    box_w, box_h = min(box_w, width), min(box_h, height)
+    w_step, h_step = (width - box_w) // 4, (height - box_h) // 4
+    positions = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0), (1, 1), (3, 1), (1, 3), (3, 3)]
+    i, j = positions[int(rng.integers(len(positions)))]
+    return i * w_step, j * h_step, box_w, box_h
+
+
+def journal_augment(image, opt, rng, source='image'):
+    """A training face as the journal's pre-training and fine-tuning augment it, with torchvision.transforms.v2:
+    RandAugment (2 operations of magnitude 9) on the whole image, the multi-scale crop (``multi_scale_box``) scaled to
+    ``crop_size`` (bilinear), a horizontal flip with probability 1/2 (not with ``--no_flip``), colour jitter
+    (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1) with probability 0.8, and grayscale with probability 0.2.
+    Every draw comes from ``rng`` (the sample's generator), so the result does not depend on the loader worker.
+    Returns uint8 (3, crop_size, crop_size)."""
+    from torchvision.transforms import InterpolationMode, v2
+    from torchvision.transforms.v2 import functional as TF
+    width, height = image.size
+    crop = opt.crop_size
+    if min(width, height) < 8:
+        raise DatasetError(f'{source}: image {width}x{height} is too small to augment', path=source)
+    tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2 ** 62)))
+        tensor = v2.RandAugment(num_ops=2, magnitude=9)(tensor)
+        left, top, box_w, box_h = multi_scale_box(width, height, crop, rng)
+        tensor = TF.resize(TF.crop(tensor, top, left, box_h, box_w), [crop, crop],
+                           interpolation=InterpolationMode.BILINEAR, antialias=True)
+        if not opt.no_flip and rng.random() < 0.5:
+            tensor = TF.horizontal_flip(tensor)
+        tensor = v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8)(tensor)
+        tensor = v2.RandomGrayscale(p=0.2)(tensor)
+    return np.ascontiguousarray(tensor.numpy())
 
 
 class EncodedFace:

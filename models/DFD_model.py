@@ -1,13 +1,14 @@
 """VFD's detector model: a voice encoder and a face encoder trained with a triplet loss (``--model DFD``)."""
 import contextlib
+import dataclasses
 import logging
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from data import faces
+from data import inputs as data_inputs
 
 from . import checkpoint, losses, networks
 from .base_model import BaseModel
@@ -19,8 +20,10 @@ AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def stored_compat(state_dict):
-    """'released' or 'fixed' as told by a state dict's position embedding ((32, 1, dim) or (1, 2, dim)); None when
-    it has none or another shape."""
+    """'released' or 'fixed' as told by a state dict's position embedding ((32, 1, dim) or (1, 2, dim)), 'journal'
+    for the journal's encoders (a ``positional_embedding`` and a ``class_embedding``); None otherwise."""
+    if 'positional_embedding' in state_dict and 'class_embedding' in state_dict:
+        return 'journal'
     pos = state_dict.get('pos_embedding')
     if pos is None or pos.dim() != 3:
         return None
@@ -58,11 +61,25 @@ def mismatch_hint(compat, state_dict):
     """Which mode or which size options to try when ``state_dict`` does not fit a model of ``compat``."""
     stored = stored_compat(state_dict)
     if stored is not None and stored != compat:
-        return (f'\nThe file looks like a {stored}-mode checkpoint (pos_embedding '
-                f'{tuple(state_dict["pos_embedding"].shape)}) but the model was built with --encoder_compat '
-                f'{compat}; try --encoder_compat {stored}.')
+        told = ('its parameter names' if stored == 'journal' else
+                f'pos_embedding {tuple(state_dict["pos_embedding"].shape)}')
+        return (f'\nThe file looks like a {stored}-mode checkpoint ({told}) but the model was built with '
+                f'--encoder_compat {compat}; try --encoder_compat {stored}.')
     return ('\nCheck the size options (--dim --depth --mlp_dim --emb_dim --width_mult --crop_size --n_mels '
             '--n_frames).')
+
+
+def training_loss(opt, config):
+    """The config a training run continues with: a run that starts from another's weights (fine-tuning,
+    ``--pretrained_name``) trains with its own ``--loss`` (the journal's fine-tuning changes the loss); a resumed run
+    (``--continue_train``) keeps the stored one unless ``--loss`` is typed."""
+    if not opt.isTrain or config.loss == opt.loss:
+        return config
+    if opt.continue_train and 'loss' not in getattr(opt, 'explicit', ()):
+        opt.loss = config.loss
+        return config
+    logger.info('training with --loss %s (the checkpoint was trained with %s)', opt.loss, config.loss)
+    return dataclasses.replace(config, loss=opt.loss)
 
 
 def check_training_combination(opt, config):
@@ -74,6 +91,12 @@ def check_training_combination(opt, config):
         raise ModelConfigError(f'--negatives in_batch takes the negatives from the other anchors of a batch, so '
                                f'--batch_size ({opt.batch_size}) must exceed --n_negatives ({opt.n_negatives}); raise '
                                f'--batch_size, lower --n_negatives or use --negatives sampled')
+    if opt.loss in ('infonce', 'infonce_paired', 'fake_pairs') and not opt.temperature > 0:
+        raise ModelConfigError(f'--temperature must be above 0 (the logits are divided by it), got {opt.temperature}')
+    if opt.loss == 'fake_pairs' and opt.dataset_mode != 'DFDC':
+        raise ModelConfigError('--loss fake_pairs contrasts a real window with fake windows (each fake\'s voice with '
+                               'its own face): it fine-tunes on a deepfake set, --dataset_mode DFDC with a '
+                               '--split_file, after pre-training (--pretrained_name)')
     if config.compat != 'released':
         return
     if in_batch:
@@ -90,17 +113,44 @@ def check_training_combination(opt, config):
                                f'--encoder_compat fixed')
 
 
+OPTIMIZERS = ('adam', 'adamw')
+
+
+def make_optimizer(opt, groups):
+    """``--optimizer`` over parameter ``groups``: Adam (betas ``--beta1``, ``--beta2``; ``--weight_decay`` added to
+    the gradient, as torch's Adam does) or AdamW (decoupled weight decay, the journal's: betas 0.9 and 0.98, eps
+    1e-8, weight decay 0.2), both with ``--eps``."""
+    kind = getattr(opt, 'optimizer', 'adam')
+    betas = (opt.beta1, getattr(opt, 'beta2', 0.999))
+    eps, decay = getattr(opt, 'eps', 1e-8), getattr(opt, 'weight_decay', 0.0)
+    cls = {'adam': torch.optim.Adam, 'adamw': torch.optim.AdamW}[kind]
+    return cls(groups, lr=opt.lr, betas=betas, eps=eps, weight_decay=decay)
+
+
 FACE_DECODE = ('auto', 'loader', 'device')
 
 
-def input_transport(compat, face_decode='loader'):
-    """How faces and voices travel from the loader workers for encoders of ``compat``: the released encoders get
-    PIL-prepared faces and float32 voices (exactly the released inputs), the others torchvision-prepared faces, or
-    with ``face_decode='device'`` the JPEG bytes for the model's device to decode (``data/faces.py``), and float16
-    voices."""
+def compat_and_inputs(config):
+    """(compat, inputs) of a ModelConfig, or of a compat name alone (its default inputs)."""
+    if isinstance(config, str):
+        return config, data_inputs.default_inputs(config)
+    return config.compat, config.inputs
+
+
+def input_transport(config, face_decode='loader'):
+    """How faces and voices travel from the loader workers for a model of ``config`` (its compat mode and its input
+    recipe, ``data/inputs.py``): the released encoders get PIL-prepared faces and float32 voices (exactly the
+    released inputs); journal inputs PIL-prepared faces (bilinear, as the journal's loader) and float32 power mels;
+    the others torchvision-prepared faces, or with ``face_decode='device'`` the JPEG bytes for the model's device to
+    decode (``data/faces.py``), and float16 voices."""
+    compat, inputs = compat_and_inputs(config)
+    spec = data_inputs.recipe(inputs)
+    transport = {'inputs': spec.name, 'face_resample': spec.face_resample, 'voice_dtype': spec.voice_dtype}
     if compat == 'released':
-        return {'face_backend': 'pil', 'voice_dtype': 'float32'}
-    return {'face_backend': 'jpeg' if face_decode == 'device' else 'torchvision', 'voice_dtype': 'float16'}
+        return {**transport, 'face_backend': 'pil', 'voice_dtype': 'float32'}
+    if spec.face_backend != 'auto':
+        return {**transport, 'face_backend': spec.face_backend}
+    return {**transport, 'face_backend': 'jpeg' if face_decode == 'device' else 'torchvision'}
 
 
 def device_decodes_jpeg(device):
@@ -117,40 +167,41 @@ def device_decodes_jpeg(device):
         return False
 
 
-def resolve_face_decode(choice, device, compat):
+def resolve_face_decode(choice, device, config):
     """``--face_decode`` made concrete: 'device' or 'loader'. ``auto`` decodes on a CUDA device that can (nvjpeg)
-    and in the loader workers otherwise; the released encoders always get the loaders' PIL faces."""
+    and in the loader workers otherwise; the released encoders and the journal's inputs always get the loaders' PIL
+    faces."""
     device = torch.device(device)
-    if compat == 'released':
+    compat, inputs = compat_and_inputs(config)
+    if compat == 'released' or data_inputs.recipe(inputs).face_backend == 'pil':
         if choice == 'device':
-            raise ModelConfigError('--encoder_compat released prepares faces with PIL in the loader workers, exactly '
-                                   'as the released code did; --face_decode device is for the other modes')
+            raise ModelConfigError(f'this model\'s faces are prepared with PIL in the loader workers, exactly as its '
+                                   f'authors\' code did (--encoder_compat {compat}, inputs {inputs}); '
+                                   f'--face_decode device is for the others')
         return 'loader'
     if choice == 'auto':
         return 'device' if device.type == 'cuda' and device_decodes_jpeg(device) else 'loader'
     return choice
 
 
-def encoder_input(x):
-    """A batch as the encoders take it, float32: uint8 faces (from the loaders) become x / 255 with mean 0.5 and std
-    0.5 per channel, i.e. [-1, 1], the released normalisation; float16 voices and float input become float32."""
+def encoder_input(x, inputs='vfd2022'):
+    """A batch as the encoders take it, float32: uint8 faces (from the loaders) are normalised as the input recipe
+    ``inputs`` says (vfd2022: x / 255 with mean 0.5 and std 0.5 per channel, i.e. [-1, 1], the released
+    normalisation; journal: CLIP's mean and std); float16 voices and float input become float32."""
     if x.dtype == torch.uint8:
-        return (x.float() / 255 - 0.5) / 0.5
+        return data_inputs.normalise_faces(x, inputs)
     return x.float()
 
 
-def embedding_spread(emb, distance):
-    """How much embeddings ``emb`` (N, E) depend on their input: their mean distance to their own mean, divided by
-    ``distance`` (the mean voice-to-own-face distance). Near 0 the encoder gives every input the same embedding."""
-    return (emb - emb.mean(0)).norm(dim=1).mean() / distance.clamp(min=1e-12)
+embedding_spread = losses.embedding_spread   # kept here for scripts that import it from the model
 
 
 class JointEncoder(nn.Module):
     """Both encoders behind one ``forward``, so that one DistributedDataParallel wrapper (or one compiled graph)
     covers every encoder call of a training step.
 
-    forward(voice (B, 1, M, T), face (B, 3, S, S), neg_faces (B, K, 3, S, S) or None)
-        -> voice_emb (B, E), face_emb (B, E), neg_emb (B, K, E) or None
+    forward(voice (B, 1, M, T), face (B, 3, S, S), neg_faces (B, K, 3, S, S) or None, neg_voices (B, K, 1, M, T)
+    or None) -> voice_emb (B, E), face_emb (B, E), neg_emb (B, K, E) or None, neg_voice_emb (B, K, E) or None.
     ``separate_negatives`` encodes the positives and the negatives in two passes, as the released code does (its
     position embedding by batch index and its batch statistics make the split matter).
     """
@@ -160,19 +211,22 @@ class JointEncoder(nn.Module):
         self.voice, self.face = voice, face
         self.separate_negatives = separate_negatives
 
-    def forward(self, voice, face, neg_faces=None):
-        """The embeddings of one training step (see the class docstring)."""
-        voice_emb = self.voice(voice)
-        if neg_faces is None:
-            return voice_emb, self.face(face), None
-        b, k = neg_faces.shape[:2]
-        negatives = neg_faces.flatten(0, 1)
+    def _encode(self, net, first, extra):
+        """``net`` over ``first`` (B, ...) and ``extra`` (B, K, ...) or None: (B, E), (B, K, E) or None."""
+        if extra is None:
+            return net(first), None
+        b, k = extra.shape[:2]
+        flat = extra.flatten(0, 1)
         if self.separate_negatives:
-            face_emb, neg_emb = self.face(face), self.face(negatives)
-        else:
-            faces = self.face(torch.cat([face, negatives]))
-            face_emb, neg_emb = faces[:b], faces[b:]
-        return voice_emb, face_emb, neg_emb.view(b, k, -1)
+            return net(first), net(flat).view(b, k, -1)
+        both = net(torch.cat([first, flat]))
+        return both[:b], both[b:].view(b, k, -1)
+
+    def forward(self, voice, face, neg_faces=None, neg_voices=None):
+        """The embeddings of one training step (see the class docstring)."""
+        voice_emb, neg_voice_emb = self._encode(self.voice, voice, neg_voices)
+        face_emb, neg_emb = self._encode(self.face, face, neg_faces)
+        return voice_emb, face_emb, neg_emb, neg_voice_emb
 
 
 class DFDModel(BaseModel):
@@ -219,10 +273,18 @@ class DFDModel(BaseModel):
     def modify_commandline_options(parser, is_train=True):
         """The model's flags: encoders and their sizes, and for training the loss and the negatives."""
         parser.add_argument('--encoder_compat', type=str, default='auto', choices=('auto',) + networks.COMPAT_MODES,
-                            help='released: the authors\' forward pass with its three quirks (position embedding by '
-                                 'batch index, attention scale dim**-0.5, batch statistics in the voice stem), for '
-                                 'their weights; fixed: the quirks corrected; auto: what the checkpoint was trained '
-                                 'with (a plain state dict: told by its position embedding), fixed for a new model')
+                            help='released: the 2022 release\'s forward pass with its three quirks (position '
+                                 'embedding by batch index, attention scale dim**-0.5, batch statistics in the voice '
+                                 'stem), for its weights; fixed: those encoders with the quirks corrected; journal: '
+                                 'the journal version\'s CLIP-style ViT-B/32 encoders (models/vit.py), at its sizes '
+                                 'unless size flags are typed; auto: what the checkpoint was trained with (a plain '
+                                 'state dict: told by its parameter names and position embedding), fixed for a new '
+                                 'model')
+        parser.add_argument('--inputs', type=str, default='auto', choices=('auto',) + tuple(data_inputs.INPUTS),
+                            help='what the model reads (data/inputs.py): vfd2022 = the stored dB mels (.npy) and '
+                                 'faces in [-1, 1]; journal = 16 kHz WAV voices (.wav beside the mels) as power mels '
+                                 'and CLIP-normalised faces; auto = journal for --encoder_compat journal, vfd2022 '
+                                 'otherwise; stored with the checkpoints')
         parser.add_argument('--voice_encoder', type=str, default='voice', help='registered voice encoder '
                             '(models/networks.py; released mode adds _released)')
         parser.add_argument('--face_encoder', type=str, default='face', help='registered face encoder '
@@ -232,8 +294,9 @@ class DFDModel(BaseModel):
         parser.add_argument('--face_args', type=str, default='',
                             help='key=value,... sizes of the face encoder that differ from the shared flags below')
         parser.add_argument('--score', type=str, default='neg_l2', choices=tuple(losses.SCORES),
-                            help='score of a voice-face pair (models/losses.py): neg_l2 = minus the L2 distance of '
-                                 'the embeddings; stored with the checkpoints')
+                            help='score of a voice-face pair, higher = more real (models/losses.py): neg_l2 = minus '
+                                 'the L2 distance of the embeddings (the 2022 release); cosine = their cosine (the '
+                                 'journal); stored with the checkpoints')
         parser.add_argument('--face_decode', type=str, default='auto', choices=FACE_DECODE,
                             help='where face JPEGs are decoded: device = in batches on the model\'s device (nvjpeg '
                                  'on CUDA; the loader workers only read the files and draw crops); loader = in the '
@@ -252,8 +315,7 @@ class DFDModel(BaseModel):
                                  'shorter ones padded with silent frames')
         if is_train:
             parser.add_argument('--loss', type=str, default='triplet', choices=tuple(losses.LOSSES),
-                                help='triplet: hinge max(0, d_pos - d_neg + margin) summed over the negatives; '
-                                     'infonce: softmax cross-entropy over -distance / temperature')
+                                help=losses.LOSS_HELP)
             parser.add_argument('--margin', type=float, default=0.25,
                                 help='triplet-loss margin (also the margin of the "active" share reported with '
                                      'the losses); see --margin_mode')
@@ -262,7 +324,12 @@ class DFDModel(BaseModel):
                                      'distances are divided by the batch\'s mean voice-to-negative distance first, '
                                      'so the loss does not change with the scale of the embeddings')
             parser.add_argument('--temperature', type=float, default=1.0,
-                                help='--loss infonce: logits are -distance / temperature')
+                                help='--loss infonce: logits are -distance / temperature; infonce_paired and '
+                                     'fake_pairs: cosine / temperature (the journal: 0.1)')
+            parser.add_argument('--learn_temperature', action='store_true',
+                                help='learn the temperature of a cosine loss (infonce_paired, fake_pairs) from '
+                                     '--temperature on, as CLIP learns its logit scale; it is saved with the training '
+                                     'state and restored by --continue_train')
             parser.add_argument('--negatives', type=str, default='in_batch', choices=NEGATIVE_MODES,
                                 help='sampled: the paper\'s scheme, --n_negatives faces of other identities loaded and '
                                      'encoded per anchor; in_batch: every other-identity face of the batch is a '
@@ -280,6 +347,7 @@ class DFDModel(BaseModel):
         if config is None:
             compat = 'fixed' if opt.encoder_compat == 'auto' else opt.encoder_compat
             config = cls.config_from_options(opt, compat)
+        config.apply_to(opt)   # the data side reads the sizes and inputs the encoders were built with
         return cls(opt, config)
 
     @classmethod
@@ -304,6 +372,7 @@ class DFDModel(BaseModel):
                 logger.warning('--encoder_compat %s ignored: the checkpoint was trained with %s', opt.encoder_compat,
                                config.compat)
         check_fits(config, loaded, directory, tag)   # before the real networks take memory
+        config = training_loss(opt, config)
         config.apply_to(opt)
         model = cls(opt, config)
         model.load_state_dicts(loaded, directory, tag)
@@ -323,7 +392,7 @@ class DFDModel(BaseModel):
         BaseModel.__init__(self, opt, config)
         self.compat = config.compat
         self.score_fn = losses.SCORES[config.score]
-        self.face_decode = resolve_face_decode(opt.face_decode, self.device, self.compat)
+        self.face_decode = resolve_face_decode(opt.face_decode, self.device, config)
         try:
             self.netG_audio, self.netG_video = config.build_encoders()
         except ValueError as err:
@@ -343,13 +412,17 @@ class DFDModel(BaseModel):
         """The loss, the optimiser and the training step's encoder (DDP-wrapped and compiled where asked for)."""
         check_training_combination(opt, self.config)
         self.loss_kind = self.config.loss
-        self.relative_scale = opt.margin_mode == 'relative'
         self.in_batch = opt.negatives == 'in_batch'
-        self.loss_names = [self.loss_kind, 'dist_pos', 'dist_neg', 'active', 'spread']
-        if self.in_batch:
-            self.loss_names.append('in_batch_skipped')
+        try:
+            self.criterion = losses.build_loss(opt, self.loss_kind).to(self.device)
+        except ValueError as err:
+            raise ModelConfigError(str(err)) from err
+        self.loss_names = [self.loss_kind, *self.criterion.monitor_names]
         groups = networks.fan_in_param_groups([self.netG_audio, self.netG_video], opt.lr, opt.lr_fan_in)
-        self.optimizer_G = torch.optim.Adam(groups, lr=opt.lr, betas=(opt.beta1, 0.999))
+        own = list(self.criterion.parameters())   # a learnt temperature trains at the base rate, without decay
+        if own:
+            groups.append({'params': own, 'lr': opt.lr, 'weight_decay': 0.0})
+        self.optimizer_G = make_optimizer(opt, groups)
         self.optimizers.append(self.optimizer_G)
         if self.amp_dtype == torch.float16:
             self.scaler = torch.amp.GradScaler(self.device.type)
@@ -363,13 +436,18 @@ class DFDModel(BaseModel):
         if opt.compile:
             self.step_encoder = torch.compile(self.step_encoder, mode=opt.compile_mode)
 
+    def training_modules(self):
+        """The loss, whose learnt temperature (``--learn_temperature``) is saved with the training state."""
+        return {'criterion': self.criterion} if getattr(self, 'criterion', None) is not None else {}
+
     def dataset_args(self, phase):
         """What the dataset of ``phase`` must deliver for this model (``data/base_dataset.py``): the negatives per
         anchor (none for in-batch training, where the other anchors' faces serve; ``--n_negatives`` otherwise, for
         validation the mismatched pairs per real pair), and how faces and voices travel: the released encoders get
         PIL-prepared faces and float32 voices, exactly the released inputs; the others torchvision and float16."""
         negatives = 0 if (phase == 'train' and self.in_batch) or not self.isTrain else self.opt.n_negatives
-        return {'n_negatives': negatives, **input_transport(self.compat, self.face_decode)}
+        neg_voices = self.isTrain and phase == 'train' and self.criterion.needs_neg_voices
+        return {'n_negatives': negatives, 'neg_voices': neg_voices, **input_transport(self.config, self.face_decode)}
 
     def autocast(self):
         """Autocast context for ``--amp`` (a no-op without it)."""
@@ -381,58 +459,45 @@ class DFDModel(BaseModel):
         """``tensor`` on the model's device as encoder input (``encoder_input``: uint8 and float16 travel, float32 is
         computed here; a ``FaceBatch`` of JPEG bytes is decoded here), channels-last for image batches when asked
         for."""
-        tensor = encoder_input(faces.decode_batch(tensor, self.device))
+        tensor = encoder_input(faces.decode_batch(tensor, self.device), self.config.inputs)
         if self.channels_last and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
 
     def set_input(self, batch):
         """batch: ``voice`` (B, 1, M, T), ``face`` (B, 3, S, S); for training ``neg_faces`` (B, K, 3, S, S)
-        (sampled negatives) or ``identity`` (B,) (in-batch negatives)."""
+        (sampled negatives), with ``neg_voices`` (B, K, 1, M, T) for fake pairs, or ``identity`` (B,) (in-batch
+        negatives)."""
         self.voice = self._to_device(batch['voice'])
         self.face = self._to_device(batch['face'])
         neg = batch.get('neg_faces') if not self.in_batch else None
-        self.neg_faces = encoder_input(faces.decode_batch(neg, self.device)) if neg is not None else None
+        self.neg_faces = (encoder_input(faces.decode_batch(neg, self.device), self.config.inputs)
+                          if neg is not None else None)
+        neg_voices = batch.get('neg_voices') if getattr(self, 'criterion', None) is not None and \
+            self.criterion.needs_neg_voices else None
+        self.neg_voices = encoder_input(neg_voices.to(self.device, non_blocking=True)) if neg_voices is not None \
+            else None
         self.identity = batch['identity'].to(self.device, non_blocking=True) if 'identity' in batch else None
 
     def forward(self, encoder=None):
-        """voice_emb (B, E), face_emb (B, E) and, with sampled negatives, neg_emb (B, K, E), all float32.
+        """voice_emb (B, E), face_emb (B, E) and, with sampled negatives, neg_emb (B, K, E) (and neg_voice_emb
+        (B, K, E) for fake pairs), all float32.
 
         ``encoder`` defaults to the training step's encoder (DDP-wrapped and compiled where asked for).
         """
         with self.autocast():
-            embs = (encoder or self.step_encoder)(self.voice, self.face, self.neg_faces)
-        self.voice_emb, self.face_emb, self.neg_emb = (e.float() if e is not None else None for e in embs)
+            embs = (encoder or self.step_encoder)(self.voice, self.face, self.neg_faces,
+                                                  getattr(self, 'neg_voices', None))
+        self.voice_emb, self.face_emb, self.neg_emb, self.neg_voice_emb = (
+            e.float() if e is not None else None for e in embs)
 
     def compute_loss(self):
-        """The ``--loss`` of the current embeddings (float32), with the monitoring values of ``loss_names``.
-
-        In-batch, ``d_neg`` is the whole (B, B) voice-to-face distance matrix (its diagonal holds the positives) and
-        ``valid`` marks the other identities' faces; sampled, ``d_neg`` is (B, K) and every entry is valid.
-        """
-        if self.in_batch:
-            assert self.identity is not None, 'in-batch negatives need the batch\'s identity labels'
-            d_neg = torch.cdist(self.voice_emb, self.face_emb, compute_mode='donot_use_mm_for_euclid_dist')  # (B, B)
-            d_pos = d_neg.diagonal()
-            valid = self.identity.unsqueeze(1) != self.identity.unsqueeze(0)
-            faces = self.face_emb
-        else:
-            d_pos = F.pairwise_distance(self.voice_emb, self.face_emb)                      # (B,)
-            d_neg = F.pairwise_distance(self.voice_emb.unsqueeze(1).expand_as(self.neg_emb), self.neg_emb)  # (B, K)
-            valid = None
-            faces = torch.cat([self.face_emb, self.neg_emb.flatten(0, 1)])
-        mean_neg = losses.mean_negative(d_neg, valid)
-        self.loss_dist_pos, self.loss_dist_neg = d_pos.detach().mean(), mean_neg.detach()
-        self.loss_spread = embedding_spread(faces.detach(), self.loss_dist_pos)
-        if self.relative_scale:   # in units of the mean negative distance, a unit the gradient flows through
-            d_pos, d_neg = d_pos / mean_neg, d_neg / mean_neg
-        self.loss_active = losses.active_fraction(d_pos.detach(), d_neg.detach(), self.opt.margin, valid)
-        sampled_loss, in_batch_loss, scale_option = losses.LOSSES[self.loss_kind]
-        scale = getattr(self.opt, scale_option)
-        if self.in_batch:
-            loss, self.loss_in_batch_skipped = in_batch_loss(d_neg, valid, scale, self.opt.n_negatives)
-        else:
-            loss = sampled_loss(d_pos, d_neg, scale)
+        """The ``--loss`` of the current embeddings (float32, ``models/losses.py``), with the monitoring values of
+        ``loss_names`` set as ``loss_<name>``."""
+        outputs = losses.Outputs(self.voice_emb, self.face_emb, self.neg_emb, self.neg_voice_emb, self.identity)
+        loss, monitor = self.criterion(outputs)
+        for name, value in monitor.items():
+            setattr(self, 'loss_' + name, value)
         setattr(self, 'loss_' + self.loss_kind, loss)
         return loss
 

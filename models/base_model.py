@@ -107,11 +107,20 @@ class BaseModel:
         return self.nonfinite is not None and bool(self.nonfinite)
 
     # -- learning rates -------------------------------------------------------------------------------------------
-    def apply_warmup(self, step):
-        """Scale every learning rate by ``step / --warmup_steps`` while ``step`` (1-based) is within the warm-up."""
+    def apply_warmup(self, step, progress=None):
+        """Scale every learning rate by ``step / --warmup_steps`` while ``step`` (1-based) is within the warm-up; with
+        ``--lr_policy cosine_warmup``, by the journal's factor at ``progress`` epochs (``networks.cosine_warmup_factor``)
+        at every step."""
+        factor = None
         warmup = self.opt.warmup_steps
         if warmup > 0 and step <= warmup + 1:
-            self._scale_learning_rates(min(1.0, step / warmup))
+            factor = min(1.0, step / warmup)
+        if getattr(self.opt, 'lr_policy', None) == 'cosine_warmup' and progress is not None:
+            total = self.opt.n_epochs + self.opt.n_epochs_decay
+            factor = (1.0 if factor is None else factor) * networks.cosine_warmup_factor(
+                progress, self.opt.warmup_epochs, total)
+        if factor is not None:
+            self._scale_learning_rates(factor)
 
     def _scale_learning_rates(self, factor):
         """Set every parameter group's learning rate to ``factor`` x the rate its scheduler last set."""
@@ -157,7 +166,12 @@ class BaseModel:
     def save_training_state(self, tag, **counters):
         """Write the weights, optimisers, schedulers, scaler, RNG states and ``counters`` to resume training."""
         checkpoint.write_train_state(self.save_dir, tag, self.networks(), self.optimizers, self.schedulers,
-                                     self.scaler, **counters)
+                                     self.scaler, extras=self.training_modules(), **counters)
+
+    def training_modules(self):
+        """{name: module} of the modules besides the networks whose state a resumed training needs (models with a
+        loss that owns parameters return it here)."""
+        return {}
 
     def load_training_state(self, tag):
         """Restore what ``save_training_state`` wrote (its weights too: one consistent moment); return the
@@ -167,6 +181,12 @@ class BaseModel:
         for name, net in self.networks():
             if name in state['nets']:
                 checkpoint.load_into(net, state['nets'][name], path)
+        extras = state.get('extras') if isinstance(state.get('extras'), dict) else {}
+        for name, module in self.training_modules().items():
+            if name in extras:
+                checkpoint.load_into(module, extras[name], path)
+            elif list(module.state_dict()):
+                logger.warning('%s holds no state for %s; it starts from the options', path, name)
         if state.get('scaler') and self.scaler is not None:
             self.scaler.load_state_dict(state['scaler'])
         for optimizer, saved in zip(self.optimizers, state['optimizers']):

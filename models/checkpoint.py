@@ -13,6 +13,7 @@ Files of a run, in ``<checkpoints_dir>/<name>/``:
 Every write is atomic (a temporary file, then a rename): a failed or killed write leaves the previous file as it
 was. Every read uses ``torch.load(weights_only=True)``, which never unpickles arbitrary objects.
 """
+import math
 import os
 import pickle
 import zipfile
@@ -74,15 +75,33 @@ def check_meta(path, meta):
         if (meta.get(key) is not None and not isinstance(meta[key], kind)) or isinstance(meta.get(key), bool):
             raise CheckpointError(f'{path}: its stored {key!r} is a {type(meta[key]).__name__}, not what this '
                                   f'project writes; the file was not written by train_DF.py or was altered')
-    threshold = (meta.get('val') or {}).get('eer_threshold')
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-        raise CheckpointError(f'{path}: its stored validation threshold {threshold!r} is not a number')
+    for threshold in ((meta.get('val') or {}).get('eer_threshold'), meta.get('decision_threshold')):
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise CheckpointError(f'{path}: its stored threshold {threshold!r} is not a number')
+
+
+def decision_threshold(meta):
+    """(threshold, where it comes from) of a checkpoint's facts: the validation EER threshold stored by training, or
+    a fixed rule stored with imported weights (``decision_threshold``); (None, why there is none) otherwise."""
+    meta = meta or {}
+    value = (meta.get('val') or {}).get('eer_threshold')
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value), 'validation EER threshold stored with the checkpoint'
+    value = meta.get('decision_threshold')
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value), (f'fixed rule stored with imported weights ({meta.get("decision_threshold_source", "")}'
+                               f'), not chosen on validation data')
+    return None, 'none: the checkpoint stores no validation threshold, and none is chosen on the test set'
 
 
 def _load(path):
     """``torch.load`` with safe unpickling; CheckpointError naming the file when it cannot be used."""
+    if os.path.isdir(path):
+        raise CheckpointError(f'checkpoint {path} is a folder, not a file')
     if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint {path} not found')
+        kind = 'is a broken link (or a link loop)' if os.path.islink(path) else \
+            'is not a regular file' if os.path.exists(path) else 'not found'
+        raise CheckpointError(f'checkpoint {path} {kind}')
     check_archive(path)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
@@ -184,10 +203,12 @@ def load_into(net, state_dict, path, hint=''):
 
 
 # -- training state ---------------------------------------------------------------------------------------------
-def write_train_state(directory, tag, nets, optimizers, schedulers, scaler, **counters):
-    """Write ``<tag>_train_state.pth``: weights, optimisers, schedulers, scaler, RNG states and ``counters``."""
+def write_train_state(directory, tag, nets, optimizers, schedulers, scaler, extras=None, **counters):
+    """Write ``<tag>_train_state.pth``: weights, optimisers, schedulers, scaler, RNG states, ``extras`` (other
+    modules' state dicts by name, e.g. the loss's learnt temperature) and ``counters``."""
     write({'format': FORMAT, 'version': VERSION, 'kind': 'train_state',
            'nets': {name: cpu_state_dict(net) for name, net in nets},
+           'extras': {name: cpu_state_dict(module) for name, module in (extras or {}).items()},
            'optimizers': [o.state_dict() for o in optimizers],
            'schedulers': [s.state_dict() for s in schedulers],
            'scaler': scaler.state_dict() if scaler is not None else {},
@@ -220,7 +241,8 @@ def restore_rng(state):
 
 def counters(state):
     """The loop counters of a training state (epoch, epoch_iter, total_iters, best_auc ...)."""
-    skip = {'format', 'version', 'kind', 'nets', 'optimizers', 'schedulers', 'scaler', *TRAIN_STATE_RNG_KEYS}
+    skip = {'format', 'version', 'kind', 'nets', 'extras', 'optimizers', 'schedulers', 'scaler',
+            *TRAIN_STATE_RNG_KEYS}
     return {k: v for k, v in state.items() if k not in skip}
 
 

@@ -7,15 +7,20 @@ fine-tuning never need the sizes retyped. Fields:
 * ``voice`` and ``face``: one dict per encoder, ``{'kind': <registered name>, **sizes}``; the sizes are the keyword
   arguments of that encoder class (``models/networks.py``). The data side reads three of them: the face's
   ``image_size`` and the voice's ``n_mels`` and ``n_frames``;
-* ``compat``: ``fixed`` or ``released`` (the authors' forward pass; the encoders are then the ``*_released`` kinds);
+* ``compat``: ``fixed``, ``released`` (the 2022 release's forward pass; the encoders are then the ``*_released``
+  kinds) or ``journal`` (the journal version's CLIP-style encoders, the ``*_journal`` kinds of ``models/vit.py``);
 * ``loss`` and ``score``: names in ``models/losses.py`` (``LOSSES``, ``SCORES``);
-* ``load_size`` and ``preprocess``: how faces are scaled before the crop of ``image_size``.
+* ``load_size`` and ``preprocess``: how faces are scaled before the crop of ``image_size``;
+* ``inputs``: the input recipe of ``data/inputs.py`` (``vfd2022``: stored dB mels, faces in [-1, 1]; ``journal``:
+  16 kHz WAV voices turned into power mels, CLIP-normalised faces), which the datasets and detect.py follow.
 
 Version-1 checkpoints stored a flat ``options`` dict instead; ``from_legacy_options`` reads it.
 """
 import dataclasses
 import inspect
 import logging
+
+from data import inputs as data_inputs
 
 from . import losses, networks
 
@@ -42,14 +47,17 @@ class ModelConfig:
     score: str = 'neg_l2'
     load_size: int = 224
     preprocess: str = 'resize_and_crop'
+    inputs: str = 'vfd2022'
 
     def __post_init__(self):
         if self.compat not in networks.COMPAT_MODES:
             raise ValueError(f'encoder compat must be one of {networks.COMPAT_MODES}, got {self.compat!r}')
+        if self.inputs not in data_inputs.INPUTS:
+            raise ValueError(f'unknown inputs {self.inputs!r}; known: {", ".join(data_inputs.INPUTS)}')
         for name, enc in (('voice', self.voice), ('face', self.face)):
             if not isinstance(enc, dict) or not isinstance(enc.get('kind'), str):
                 raise ValueError(f'the {name} encoder config must be a dict with a "kind", got {enc!r}')
-            if networks.is_released(enc['kind']) != (self.compat == 'released'):
+            if networks.compat_of(enc['kind']) != self.compat:
                 raise ValueError(f'{name} encoder {enc["kind"]!r} does not fit compat {self.compat!r}')
             for key, value in enc.items():
                 if key in POSITIVE_SIZES and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -68,18 +76,27 @@ class ModelConfig:
     def from_options(cls, opt, compat):
         """The config the command line describes, for ``compat`` (``auto`` already resolved by the caller).
 
-        The shared size flags (``--dim`` ...) apply to each encoder that takes them; ``--voice_args`` /
-        ``--face_args`` (``key=value,...``) override or add sizes for one encoder. Released mode uses the
-        ``<kind>_released`` encoders.
+        The shared size flags (``--dim`` ...) and the input sizes (``--n_mels --n_frames --crop_size``) apply to each
+        encoder that takes them: typed on the command line, or where the encoder has no default of its own; an
+        encoder's own defaults win over flags left at theirs (so ``--encoder_compat journal`` alone builds the
+        journal's published sizes). ``--voice_args`` / ``--face_args`` (``key=value,...``) override or add sizes for
+        one encoder. Released mode uses the ``<kind>_released`` encoders, journal mode the ``<kind>_journal`` ones.
+        ``--inputs auto`` is the journal's recipe in journal mode and the 2022 release's otherwise; ``--load_size``,
+        when not typed, follows it (256 for a 224 crop with the journal's).
         """
-        suffix = networks.RELEASED_SUFFIX if compat == 'released' else ''
+        suffix = networks.COMPAT_SUFFIX[compat]
         voice_kind, face_kind = opt.voice_encoder + suffix, opt.face_encoder + suffix
-        voice = {'kind': voice_kind, **shared_sizes(opt, voice_kind), 'n_mels': opt.n_mels, 'n_frames': opt.n_frames,
+        voice = {'kind': voice_kind, **encoder_sizes(opt, voice_kind, n_mels='n_mels', n_frames='n_frames'),
                  **parse_encoder_args(opt.voice_args, '--voice_args')}
-        face = {'kind': face_kind, **shared_sizes(opt, face_kind), 'image_size': opt.crop_size,
+        face = {'kind': face_kind, **encoder_sizes(opt, face_kind, image_size='crop_size'),
                 **parse_encoder_args(opt.face_args, '--face_args')}
+        inputs = getattr(opt, 'inputs', 'auto')
+        inputs = data_inputs.default_inputs(compat) if inputs == 'auto' else inputs
+        load_size = opt.load_size
+        if not typed(opt, 'load_size') and inputs != 'vfd2022' and isinstance(face.get('image_size'), int):
+            load_size = data_inputs.default_load_size(inputs, face['image_size'])
         return cls(voice=voice, face=face, compat=compat, loss=getattr(opt, 'loss', 'triplet'),  # test: no --loss
-                   score=opt.score, load_size=opt.load_size, preprocess=opt.preprocess)
+                   score=opt.score, load_size=load_size, preprocess=opt.preprocess, inputs=inputs)
 
     @classmethod
     def from_dict(cls, stored):
@@ -95,7 +112,7 @@ class ModelConfig:
         """The config of a version-1 checkpoint, whose ``options`` held encoder_compat, the shared sizes, crop_size,
         n_mels, n_frames, load_size and preprocess."""
         compat = options['encoder_compat']
-        suffix = networks.RELEASED_SUFFIX if compat == 'released' else ''
+        suffix = networks.COMPAT_SUFFIX[compat]
         shared = {key: options[key] for key in SHARED_SIZES}
         return cls(voice={'kind': 'voice' + suffix, **shared, 'n_mels': options['n_mels'],
                           'n_frames': options['n_frames']},
@@ -119,9 +136,10 @@ class ModelConfig:
 
     # -- the data side ----------------------------------------------------------------------------------------------
     def input_options(self):
-        """The data options this model needs: {crop_size, n_mels, n_frames, load_size, preprocess}."""
+        """The data options this model needs: {crop_size, n_mels, n_frames, load_size, preprocess, inputs}."""
         return {'crop_size': self.face['image_size'], 'n_mels': self.voice['n_mels'],
-                'n_frames': self.voice['n_frames'], 'load_size': self.load_size, 'preprocess': self.preprocess}
+                'n_frames': self.voice['n_frames'], 'load_size': self.load_size, 'preprocess': self.preprocess,
+                'inputs': self.inputs}
 
     def apply_to(self, opt):
         """Set the size and data options of ``opt`` to this model's, so that the datasets and the logs follow the
@@ -140,18 +158,35 @@ class ModelConfig:
         """One line for logs."""
         def one(enc):
             return enc['kind'] + '(' + ', '.join(f'{k}={v}' for k, v in enc.items() if k != 'kind') + ')'
-        return f'voice {one(self.voice)}; face {one(self.face)}; loss {self.loss}; score {self.score}'
+        return (f'voice {one(self.voice)}; face {one(self.face)}; loss {self.loss}; score {self.score}; '
+                f'inputs {self.inputs}')
 
 
-def shared_sizes(opt, kind):
-    """The shared size flags that encoder ``kind`` takes as keyword arguments (all of them for an unknown kind,
-    which ``define_encoder`` then reports)."""
+def typed(opt, key):
+    """Whether option ``key`` was typed on the command line (options made without a parser count as typed)."""
+    explicit = getattr(opt, 'explicit', None)
+    return explicit is None or key in explicit
+
+
+def encoder_sizes(opt, kind, **data_sizes):
+    """The sizes encoder ``kind`` gets from the command line: each shared size flag and each of ``data_sizes``
+    (keyword -> option name, e.g. ``image_size='crop_size'``) that its constructor takes, with the option's value
+    when it was typed or the constructor has no default for it, else the constructor's default (all the shared
+    flags for an unknown kind, which ``define_encoder`` then reports)."""
+    options = {**{key: key for key in SHARED_SIZES}, **data_sizes}
     cls = networks.ENCODERS.get(kind)
     if cls is None:
-        return {key: getattr(opt, key) for key in SHARED_SIZES}
+        return {key: getattr(opt, option) for key, option in options.items()}
     params = inspect.signature(cls.__init__).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return {key: getattr(opt, key) for key in SHARED_SIZES if takes_all or key in params}
+    sizes = {}
+    for key, option in options.items():
+        param = params.get(key)
+        if param is None and not takes_all:
+            continue
+        has_default = param is not None and param.default is not inspect.Parameter.empty
+        sizes[key] = param.default if has_default and not typed(opt, option) else getattr(opt, option)
+    return sizes
 
 
 def parse_encoder_args(text, flag):

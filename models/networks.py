@@ -30,15 +30,19 @@ exactly (``features.<i>``, ``patch_to_embedding``, ``cls_token``, ``pos_embeddin
 The fixed encoders' ``pos_embedding`` is (1, 2, dim) and their voice BatchNorm layers carry running statistics, so
 fixed and released state dicts are not interchangeable.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import init
 from torch.optim import lr_scheduler
 
-COMPAT_MODES = ('fixed', 'released')
+COMPAT_MODES = ('fixed', 'released', 'journal')
 RELEASED_MAX_BATCH = 32  # rows of the released position embedding
 RELEASED_SUFFIX = '_released'
+# --encoder_compat -> the suffix of its encoders' registered names (fixed: the plain names)
+COMPAT_SUFFIX = {'fixed': '', 'released': RELEASED_SUFFIX, 'journal': '_journal'}
 
 # Channel plan of the face stem: groups of 3x3 conv units, a 2x2 max-pool after each group.
 FACE_PLAN = ((32, 32, 32), (64, 64, 64), (128, 128, 128), (256, 256, 256, 256), (512, 512, 512, 512))
@@ -354,6 +358,15 @@ def is_released(kind):
     return kind.endswith(RELEASED_SUFFIX)
 
 
+def compat_of(kind):
+    """The --encoder_compat mode whose encoders end like ``kind`` (``face_released`` -> released, ``voice_journal``
+    -> journal); fixed for every other name."""
+    for compat, suffix in COMPAT_SUFFIX.items():
+        if suffix and kind.endswith(suffix):
+            return compat
+    return 'fixed'
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Initialisation, learning rates, schedules
 # ---------------------------------------------------------------------------------------------------------------
@@ -365,10 +378,13 @@ def init_weights(net, init_type='normal', init_gain=0.02, token_std=None):
 
     ``cls_token`` and ``pos_embedding`` (where the encoder has them) are drawn from N(0, ``token_std``); None or 1
     keeps the standard-normal draw the encoders made when built, as the released code does. LayerNorm keeps its
-    default (weight 1, bias 0).
+    default (weight 1, bias 0). An encoder whose class sets ``initializes_itself`` (the journal's, models/vit.py)
+    keeps the initialisation it made when built.
     """
     if init_type not in INIT_TYPES:
         raise ValueError(f'unknown --init_type {init_type!r}; use {", ".join(INIT_TYPES)}')
+    if getattr(net, 'initializes_itself', False):
+        return
 
     def init_func(m):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -412,7 +428,19 @@ def fan_in_param_groups(nets, lr, fan_in_ref):
     return [{'params': params, 'lr': rate} for rate, params in sorted(by_rate.items(), reverse=True)]
 
 
-LR_POLICIES = ('linear', 'step', 'plateau', 'cosine')
+LR_POLICIES = ('linear', 'step', 'plateau', 'cosine', 'cosine_warmup')
+
+
+def cosine_warmup_factor(progress, warmup_epochs, total_epochs):
+    """The journal's learning-rate factor at ``progress`` epochs into training (a fraction: epoch - 1 + step / steps
+    per epoch): ``progress / warmup_epochs`` during the warm-up (0 at the very first step), then a half cosine from
+    1 to 0 over the remaining epochs."""
+    if progress < warmup_epochs:
+        return progress / warmup_epochs
+    span = total_epochs - warmup_epochs
+    if span <= 0:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - warmup_epochs) / span)))
 
 
 def get_scheduler(optimizer, opt):
@@ -422,6 +450,8 @@ def get_scheduler(optimizer, opt):
     step:    multiply by 0.1 every ``lr_decay_iters`` epochs.
     plateau: multiply by 0.2 when the validation metric stops improving (5 epochs patience).
     cosine:  cosine annealing to 0 over ``n_epochs`` epochs.
+    cosine_warmup: the journal's; the per-epoch scheduler keeps the base rate, and the model scales it at every step
+             (``BaseModel.apply_warmup`` with ``cosine_warmup_factor``).
     """
     if opt.lr_policy == 'linear':
         def lambda_rule(epoch):
@@ -433,7 +463,14 @@ def get_scheduler(optimizer, opt):
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode='max', factor=0.2, threshold=0.01, patience=5)
     if opt.lr_policy == 'cosine':
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs, eta_min=0)
+    if opt.lr_policy == 'cosine_warmup':
+        return lr_scheduler.LambdaLR(optimizer, lr_lambda=constant_one)
     raise ValueError(f'unknown --lr_policy {opt.lr_policy!r}; use one of {", ".join(LR_POLICIES)}')
+
+
+def constant_one(_epoch):
+    """The factor of a scheduler that keeps the base rate (a module-level function, so its state pickles)."""
+    return 1.0
 
 
 def count_parameters(net):
@@ -492,3 +529,7 @@ def recalibrate_batch_norm(nets, run, batches):
             layer.running_mean.copy_(mean.to(layer.running_mean.dtype))
             layer.running_var.copy_(var.to(layer.running_var.dtype))
     return used
+
+
+# the journal version's encoders register themselves (face_journal, voice_journal)
+from . import vit  # noqa: E402,F401  (after register_encoder exists)

@@ -19,7 +19,25 @@ RELEASED_RECIPE = {
     'lr_policy': 'linear', 'n_epochs': 2, 'n_epochs_decay': 20,
     'bn_recalib_batches': 0,
 }
-RECIPES = ('default', 'released')
+# The journal version's pre-training on VoxCeleb2 (its pretrain_general.py and configs/voxceleb2_voice_face): the
+# CLIP-style encoders and their inputs, InfoNCE with 3 paired negatives at temperature 0.1, AdamW, a cosine schedule
+# after 2 warm-up epochs, 20 epochs of batch 64, the journal's face augmentation, the cosine score. Its config gives
+# lr 5e-6 times an f_ratio of 10 for both encoders: 5e-5.
+JOURNAL_RECIPE = {
+    'encoder_compat': 'journal', 'inputs': 'journal', 'score': 'cosine',
+    'loss': 'infonce_paired', 'temperature': 0.1, 'negatives': 'sampled', 'n_negatives': 3, 'batch_size': 64,
+    'optimizer': 'adamw', 'lr': 5e-5, 'beta1': 0.9, 'beta2': 0.98, 'eps': 1e-8, 'weight_decay': 0.2,
+    'lr_policy': 'cosine_warmup', 'warmup_epochs': 2, 'n_epochs': 20, 'n_epochs_decay': 0,
+    'lr_fan_in': 0, 'warmup_steps': 0, 'augment': 'journal', 'bn_recalib_batches': 0,
+}
+# The journal's fine-tuning on a deepfake set (finetune_deepfake.py, configs/DFDC and configs/FakeAVCeleb): the real
+# pair against 10 fake pairs at temperature 0.1, lr 5e-6 (DFDC: 5e-6 x 1; FakeAVCeleb: 5e-7 x 10), 20 epochs, batch 8
+# (DFDC; FakeAVCeleb used 16), the rest as in pre-training. Start it from a pre-trained run (--pretrained_name).
+JOURNAL_FINETUNE_RECIPE = {
+    **JOURNAL_RECIPE, 'loss': 'fake_pairs', 'n_negatives': 10, 'batch_size': 8, 'lr': 5e-6,
+}
+RECIPES = ('default', 'released', 'journal', 'journal_finetune')
+RECIPE_VALUES = {'released': RELEASED_RECIPE, 'journal': JOURNAL_RECIPE, 'journal_finetune': JOURNAL_FINETUNE_RECIPE}
 
 
 class TrainOptions(BaseOptions):
@@ -31,10 +49,16 @@ class TrainOptions(BaseOptions):
         """Add --recipe and the display, logging, saving, resuming, fine-tuning and schedule flags to the base flags."""
         parser = BaseOptions.initialize(self, parser)
         parser.add_argument('--recipe', type=str, default='default', choices=RECIPES,
-                            help='released: the released training (N(0, 0.02) weights, standard-normal class token '
-                                 'and position embedding, 5 sampled negatives, one anchor per step, margin 100, Adam '
-                                 '2e-4 / 0.5, 2 + 20 epochs, no BatchNorm recalibration); options typed on the '
-                                 'command line still win. default: this project\'s defaults (see the README)')
+                            help='released: the 2022 release\'s training (N(0, 0.02) weights, standard-normal class '
+                                 'token and position embedding, 5 sampled negatives, one anchor per step, margin 100, '
+                                 'Adam 2e-4 / 0.5, 2 + 20 epochs, no BatchNorm recalibration); journal: the journal '
+                                 'version\'s pre-training (its ViT-B/32 encoders and inputs, InfoNCE with 3 paired '
+                                 'negatives at temperature 0.1, AdamW 5e-5 (0.9, 0.98) with weight decay 0.2, cosine '
+                                 'schedule after 2 warm-up epochs, 20 epochs of batch 64, its face augmentation, the '
+                                 'cosine score); journal_finetune: its fine-tuning on a deepfake set (fake_pairs, 10 '
+                                 'fake pairs, lr 5e-6, batch 8; with --pretrained_name and --dataset_mode DFDC); '
+                                 'options typed on the command line still win. default: this project\'s defaults '
+                                 '(see the README)')
         # visdom and the HTML page
         parser.add_argument('--display_id', type=int, default=1,
                             help='> 0: plot losses and validation AUC on a visdom server; 0: no visdom')
@@ -80,8 +104,14 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--n_epochs', type=int, default=2, help='epochs at the initial learning rate')
         parser.add_argument('--n_epochs_decay', type=int, default=20,
                             help='epochs over which the learning rate decays linearly to zero')
-        parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1 (beta2 is 0.999)')
-        parser.add_argument('--lr', type=float, default=0.0005, help='initial Adam learning rate')
+        parser.add_argument('--optimizer', type=str, default='adam', choices=('adam', 'adamw'),
+                            help='adam, or adamw (decoupled weight decay, the journal\'s)')
+        parser.add_argument('--beta1', type=float, default=0.9, help='Adam beta1')
+        parser.add_argument('--beta2', type=float, default=0.999, help='Adam beta2 (the journal: 0.98)')
+        parser.add_argument('--eps', type=float, default=1e-8, help='Adam epsilon')
+        parser.add_argument('--weight_decay', type=float, default=0.0,
+                            help='weight decay (adamw: decoupled, the journal: 0.2; adam: added to the gradient)')
+        parser.add_argument('--lr', type=float, default=0.0005, help='initial learning rate')
         parser.add_argument('--warmup_steps', type=int, default=0,
                             help='raise the learning rate linearly from 0 over this many first steps')
         parser.add_argument('--lr_fan_in', type=int, default=512,
@@ -89,17 +119,25 @@ class TrainOptions(BaseOptions):
                                  'one Adam step changes every layer\'s output alike at any model size (see '
                                  'docs/training.md); 0 = one learning rate for all, as the released code')
         parser.add_argument('--lr_policy', type=str, default='linear', choices=LR_POLICIES,
-                            help='learning-rate policy [linear | step | plateau | cosine]')
+                            help='learning-rate policy [linear | step | plateau | cosine | cosine_warmup]; '
+                                 'cosine_warmup (the journal\'s) rises linearly from 0 over --warmup_epochs, then '
+                                 'follows a half cosine to 0 at the end of the last epoch, updated every step')
+        parser.add_argument('--warmup_epochs', type=float, default=2.0,
+                            help='--lr_policy cosine_warmup: epochs of the linear warm-up')
+        parser.add_argument('--augment', type=str, default='none', choices=('none', 'journal'),
+                            help='training-face augmentation: none (the random crop and flip of --preprocess and '
+                                 '--no_flip); journal: the journal\'s RandAugment (2, 9), multi-scale crop, flip, '
+                                 'colour jitter (p 0.8) and grayscale (p 0.2), with torchvision.transforms.v2')
         parser.add_argument('--lr_decay_iters', type=int, default=50,
                             help='step policy: multiply the learning rate by 0.1 every this many epochs')
         return parser
 
     def finalize(self, opt):
-        """Apply ``--recipe``: every value of RELEASED_RECIPE that the command line does not name."""
-        if opt.recipe == 'released':
-            for key, value in RELEASED_RECIPE.items():
-                if key not in opt.explicit and hasattr(opt, key):
-                    setattr(opt, key, value)
+        """Apply ``--recipe``: every value of its table (RELEASED_RECIPE, JOURNAL_RECIPE, JOURNAL_FINETUNE_RECIPE)
+        that the command line does not name."""
+        for key, value in RECIPE_VALUES.get(opt.recipe, {}).items():
+            if key not in opt.explicit and hasattr(opt, key):
+                setattr(opt, key, value)
 
     def validate(self, opt):
         """Reject training options that cannot work (the model checks its own when it is built)."""
@@ -111,6 +149,11 @@ class TrainOptions(BaseOptions):
             raise SystemExit('error: --n_epochs_decay and --save_latest_freq must not be negative')
         if not opt.lr >= 0 or not math.isfinite(opt.lr):
             raise SystemExit(f'error: --lr must be a number of 0 or more (0 trains nothing), got {opt.lr}')
+        for flag in ('beta1', 'beta2'):
+            if not 0 <= getattr(opt, flag) < 1:
+                raise SystemExit(f'error: --{flag} must lie in [0, 1), got {getattr(opt, flag)}')
+        if not opt.eps > 0 or not opt.weight_decay >= 0 or not opt.warmup_epochs >= 0:
+            raise SystemExit('error: --eps must be above 0, --weight_decay and --warmup_epochs not negative')
         if opt.continue_train and opt.overwrite:
             raise SystemExit('error: --continue_train resumes the run in the folder and --overwrite replaces it; '
                              'give one of them')

@@ -13,6 +13,10 @@ video. The rules, the same everywhere:
 * Voice window: the first 3 s of that audio, turned into a mel by the released recipe of docs/method.md (cut at
   the file's rate, resampled to 16 kHz as ``librosa.load(sr=16000, duration=3)`` does, ``melspectrogram(hop_length=160,
   n_mels=512)``, ``power_to_db(ref=np.max)``), stored as float32 (512, 301).
+* Journal voices (``--voices``, by default both kinds): beside each mel, a 16 kHz mono 16-bit WAV for journal
+  models (``data/inputs.py``): 4 s of the audio from the window's start (resampled to 16 kHz), from which their
+  loader takes 2.56 s; the VoxCeleb2 script cuts as the journal's preprocessing did (seconds 1 to 4 of the clip,
+  played twice first when shorter than 4 s).
 * Short clips: a clip with less than 3 s but at least ``--min_seconds`` (default 1.0) of audio keeps the mel of
   what it has, padded on the right to 301 frames with -80 dB columns (silence: the floor of ``power_to_db``, which
   the loader's normalisation turns into -1, the value it pads with too); a shorter clip is skipped as
@@ -60,7 +64,8 @@ from PIL import Image
 from util import util
 from util.runs import remove_stale_temporaries
 
-from data.audio import DURATION, N_FRAMES, mel_from_waveform
+from data.audio import DURATION, N_FRAMES, SAMPLE_RATE, mel_from_waveform
+from data.inputs import journal_clip_cut, wav_bytes
 
 SILENCE_DB = -80.0  # power_to_db(ref=np.max) with top_db=80 never goes below this
 SKIP_REASONS = ('no_audio', 'no_video', 'no_face', 'too_short', 'silent')
@@ -95,15 +100,29 @@ class Clip:
     audio: str = None
     windows: int = 1
     fps: float = 25.0
+    voices: tuple = ('mel', 'wav')
+    journal_cut: str = 'window'
 
     @property
     def key(self):
         """The name of the clip in the counts and in skipped.csv: its ``video`` path."""
         return self.video
 
+    @property
+    def wav_out(self):
+        """Where the journal's 16 kHz WAV voice goes: beside the mel (``<clip>.wav``; with windows, ``<k>.wav`` in
+        the same folder as ``<k>.npy``)."""
+        return self.voice_out if self.windows > 1 else os.path.splitext(self.voice_out)[0] + '.wav'
+
+    def outputs(self):
+        """The paths that exist once the clip is done: its voice file(s) and its face (written last)."""
+        voices = [self.voice_out] if self.windows > 1 else \
+            [path for kind, path in (('mel', self.voice_out), ('wav', self.wav_out)) if kind in self.voices]
+        return voices + [self.face_out]
+
     def done(self):
-        """True when both outputs exist already (a resumed run leaves the clip out)."""
-        return os.path.exists(self.voice_out) and os.path.exists(self.face_out)
+        """True when every output exists already (a resumed run leaves the clip out)."""
+        return all(os.path.exists(path) for path in self.outputs())
 
 
 def add_arguments(parser, windows=False):
@@ -137,6 +156,9 @@ def add_arguments(parser, windows=False):
     parser.add_argument('--shard', default='0/1',
                         help='K/N: process only part K of N of the inputs (every N-th from the K-th), so that N '
                              'machines or array jobs share one dataset; each writes skipped-K-of-N.csv')
+    parser.add_argument('--voices', default='mel,wav', choices=VOICE_CHOICES,
+                        help='voice files written beside each face: mel = the 2022 release\'s mel (.npy), wav = the '
+                             '16 kHz audio that journal models read (.wav; data/inputs.py), or both')
     if windows:
         parser.add_argument('--windows', type=int, default=1,
                             help='voice windows and frames per video: 1 writes <video>.jpg/.npy, K > 1 writes '
@@ -145,12 +167,17 @@ def add_arguments(parser, windows=False):
 
 
 CONFIG_KEYS = ('trim_leading_silence', 'silence_threshold', 'silent_db', 'min_seconds', 'detector', 'face_size',
-               'margin', 'upsample', 'detect_size', 'jpeg_quality')
+               'margin', 'upsample', 'detect_size', 'jpeg_quality', 'voices')
+VOICE_CHOICES = ('mel,wav', 'mel', 'wav')
+# what a folder prepared before a setting existed was made with (prep_options.json without the key)
+LEGACY_SETTINGS = {'voices': 'mel'}
 
 
 def config_from(args):
-    """The picklable settings that workers need."""
-    return {key: getattr(args, key) for key in CONFIG_KEYS}
+    """The picklable settings that workers need (``voices`` as a tuple of kinds)."""
+    config = {key: getattr(args, key) for key in CONFIG_KEYS}
+    config['voices'] = tuple(config['voices'].split(','))
+    return config
 
 
 # ---------------------------------------------------------------------------------------------------- decoding
@@ -310,6 +337,27 @@ def window_mel(y, sr, start=0.0):
     return np.ascontiguousarray(mel[:, :N_FRAMES], dtype=np.float32)
 
 
+JOURNAL_SECONDS = 4.0   # audio kept per window for journal models: a 2.56 s input from any of its offsets fits
+
+
+def to_16k(y, sr):
+    """``y`` at 16 kHz (librosa's resampler, as the mel recipe uses)."""
+    if sr == SAMPLE_RATE:
+        return np.asarray(y, dtype=np.float32)
+    import librosa
+    return librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=SAMPLE_RATE)
+
+
+def journal_wav(y16, start=0.0, cut='window'):
+    """The samples stored for journal models (``data/inputs.py``): ``JOURNAL_SECONDS`` of 16 kHz audio from the
+    window's ``start``, or with ``cut='clip'`` the journal's VoxCeleb2 preprocessing (seconds 1 to 4 of the clip,
+    the clip played twice first when shorter than 4 s)."""
+    if cut == 'clip':
+        return journal_clip_cut(y16)
+    first = int(round(start * SAMPLE_RATE))
+    return np.ascontiguousarray(y16[first:first + int(JOURNAL_SECONDS * SAMPLE_RATE)], dtype=np.float32)
+
+
 # ---------------------------------------------------------------------------------------------------- faces
 
 class FaceCropper:
@@ -373,7 +421,9 @@ def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=No
     """Decode one clip and cut it into voice/face windows.
 
     Returns a list of dicts, one per window: ``start`` (s into the audio, after any trimming), ``mel`` (float32
-    (512, 301), dB), ``face`` (PIL image or None when no face was found), ``time`` (s into the video of the frame).
+    (512, 301), dB), ``wav`` (float32 16 kHz samples for journal models: ``JOURNAL_SECONDS`` from the window's start,
+    or with ``config['journal_cut'] == 'clip'`` the journal's VoxCeleb2 cut, seconds 1 to 4 of the clip), ``face``
+    (PIL image or None when no face was found), ``time`` (s into the video of the frame).
     Raises ClipSkipped when the clip gives nothing (no audio, too short, silent, unreadable, no video).
     """
     config = config or {}
@@ -400,6 +450,10 @@ def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=No
     found = [{'start': s, 'time': t, 'mel': window_mel(y, sr, s), 'silent': level < silent_db,
               'face': None if level < silent_db else cropper.crop(frame)}
              for s, t, frame, level in zip(starts, times, frames_at(times), levels)]
+    if 'wav' in config.get('voices', ('mel', 'wav')):
+        y16 = to_16k(y, sr)
+        for w in found:
+            w['wav'] = journal_wav(y16, w['start'], config.get('journal_cut', 'window'))
     # a window whose middle frame shows no face (turned away, blurred, a cut) tries other frames of its 3 s
     retry = [(w, t) for w in found if w['face'] is None and not w['silent'] and cropper.kind != 'none'
              for t in retry_times(offset + w['start'], min(DURATION, seconds - w['start']), w['time'])]
@@ -439,14 +493,19 @@ def _replace_folder(tmp, final):
 
 def process_clip(clip, config, cropper=None):
     """Preprocess one clip and write its outputs; returns a short detail string. Raises ClipSkipped."""
-    found = clip_windows(clip.video, clip.audio, clip.windows, clip.fps, cropper, config)
+    found = clip_windows(clip.video, clip.audio, clip.windows, clip.fps, cropper,
+                         {**config, 'journal_cut': clip.journal_cut})
     voiced = [w for w in found if not w['silent']]
     usable = [w for w in voiced if w['face'] is not None]
     if not usable:
         raise ClipSkipped('no_face', f'{clip.video}: no face found in {len(voiced)} frame(s)')
     quality = config.get('jpeg_quality', 95)
+    voices = config.get('voices', ('mel', 'wav'))
     if clip.windows == 1:
-        util.atomic_write_bytes(clip.voice_out, _npy(usable[0]['mel']), durable=False)
+        if 'mel' in voices:
+            util.atomic_write_bytes(clip.voice_out, _npy(usable[0]['mel']), durable=False)
+        if 'wav' in voices:
+            util.atomic_write_bytes(clip.wav_out, wav_bytes(usable[0]['wav']), durable=False)
         util.atomic_write_bytes(clip.face_out, _jpeg(usable[0]['face'], quality), durable=False)
         return ''
     tmp_voice, tmp_face = (os.path.join(os.path.dirname(p), f'.{os.path.basename(p)}.{os.getpid()}.tmp')
@@ -455,8 +514,12 @@ def process_clip(clip, config, cropper=None):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
     for k, w in enumerate(usable):
-        with open(os.path.join(tmp_voice, f'{k}.npy'), 'wb') as handle:
-            handle.write(_npy(w['mel']))
+        if 'mel' in voices:
+            with open(os.path.join(tmp_voice, f'{k}.npy'), 'wb') as handle:
+                handle.write(_npy(w['mel']))
+        if 'wav' in voices:
+            with open(os.path.join(tmp_voice, f'{k}.wav'), 'wb') as handle:
+                handle.write(wav_bytes(w['wav']))
         with open(os.path.join(tmp_face, f'{k}.jpg'), 'wb') as handle:
             handle.write(_jpeg(w['face'], quality))
     _replace_folder(tmp_voice, clip.voice_out)
@@ -564,8 +627,8 @@ def check_options(out, settings):
         return
     except (OSError, ValueError) as err:
         raise ValueError(f'{path} cannot be read ({err}); delete it if {out} holds nothing of value') from err
-    changed = [f'--{key} {stored.get(key)!r} then, {value!r} now' for key, value in sorted(settings.items())
-               if stored.get(key) != value]
+    changed = [f'--{key} {stored.get(key, LEGACY_SETTINGS.get(key))!r} then, {value!r} now'
+               for key, value in sorted(settings.items()) if stored.get(key, LEGACY_SETTINGS.get(key)) != value]
     if changed:
         raise ValueError(f'{out} was prepared with other options ({"; ".join(changed)}); mixing them would give '
                          f'clips of two kinds in one dataset. Use the same options to resume, or a new --out')
@@ -591,10 +654,12 @@ def main_for(description, add_arguments_fn, build, argv=None, windows=False):
     if args.limit:
         clips = clips[:args.limit]
     clips = clips[part::parts]
+    for clip in clips:
+        clip.voices = tuple(args.voices.split(','))
     if not clips:
         print('error: no input clips found', file=sys.stderr)
         return 1
-    settings = {**config_from(args), 'windows': getattr(args, 'windows', 1),
+    settings = {**config_from(args), 'voices': args.voices, 'windows': getattr(args, 'windows', 1),
                 'script': os.path.basename(build.__code__.co_filename)}
     try:
         check_options(args.out, settings)

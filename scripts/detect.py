@@ -3,8 +3,10 @@
     python -m scripts.detect VIDEO --name NAME [--checkpoints_dir ./checkpoints] [--windows 5] [--json]
 
 The video is preprocessed as the datasets are (prep/video.py): ``--windows`` voice windows of 3 s spread over
-its audio, the frame in the middle of each, the largest face cropped by dlib's detector. Every window with a face
-is scored (minus the voice-face embedding distance, higher = more real) and the video's score aggregates them
+its audio, the frame in the middle of each, the largest face cropped by dlib's detector; each window's voice is
+what the checkpoint's input recipe reads (the 2022 mel, or for journal models the power mel of the window's first
+2.56 s). Every window with a face is scored by the checkpoint's score function (higher = more real: minus the
+voice-face embedding distance, or their cosine for journal models) and the video's score aggregates them
 (``--video_agg`` mean, median or max). The verdict compares that score with the threshold stored with the
 checkpoint, the equal-error-rate threshold chosen on the validation identities during training: ``real`` at or
 above it, ``fake`` below. A checkpoint without one (e.g. the authors' plain state dicts) gives the score and no
@@ -52,6 +54,8 @@ def parse(argv):
     parser.add_argument('--min_seconds', type=float, default=1.0, help='shortest usable audio in seconds')
     parser.add_argument('--detector', choices=('dlib', 'none'), default='dlib', help='face detector')
     parser.add_argument('--margin', type=float, default=0.25, help='context around the detected face box')
+    parser.add_argument('--face_size', type=int, default=224,
+                        help='side of the face crop before the model\'s own scaling (the prep scripts\' default)')
     parser.add_argument('--upsample', type=int, default=0, help='dlib upsampling passes (smaller faces)')
     parser.add_argument('--detect_size', type=int, default=640, help='longest frame side for detection')
     args, rest = parser.parse_known_args(argv)
@@ -78,7 +82,8 @@ def detect(args, opt):
     """Preprocess and score the video; returns (exit status, result dict)."""
     from data.audio import voice_array
     from data.faces import image_face
-    from models import load_model
+    from data.inputs import journal_voice
+    from models import checkpoint, load_model, losses
     from prep.video import ClipSkipped, clip_windows
 
     model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)  # sets the input sizes of opt
@@ -86,7 +91,7 @@ def detect(args, opt):
     model.eval()
     config = {'trim_leading_silence': args.trim_leading_silence, 'silence_threshold': args.silence_threshold,
               'silent_db': args.silent_db, 'min_seconds': args.min_seconds, 'detector': args.detector,
-              'face_size': max(opt.load_size, 224),
+              'face_size': args.face_size, 'voices': ('mel', 'wav'),
               'margin': args.margin, 'upsample': args.upsample, 'detect_size': args.detect_size}
     result = {'video': os.path.abspath(args.video), 'name': opt.name, 'epoch': opt.epoch}
     try:
@@ -99,18 +104,22 @@ def detect(args, opt):
     if not usable:
         return EXIT_NO_FACE, {**result, 'error': 'no_face',
                               'message': f'{args.video}: no face found in any of the {len(voiced)} frames looked at'}
-    backend = model.dataset_args('test')['face_backend']
-    faces = torch.from_numpy(np.stack([image_face(w['face'], opt, backend) for w in usable]))
-    voices = torch.from_numpy(np.stack([voice_array(w['mel'], opt.n_mels, opt.n_frames) for w in usable]))
+    transport = model.dataset_args('test')
+    faces = torch.from_numpy(np.stack([image_face(w['face'], opt, transport['face_backend'],
+                                                  transport['face_resample']) for w in usable]))
+    if transport['inputs'] == 'journal':   # the journal's power mel of the window's first 2.56 s
+        voices = [journal_voice(w['wav'], 0, opt.n_mels, opt.n_frames) for w in usable]
+    else:
+        voices = [voice_array(w['mel'], opt.n_mels, opt.n_frames) for w in usable]
+    voices = torch.from_numpy(np.stack(voices))
     scores = model.score_pairs(voices, faces).float().cpu().numpy().astype(float)
     score = float(AGGREGATES[args.video_agg](scores))
-    val = (model.loaded_meta or {}).get('val') or {}
-    threshold = val.get('eer_threshold')
+    threshold, source = checkpoint.decision_threshold(model.loaded_meta)
     verdict = None if threshold is None else ('real' if score >= threshold else 'fake')
     result.update({
-        'score': score, 'distance': -score, 'verdict': verdict, 'threshold': threshold,
-        'threshold_source': ('validation EER threshold stored with the checkpoint' if threshold is not None else
-                             'none stored with the checkpoint: no verdict'),
+        'score': score, 'distance': float(losses.score_distance(model.config.score, score)),
+        'score_function': model.config.score, 'verdict': verdict, 'threshold': threshold,
+        'threshold_source': source if threshold is not None else 'none stored with the checkpoint: no verdict',
         'video_agg': args.video_agg, 'windows_scored': len(usable), 'windows_without_face': len(voiced) - len(usable),
         'windows_silent': len(windows) - len(voiced),
         'windows': [{'start_s': round(w['start'], 3), 'frame_s': round(w['time'], 3), 'score': s}
@@ -133,7 +142,7 @@ def report(result, status):
     if result['verdict'] is None:
         print('verdict: none (the checkpoint stores no validation threshold)')
     else:
-        print(f'verdict: {result["verdict"].upper()} (threshold {result["threshold"]:.4f}, chosen on validation data)')
+        print(f'verdict: {result["verdict"].upper()} (threshold {result["threshold"]:.4f}: {result["threshold_source"]})')
 
 
 def main(argv=None):

@@ -24,7 +24,8 @@ faster syllables, a mains hum and a different vowel set):
 
 Clips of one identity differ in what is said (random vowel-like syllables, pitch contour, noise) and in how the
 face is shown (position, scale, rotation, light, background, expression, JPEG quality). Mels follow the released
-recipe on the synthesised 16 kHz waveform (data/audio.py: mel_from_waveform).
+recipe on the synthesised 16 kHz waveform (data/audio.py: mel_from_waveform); beside each mel, a 16 kHz WAV holds
+what journal models read (data/inputs.py), cut as the prep scripts cut real clips.
 
 It writes three sets under ``--out`` (identities never shared between sets):
 
@@ -59,6 +60,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy.signal import lfilter
 
 from data.audio import SAMPLE_RATE, mel_from_waveform
+from data.inputs import wav_bytes
+from prep.video import journal_wav
 
 N_TRAITS = 4
 VOWELS = np.array([  # first three formants (Hz) of five vowels for an average adult voice
@@ -249,12 +252,17 @@ def draw_face(traits, rng, size=128, variant='a'):
 # ---------------------------------------------------------------------------------------------------------------
 # writing the sets
 # ---------------------------------------------------------------------------------------------------------------
-def write_pair(face, wave, face_path, voice_path, rng):
-    """Save the face as a JPEG of random quality (80-95) and the waveform's mel as .npy, making their folders."""
+def write_pair(face, wave, face_path, voice_path, rng, wav_cut=None):
+    """Save the face as a JPEG of random quality (80-95) and the waveform's mel as .npy, making their folders; with
+    ``wav_cut`` ('clip' or 'window', ``prep/video.py: journal_wav``) also the 16 kHz WAV that journal models read,
+    beside the mel (no random draw, so the other files do not change)."""
     os.makedirs(os.path.dirname(face_path), exist_ok=True)
     os.makedirs(os.path.dirname(voice_path), exist_ok=True)
     face.save(face_path, quality=int(rng.integers(80, 96)))
     np.save(voice_path, mel_from_waveform(wave, SAMPLE_RATE))
+    if wav_cut is not None:
+        with open(os.path.splitext(voice_path)[0] + '.wav', 'wb') as handle:
+            handle.write(wav_bytes(journal_wav(wave, 0.0, wav_cut)))
 
 
 def render_pair(face_traits, voice_traits, rng, size, variant, leading_silence=0.0):
@@ -277,7 +285,7 @@ def make_vox_identity(root, number, videos, frames, seed, size, variant='a'):
             frame = f'{int(rng.integers(0, 100000)):05d}'
             write_pair(*render_pair(traits, traits, rng, size, variant),
                        os.path.join(root, 'face', identity, video, frame + '.jpg'),
-                       os.path.join(root, 'voice', f'{identity}_{video}_{frame}.npy'), rng)
+                       os.path.join(root, 'voice', f'{identity}_{video}_{frame}.npy'), rng, wav_cut='clip')
 
 
 def make_vox(root, first_id, n_ids, videos, frames, seed, size, variant='a', workers=1):
@@ -380,7 +388,7 @@ def render_video(root, index, video, seed, tag, size, variant):
     rng = np.random.default_rng([seed, tag, index])
     write_pair(*render_pair(video.face, video.voice, rng, size, variant, leading_silence=video.silence),
                os.path.join(root, video.folder, video.name + '.jpg'),
-               os.path.join(root, 'audio_feat', video.name + '.npy'), rng)
+               os.path.join(root, 'audio_feat', video.name + '.npy'), rng, wav_cut='window')
 
 
 def write_test_set(root, videos, index_file, header, seed, tag, size, variant='a', workers=1):
@@ -457,7 +465,7 @@ def main(argv=None):
     if args.group_size < 2 or min(args.dfdc_reals, args.fakeavceleb_reals, args.videos, args.frames) < 1:
         parser.error('--group_size must be at least 2; --dfdc_reals, --fakeavceleb_reals, --videos and --frames at '
                      'least 1')
-    common = {'seed': args.seed, 'image_size': args.image_size, 'generator': 1}
+    common = {'seed': args.seed, 'image_size': args.image_size, 'generator': 1, 'voices': 'mel,wav'}
     if args.variant != 'a':   # variant a keeps the parameters of sets made before variants existed
         common['variant'] = args.variant
     sets = {s.strip() for s in args.sets.split(',') if s.strip()}

@@ -4,8 +4,10 @@
     python -m scripts.prep_voxceleb2 --src VoxCeleb2/dev/mp4 --audio_src VoxCeleb2/dev/aac --out Dataset/Voxceleb2
 
 ``--src`` holds ``<id>/<video>/<clip>.mp4``; the audio is the mp4's own track, or ``<audio_src>/<id>/<video>/
-<clip>.m4a`` when ``--audio_src`` is given. Each clip gives one face (the frame 1.5 s in) and the mel of its first
-3 s; the clip number plays the part of the layout's frame number. VoxCeleb2's videos are already face-centred
+<clip>.m4a`` when ``--audio_src`` is given. Each clip gives one face (the frame 1.5 s in), the mel of its first
+3 s and (``--voices``, both by default) the 16 kHz WAV that journal models read, cut as the journal's preprocessing
+cut VoxCeleb2 (seconds 1 to 4, the clip played twice first when shorter than 4 s); the clip number plays the part of
+the layout's frame number. VoxCeleb2's videos are already face-centred
 crops: ``--detector none`` keeps the whole frame and runs much faster than the default dlib detector. The
 decoding, cropping, short-clip and silence rules, resuming and ``skipped.csv`` are those of prep/video.py.
 """
@@ -56,7 +58,7 @@ def build(args):
             audio = os.path.join(args.audio_src, identity, video, clip + '.m4a') if args.audio_src else None
             face_out, voice_out = vox_paths(args.out, identity, video, clip)
             clips.append(Clip(video=os.path.join(args.src, identity, video, clip + '.mp4'), audio=audio,
-                              face_out=face_out, voice_out=voice_out))
+                              face_out=face_out, voice_out=voice_out, journal_cut='clip'))
     return clips, 'VoxCeleb2 clips'
 
 

@@ -150,4 +150,7 @@ def test_where_faces_are_decoded():
     with pytest.raises(ModelConfigError, match='released'):
         resolve_face_decode('device', 'cpu', 'released')
     assert input_transport('fixed', 'device')['face_backend'] == 'jpeg'
-    assert input_transport('released', 'device') == {'face_backend': 'pil', 'voice_dtype': 'float32'}
+    assert input_transport('released', 'device') == {'face_backend': 'pil', 'voice_dtype': 'float32',
+                                                     'inputs': 'vfd2022', 'face_resample': 'bicubic'}
+    assert input_transport('journal', 'device') == {'face_backend': 'pil', 'voice_dtype': 'float32',
+                                                    'inputs': 'journal', 'face_resample': 'bilinear'}

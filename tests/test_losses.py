@@ -80,3 +80,89 @@ def test_mean_negative_counts_only_valid_entries():
     assert losses.mean_negative(dist).item() == pytest.approx(2.75)
     other = torch.tensor([[False, True], [True, False]])
     assert losses.mean_negative(dist, other).item() == pytest.approx(4.0)
+
+
+# -- the journal's losses and scores -------------------------------------------------------------------------------
+def loss_options(**values):
+    from argparse import Namespace
+    base = dict(n_negatives=2, negatives='sampled', temperature=0.1, learn_temperature=False, margin=0.25,
+                margin_mode='relative')
+    return Namespace(**{**base, **values})
+
+
+def test_cosine_score_by_hand_and_as_the_journal_computes_it():
+    from tests import journal_reference
+    voice = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    face = torch.tensor([[4.0, 3.0], [-2.0, 0.0]])
+    assert losses.cosine(voice, face).tolist() == pytest.approx([24 / 25, -1.0])
+    v, f = torch.randn(5, 16), torch.randn(5, 16)
+    assert torch.allclose(losses.cosine(v, f), journal_reference.cosine_score(v, f))
+    scores = torch.tensor([0.9, -0.5])
+    assert losses.score_distance('cosine', scores).tolist() == pytest.approx([0.1, 1.5])
+    assert losses.score_distance('neg_l2', scores).tolist() == pytest.approx([-0.9, 0.5])
+
+
+def test_infonce_paired_by_hand():
+    """One voice (1, 0), its face (1, 0), negatives (0, 1) and (-1, 0): cosines 1, 0, -1; temperature 0.5."""
+    loss = losses.InfoNCEPaired(loss_options(temperature=0.5))
+    out = losses.Outputs(torch.tensor([[2.0, 0.0]]), torch.tensor([[3.0, 0.0]]),
+                         neg_emb=torch.tensor([[[0.0, 5.0], [-1.0, 0.0]]]))
+    value, monitor = loss(out)
+    expected = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    assert monitor['dist_pos'].item() == pytest.approx(0.0, abs=1e-6)     # 1 - cos 1
+    assert monitor['dist_neg'].item() == pytest.approx(1.5)               # 1 - mean(0, -1)
+    assert monitor['temperature'].item() == pytest.approx(0.5)
+
+
+def test_infonce_paired_equals_the_journals_info_nce():
+    from tests import journal_reference
+    torch.manual_seed(0)
+    voice, face, neg = torch.randn(6, 8), torch.randn(6, 8), torch.randn(6, 3, 8)
+    ours, _ = losses.InfoNCEPaired(loss_options(n_negatives=3))(losses.Outputs(voice, face, neg_emb=neg))
+    assert ours.item() == pytest.approx(journal_reference.info_nce_paired(voice, face, neg, 0.1).item(), rel=1e-6)
+
+
+def test_infonce_paired_in_batch_masks_same_identity_faces():
+    """Voices 0, 1, 2 of identities 0, 1, 1: voice 1's negatives are face 0 only (face 2 is its own person)."""
+    voice = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    face = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    loss = losses.InfoNCEPaired(loss_options(negatives='in_batch', n_negatives=1, temperature=1.0))
+    value, monitor = loss(losses.Outputs(voice, face, identity=torch.tensor([0, 1, 1])))
+
+    def ce(own, negatives):
+        return -math.log(math.exp(own) / (math.exp(own) + sum(math.exp(c) for c in negatives)))
+    # voice 0: own 1, negatives faces 1 (cos 0.6) and 2 (0); voice 1: own 0.8, negative face 0 (0); voice 2: own 1,
+    # negative face 0 (0)
+    expected = (ce(1.0, [0.6, 0.0]) + ce(0.8, [0.0]) + ce(1.0, [0.0])) / 3
+    assert value.item() == pytest.approx(expected, rel=1e-6) and monitor['in_batch_skipped'].item() == 0
+
+
+def test_fake_pairs_by_hand_and_as_the_journal_computes_it():
+    from tests import journal_reference
+    loss = losses.FakePairs(loss_options(temperature=1.0, n_negatives=1))
+    voice, face = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]])       # cos = 0.7071
+    neg_voice, neg_face = torch.tensor([[[0.0, 2.0]]]), torch.tensor([[[0.0, 3.0]]])   # a fake pair that agrees: 1
+    value, monitor = loss(losses.Outputs(voice, face, neg_emb=neg_face, neg_voice_emb=neg_voice))
+    c = 2 ** -0.5
+    assert value.item() == pytest.approx(-math.log(math.exp(c) / (math.exp(c) + math.e)), rel=1e-6)
+    assert monitor['dist_neg'].item() == pytest.approx(0.0, abs=1e-6)
+    torch.manual_seed(1)
+    args = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 10, 8), torch.randn(4, 10, 8)
+    ours, _ = losses.FakePairs(loss_options(n_negatives=10))(losses.Outputs(args[0], args[1], neg_emb=args[3],
+                                                                            neg_voice_emb=args[2]))
+    assert ours.item() == pytest.approx(journal_reference.fake_pair_nce(*args, 0.1).item(), rel=1e-6)
+    with pytest.raises(ValueError, match='sampled'):
+        losses.build_loss(loss_options(negatives='in_batch'), 'fake_pairs')
+
+
+def test_a_learnt_temperature_is_a_parameter_that_moves():
+    loss = losses.InfoNCEPaired(loss_options(learn_temperature=True, temperature=0.1))
+    (param,) = list(loss.parameters())
+    assert param.item() == pytest.approx(math.log(0.1))
+    torch.manual_seed(0)
+    value, monitor = loss(losses.Outputs(torch.randn(4, 8), torch.randn(4, 8), neg_emb=torch.randn(4, 2, 8)))
+    value.backward()
+    assert param.grad is not None and param.grad.item() != 0
+    assert monitor['temperature'].item() == pytest.approx(0.1, rel=1e-6)
+    assert not list(losses.InfoNCEPaired(loss_options()).parameters())     # a fixed one is no parameter

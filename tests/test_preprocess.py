@@ -10,6 +10,7 @@ from PIL import Image
 
 from prep import video as preprocess
 from data.audio import mel_from_file
+from data.inputs import journal_clip_cut
 from scripts import prep_dfdc, prep_fakeavceleb, prep_timit, prep_voxceleb2
 from tests.media import blank_frame, face_frame, tone, write_audio, write_video
 
@@ -52,7 +53,13 @@ def test_voxceleb2_layout_skips_bad_clips_and_resumes(vox_src, tmp_path, capsys)
         assert image.size == (224, 224) and image.mode == 'RGB'
     mel = np.load(voice)
     assert mel.shape == (512, 301) and mel.dtype == np.float32 and mel.max() == 0 and mel.min() >= -80
-    assert sorted(p.name for p in (out / 'voice').iterdir()) == ['id00001_ab_c-d_00001.npy']
+    assert sorted(p.name for p in (out / 'voice').iterdir()) == ['id00001_ab_c-d_00001.npy',
+                                                                 'id00001_ab_c-d_00001.wav']
+    # beside the mel, what journal models read: the journal's cut (seconds 1 to 4) of the audio at 16 kHz
+    y, sr, _ = preprocess.decode_audio(str(vox_src / 'mp4' / 'id00001' / 'ab_c-d' / '00001.mp4'))
+    wav, rate = soundfile.read(out / 'voice' / 'id00001_ab_c-d_00001.wav', dtype='float32')
+    expected = journal_clip_cut(preprocess.to_16k(y, sr))
+    assert rate == 16000 and wav.shape == expected.shape and np.abs(wav - expected).max() <= 1 / 32768 + 1e-6
     rows = skipped_rows(out)
     assert {name: (r['status'], r['reason']) for name, r in rows.items()} == {
         'id00001/ab_c-d/00002.mp4': ('skipped', 'no_audio'), 'id00002/x-y_z/00001.mp4': ('skipped', 'no_face'),
@@ -111,9 +118,28 @@ def test_video_level_windows(tmp_path):
     out = tmp_path / 'DFDC'
     assert prep_dfdc.main(['--src', str(src), '--out', str(out), '--windows', '3', '--workers', '1']) == 0
     assert sorted(os.listdir(out / 'real' / 'long')) == ['0.jpg', '1.jpg', '2.jpg']
-    assert sorted(os.listdir(out / 'audio_feat' / 'long')) == ['0.npy', '1.npy', '2.npy']
+    assert sorted(os.listdir(out / 'audio_feat' / 'long')) == ['0.npy', '0.wav', '1.npy', '1.wav', '2.npy', '2.wav']
     windows = preprocess.window_starts(8.0, 3)
     assert windows == [0.0, 2.5, 5.0]
+    # each window's WAV: 4 s of 16 kHz audio from the window's start (the last one has 3 s left)
+    y, sr, _ = preprocess.decode_audio(str(src / 'dfdc_train_part_0' / 'long.mkv'))
+    y16 = preprocess.to_16k(y, sr)
+    for k, start in enumerate(windows):
+        wav, rate = soundfile.read(out / 'audio_feat' / 'long' / f'{k}.wav', dtype='float32')
+        expected = y16[int(start * 16000):int(start * 16000) + 64000]
+        assert rate == 16000 and len(wav) == len(expected) == min(64000, len(y16) - int(start * 16000))
+        assert np.abs(wav - expected).max() <= 1 / 32768 + 1e-6
+    # --voices mel writes the 2022 mels alone; a folder prepared before --voices existed resumes only with it
+    out_mel = tmp_path / 'DFDC_mel'
+    assert prep_dfdc.main(['--src', str(src), '--out', str(out_mel), '--windows', '3', '--workers', '1',
+                           '--voices', 'mel']) == 0
+    assert sorted(os.listdir(out_mel / 'audio_feat' / 'long')) == ['0.npy', '1.npy', '2.npy']
+    options = json.loads((out_mel / 'prep_options.json').read_text())
+    del options['voices']
+    (out_mel / 'prep_options.json').write_text(json.dumps(options))
+    assert prep_dfdc.main(['--src', str(src), '--out', str(out_mel), '--windows', '3', '--workers', '1']) == 2
+    assert prep_dfdc.main(['--src', str(src), '--out', str(out_mel), '--windows', '3', '--workers', '1',
+                           '--voices', 'mel']) == 0
 
 
 def test_leading_silence_short_clips_and_silent_audio(tmp_path):

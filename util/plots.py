@@ -48,8 +48,9 @@ def roc_plot(path, labels, scores, title):
     _save(fig, path)
 
 
-def score_histograms(path, labels, scores, threshold=None):
-    """Histograms of the real and the fake scores, with the decision threshold when there is one."""
+def score_histograms(path, labels, scores, threshold=None, meaning='minus the voice-face distance'):
+    """Histograms of the real and the fake scores, with the decision threshold when there is one; ``meaning`` says
+    what a score is (the x-axis label)."""
     labels, scores = np.asarray(labels), np.asarray(scores)
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot(1, 1, 1)
@@ -58,7 +59,7 @@ def score_histograms(path, labels, scores, threshold=None):
     ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label=f'fake ({int((labels == 0).sum())})')
     if threshold is not None:
         ax.axvline(threshold, color='black', linestyle='--', label='validation threshold')
-    ax.set_xlabel('score = -voice-face distance (higher = more real)')
+    ax.set_xlabel(f'score = {meaning} (higher = more real)')
     ax.set_ylabel('pairs')
     ax.legend(fontsize=8)
     _save(fig, path)

@@ -72,7 +72,8 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
     if summary['n_real'] and summary['n_fake']:
         plots.roc_plot(os.path.join(page.img_dir, 'roc.png'), labels, scores, f'ROC, AUC {_fmt(summary["auc"])}')
         images.append(('images/roc.png', 'ROC curve'))
-    plots.score_histograms(os.path.join(page.img_dir, 'scores.png'), labels, scores, summary['threshold'])
+    plots.score_histograms(os.path.join(page.img_dir, 'scores.png'), labels, scores, summary['threshold'],
+                           summary.get('score_meaning', 'minus the voice-face distance'))
     images.append(('images/scores.png', 'scores of real and fake pairs'))
     page.add_images([i[0] for i in images], [i[1] for i in images], width=420)
     util.mkdirs(page.img_dir)
