@@ -2,13 +2,15 @@
 
     python test_DF.py --dataroot ./Dataset/DFDC --dataset_mode DFDC --model DFD --name NAME
 
-The architecture is read from the checkpoint (``--epoch``, default latest); plain released-format state dicts use
-the command line, in ``released`` mode unless ``--encoder_compat`` says otherwise. The score of a pair is minus the
-L2 distance between its voice and face embeddings (higher = more real). A video with several windows gets the
+The architecture, the inputs and the score function are read from the checkpoint (``--epoch``, default latest);
+plain released-format state dicts use the command line, in the mode their parameters show unless
+``--encoder_compat`` says otherwise. The score of a pair is the checkpoint's: minus the L2 distance between its
+voice and face embeddings, or their cosine (journal models); higher = more real. A video with several windows gets the
 ``--video_agg`` (mean, median, max) of its window scores; results are reported per window (frame level) and per
 video (video level, the headline), with the AUC per fake category when the dataset has a ``categories.csv``.
 ``--protocol original`` reports the released evaluation instead (frame level, its sampling of fakes). Results go to
-``<results_dir>/<name>/<dataset folder>_<epoch>/``: ``scores.csv`` (one row per window), ``video_scores.csv``,
+``<results_dir>/<name>/<dataset folder>_<part>_<protocol>_<epoch>/``: ``scores.csv`` (one row per window, the score
+and the same as a distance), ``video_scores.csv``,
 ``summary.json`` and an HTML report (``index.html``: metrics with a bootstrap interval, ROC curve, score
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """

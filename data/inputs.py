@@ -20,8 +20,9 @@ The journal's mel is torchaudio's ``MelSpectrogram(sample_rate=16000, n_fft=512,
 with its other defaults (128 HTK mel bands from 0 Hz to 8 kHz without area normalisation, a periodic Hann window of
 480 samples centred in the 512-sample frame, centred frames with reflected padding, power 2). ``power_mel`` computes
 exactly that with ``torch.stft`` and its own filterbank, so the runtime does not need torchaudio (whose wheels are
-built for one torch version each); tests/test_inputs.py compares it with torchaudio where torchaudio installs, and
-always with a transcription of the formulas in numpy.
+built for one torch version each); tests/test_inputs.py compares it with torchaudio where torchaudio installs (with
+torch 2.9.1 and torchaudio 2.9.1 the two are equal bit for bit), and always with a transcription of the formulas
+in numpy.
 
 Where the journal's 2.56 s come from: for VoxCeleb2 (pre-training), its preprocessing kept seconds 1 to 4 of a clip
 (the clip played twice first when shorter than 4 s, ``journal_clip_cut``) and its loader the first 40,960 samples of

@@ -34,7 +34,8 @@ JOURNAL_RECIPE = {
 # pair against 10 fake pairs at temperature 0.1, lr 5e-6 (DFDC: 5e-6 x 1; FakeAVCeleb: 5e-7 x 10), 20 epochs, batch 8
 # (DFDC; FakeAVCeleb used 16), the rest as in pre-training. Start it from a pre-trained run (--pretrained_name).
 JOURNAL_FINETUNE_RECIPE = {
-    **JOURNAL_RECIPE, 'loss': 'fake_pairs', 'n_negatives': 10, 'batch_size': 8, 'lr': 5e-6,
+    **{k: v for k, v in JOURNAL_RECIPE.items() if k not in ('encoder_compat', 'inputs', 'score')},  # the checkpoint's
+    'loss': 'fake_pairs', 'n_negatives': 10, 'batch_size': 8, 'lr': 5e-6,
 }
 RECIPES = ('default', 'released', 'journal', 'journal_finetune')
 RECIPE_VALUES = {'released': RELEASED_RECIPE, 'journal': JOURNAL_RECIPE, 'journal_finetune': JOURNAL_FINETUNE_RECIPE}

@@ -44,6 +44,11 @@ CONFIGS = {
     'paper': dict(dim=1024, depth=6, heads=8, mlp_dim=2048, emb_dim=2048, width_mult=1.0, crop_size=224,
                   load_size=224),
     'tiny': dict(dim=128, depth=2, heads=4, mlp_dim=256, emb_dim=128, width_mult=0.25, crop_size=64, load_size=64),
+    # the journal version's encoders (--encoder_compat journal): ViT-B/32 at the published sizes, and a tiny copy
+    'journal': dict(dim=768, depth=12, heads=12, mlp_dim=3072, emb_dim=512, crop_size=224, load_size=256,
+                    n_mels=128, n_frames=256),
+    'journal_tiny': dict(dim=64, depth=2, heads=4, mlp_dim=256, emb_dim=64, crop_size=64, load_size=73,
+                         n_mels=128, n_frames=256),
 }
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,7 +66,10 @@ def model_opt(args, train, compat=None, negatives=None, batch_size=None, dataroo
             '--face_decode', args.face_decode,
             *(['--compile', '--compile_mode', args.compile_mode] if args.compile else []),
             *[part for key, value in CONFIGS[args.config].items() for part in (f'--{key}', str(value))]]
-    if train:   # the released optimiser and margin, as the figures in docs/benchmarks.md were measured with
+    if train and (compat or args.encoder_compat) == 'journal':   # the journal's recipe, these negatives and batch
+        argv += ['--recipe', 'journal', '--negatives', negatives or args.negatives, '--n_negatives',
+                 str(args.n_negatives), '--display_id', '0', '--no_html']
+    elif train:   # the released optimiser and margin, as the figures in docs/benchmarks.md were measured with
         argv += ['--negatives', negatives or args.negatives, '--n_negatives', str(args.n_negatives), '--lr', '2e-4',
                  '--beta1', '0.5', '--margin', '100', '--margin_mode', 'absolute', '--lr_fan_in', '0',
                  '--display_id', '0', '--no_html']
@@ -95,7 +103,12 @@ def random_batch(args, b, with_negatives, k=None, generator=None):
     pin = args.device_name.startswith('cuda')   # the loaders pin their batches on CUDA machines; so does this
     from models.DFD_model import input_transport
     voice_dtype = getattr(torch, args.voice_dtype or input_transport(args.encoder_compat)['voice_dtype'])
-    batch = {'voice': (torch.rand(b, 1, 512, 301, generator=g) - 1).to(voice_dtype),
+    config = CONFIGS[args.config]
+    if args.encoder_compat == 'journal':   # power mels: non-negative, with a wide range
+        voice = torch.rand(b, 1, config['n_mels'], config['n_frames'], generator=g).pow(4) * 100
+    else:
+        voice = torch.rand(b, 1, config.get('n_mels', 512), config.get('n_frames', 301), generator=g) - 1
+    batch = {'voice': voice.to(voice_dtype),
              'face': torch.randint(0, 256, (b, 3, size, size), generator=g, dtype=torch.uint8),
              'identity': torch.arange(b)}
     if with_negatives:
@@ -441,7 +454,8 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu', help='cpu or cuda (or cuda:N)')
     parser.add_argument('--what', default='train,score,data,train_loop,score_loop',
                         help='measurements to run, comma-separated')
-    parser.add_argument('--encoder_compat', default='fixed', choices=('fixed', 'released'), help='encoder mode')
+    parser.add_argument('--encoder_compat', default='fixed', choices=('fixed', 'released', 'journal'),
+                        help='encoder mode (journal: with --config journal or journal_tiny)')
     parser.add_argument('--negatives', default='in_batch', choices=('in_batch', 'sampled'), help='negatives')
     parser.add_argument('--n_negatives', type=int, default=5, help='sampled negatives per anchor')
     parser.add_argument('--batch_size', type=int, default=8, help='anchors per training step')
@@ -476,6 +490,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.device_name = args.device
+    if (args.encoder_compat == 'journal') != args.config.startswith('journal'):
+        parser.error('--encoder_compat journal goes with --config journal or journal_tiny (and only it)')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error('--device cuda, but torch sees no CUDA device')
     if args.child:

@@ -111,6 +111,14 @@ class CollapseMonitor:
 def advice(opt, losses=None):
     """What to try against a collapse, from the options the run uses (one paragraph)."""
     tips = []
+    if getattr(opt, 'encoder_compat', '') == 'journal' or str(getattr(opt, 'recipe', '')).startswith('journal'):
+        if getattr(opt, 'augment', 'none') == 'journal':
+            tips.append('--augment none when identity shows in colour (the journal\'s colour jitter and grayscale '
+                        'take it from most training faces)')
+        if opt.lr < 1e-4:
+            tips.append('a higher --lr for small encoders trained from scratch (1e-3 learns at tiny size; 5e-5 is '
+                        'the journal\'s rate for its 88 M-parameter encoders)')
+        return 'Try ' + '; '.join(tips or ['more epochs or a larger batch']) + ' (see docs/training.md, section 9).'
     if opt.token_init_std >= 0.5:
         tips.append('a small initial class token and position embedding (--token_init_std 0.02; the released '
                     'standard-normal draw drowns the input in a constant)')
