@@ -15,7 +15,8 @@ tell them; ``--heads`` (8) and ``--n_mels`` / ``--n_frames`` (512 / 301) as publ
 
 It writes ``<checkpoints_dir>/<name>/``:
 
-* ``latest_net_G_audio.pth``, ``latest_net_G_video.pth`` and the same as ``best_*`` (the authors' chosen weights):
+* ``latest_net_G_audio.pth``, ``latest_net_G_video.pth`` and the same as ``best_*`` (the authors' chosen weights;
+  hard links where the file system has them):
   project checkpoints with the model config (journal: its encoders and inputs, the cosine score; released: the
   released encoders, the 2022 inputs, minus the L2 distance), so ``test_DF.py``, ``scripts/detect.py``,
   ``--pretrained_name`` and ``--continue_train`` need no size options;
@@ -37,6 +38,7 @@ import datetime
 import hashlib
 import math
 import os
+import shutil
 import sys
 
 if __package__ in (None, ''):
@@ -278,8 +280,15 @@ def import_weights(args):
             'the journal code\'s fixed rule: real when the cosine is above 0' if args.format == 'journal' and
             args.threshold is None else '--threshold given to scripts/import_weights.py')
     nets = [('G_audio', voice_net), ('G_video', face_net)]
-    for tag in ('latest', 'best'):
-        checkpoint.write_nets(folder, tag, nets, **meta)
+    checkpoint.write_nets(folder, 'latest', nets, **meta)
+    for name, _ in nets:   # best_* is the same file: a hard link where the file system has them (no second copy)
+        latest, best = checkpoint.net_path(folder, 'latest', name), checkpoint.net_path(folder, 'best', name)
+        try:
+            if os.path.exists(best):
+                os.remove(best)
+            os.link(latest, best)
+        except OSError:
+            shutil.copyfile(latest, best)
     optimizer = None
     if facts['optimizer'] is not None:
         optimizer = journal_optimizer_state(facts['optimizer'], facts['raw_keys'], voice_net, face_net)
