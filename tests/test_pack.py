@@ -125,3 +125,22 @@ def test_prep_scripts_share_their_inputs_with_shard(monkeypatch, tmp_path):
     assert [s[0] for s in seen] == [['v0.mp4', 'v3.mp4', 'v6.mp4'], ['v1.mp4', 'v4.mp4'], ['v2.mp4', 'v5.mp4']]
     assert [s[1] for s in seen] == ['skipped-0-of-3.csv', 'skipped-1-of-3.csv', 'skipped-2-of-3.csv']
     assert all(s[2] for s in seen)   # each part knows the others write into the same folder
+
+
+def test_packed_sets_feed_journal_inputs_as_the_folders_do(sample_root, packed):
+    """The WAV voices travel in the shards too: journal training items (augmented faces, power mels) and DFDC test
+    pairs come out of a pack exactly as out of the folder."""
+    journal = dict(inputs='journal', face_backend='pil', voice_dtype='float32', face_resample='bilinear')
+    sizes = dict(load_size=73, crop_size=64, n_mels=128, n_frames=256, no_flip=False)
+    loose = make_opt(vox(sample_root), val_ratio=0.25, batch_size=3, augment='journal', **sizes)
+    pack = make_opt(packed / 'vox', val_ratio=0.25, batch_size=3, augment='journal', **sizes)
+    ld, a = batches(loose, 'train', n_negatives=2, **journal)
+    _, b = batches(pack, 'train', n_negatives=2, **journal)
+    assert a[0]['voice'].shape[1:] == (1, 128, 256) and a[0]['voice'].dtype == torch.float32
+    assert_same_batches(a, b, vox(sample_root), packed / 'vox')
+    loose = make_opt(dfdc(sample_root), dataset_mode='DFDC', phase='test', isTrain=False, **sizes)
+    pack = make_opt(packed / 'dfdc', dataset_mode='DFDC', phase='test', isTrain=False, **sizes)
+    _, a = batches(loose, 'test', epochs=(0,), shuffle=False, **journal)
+    _, b = batches(pack, 'test', epochs=(0,), shuffle=False, **journal)
+    assert all(p.endswith('.wav') for batch in a for p in batch['voice_path'])
+    assert_same_batches(a, b, dfdc(sample_root), packed / 'dfdc')
