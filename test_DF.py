@@ -14,8 +14,12 @@ and the same as a distance), ``video_scores.csv``,
 ``summary.json`` and an HTML report (``index.html``: metrics with a bootstrap interval, ROC curve, score
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
+import hashlib
+import json
 import logging
 import os
+import re
+import shutil
 import sys
 import time
 
@@ -75,12 +79,104 @@ def write_results(folder, scored, videos, summary):
 
 
 def results_tag(opt):
-    """The results folder of a test run: ``<dataset folder>_<part>_<protocol>_<epoch>``, where part is the
-    ``--split_file`` part tested (``--phase``) or ``all``, so that runs on different parts, protocols or
-    checkpoints never overwrite each other."""
+    """The results folder of a test run: ``<dataset folder>_<part>_<protocol>[_<video_agg>]_<epoch>``, where part is
+    the ``--split_file`` part tested (``--phase``) or ``all`` and the aggregate is named when it is not the mean, so
+    that runs on different parts, protocols, aggregates or checkpoints never share a folder."""
     part = opt.phase if getattr(opt, 'split_file', '') else 'all'
     protocol = getattr(opt, 'protocol', 'sound')
-    return f'{os.path.basename(os.path.normpath(opt.dataroot))}_{part}_{protocol}_{opt.epoch}'
+    agg = '' if opt.video_agg == 'mean' else f'_{opt.video_agg}'
+    return f'{os.path.basename(os.path.normpath(opt.dataroot))}_{part}_{protocol}{agg}_{opt.epoch}'
+
+
+def test_identity(opt):
+    """What makes two test runs the same test: the set (its full path, not its folder's name), the part and
+    protocol, the aggregate, the size cap and the checkpoint named. Stored in summary.json as ``test``."""
+    split = getattr(opt, 'split_file', '')
+    return {'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode,
+            'split_file': os.path.abspath(split) if split else '', 'part': opt.phase if split else 'all',
+            'protocol': getattr(opt, 'protocol', 'sound'), 'original_order': getattr(opt, 'original_order', ''),
+            'video_agg': opt.video_agg, 'max_dataset_size': opt.max_dataset_size,
+            'checkpoints': os.path.abspath(os.path.join(opt.checkpoints_dir, opt.name)), 'epoch': opt.epoch}
+
+
+def stored_identity(folder):
+    """The test identity recorded in ``folder``/summary.json; for a folder written before identities were recorded,
+    the fields its summary has; None when there is no readable summary."""
+    try:
+        with open(os.path.join(folder, 'summary.json')) as handle:
+            summary = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict):
+        return None
+    if isinstance(summary.get('test'), dict):
+        return summary['test']
+    return {key: summary.get(key) for key in ('dataroot', 'video_agg', 'epoch', 'protocol')}
+
+
+def same_test(stored, identity):
+    """Whether a stored identity (possibly the partial one of an older folder) is the test ``identity``."""
+    return stored is not None and all(identity.get(key) == value for key, value in stored.items())
+
+
+class ResultsTakenError(util.WriteCheckError):
+    """A results folder that holds another test's results."""
+
+
+def results_folder(opt, identity):
+    """The folder this test's results go to. A folder that holds another test's results is never taken over: with
+    the default tag the name gets a suffix from the identity; a ``--results_tag`` folder of another test is refused
+    unless ``--overwrite_results``."""
+    name_dir = os.path.join(opt.results_dir, opt.name)
+    recover_results(name_dir)
+    tag = opt.results_tag or results_tag(opt)
+    folder = os.path.join(name_dir, tag)
+    if not os.path.exists(folder) or not os.listdir(folder) or same_test(stored_identity(folder), identity) \
+            or opt.overwrite_results:
+        return folder
+    if opt.results_tag:
+        raise ResultsTakenError(f'{folder} holds the results of another test ({describe_test(stored_identity(folder))}'
+                                f'); choose another --results_tag, or --overwrite_results to replace them')
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    other = os.path.join(name_dir, f'{tag}-{digest}')
+    logger.warning('%s holds the results of another test (%s); these go to %s', folder,
+                   describe_test(stored_identity(folder)), other)
+    return other
+
+
+def describe_test(identity):
+    """A stored test identity in words."""
+    if not identity:
+        return 'no readable summary.json'
+    return ', '.join(f'{k} {identity[k]}' for k in ('dataroot', 'part', 'protocol', 'video_agg', 'epoch')
+                     if identity.get(k) not in (None, ''))
+
+
+def recover_results(name_dir):
+    """Finish what a killed publication left: a results folder moved aside but not replaced comes back; moved-aside
+    and unfinished folders of processes that are gone are removed."""
+    if not os.path.isdir(name_dir):
+        return
+    for entry in os.listdir(name_dir):
+        match = re.fullmatch(r'\.(.+)\.(old|tmp)-(\d+)', entry)
+        if not match or util.process_alive(int(match.group(3))):
+            continue
+        path, final = os.path.join(name_dir, entry), os.path.join(name_dir, match.group(1))
+        if match.group(2) == 'old' and not os.path.exists(final):
+            os.rename(path, final)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def publish_results(tmp, folder):
+    """Put the finished folder ``tmp`` in the place of ``folder``: the old results move aside, the new ones take
+    their name, the old ones go. A kill in between leaves the old results aside, and the next test run puts them
+    back (``recover_results``): never a folder that mixes two runs' files."""
+    aside = os.path.join(os.path.dirname(folder), f'.{os.path.basename(folder)}.old-{os.getpid()}')
+    if os.path.exists(folder):
+        os.rename(folder, aside)
+    os.rename(tmp, folder)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def level_summary(labels, scores, threshold, categories=None):
@@ -99,12 +195,22 @@ def test(opt):
     logger.info('commit %s', util.git_commit())
     util.seed_everything(opt.seed)
     util.set_deterministic(opt.deterministic)
-    tag = opt.results_tag or results_tag(opt)
-    folder = os.path.join(opt.results_dir, opt.name, tag)
-    util.check_writable(folder, 'the test results')  # before scoring, not after
-    skip_path = os.path.join(folder, 'skipped_samples.csv')
-    if os.path.isfile(skip_path):
-        os.remove(skip_path)                         # the list of this run, not of an earlier one
+    identity = test_identity(opt)
+    folder = results_folder(opt, identity)
+    util.check_writable(os.path.dirname(folder), 'the test results')  # before scoring, not after
+    # everything is written into a folder of this run and published in one move at the end (publish_results)
+    tmp = os.path.join(os.path.dirname(folder), f'.{os.path.basename(folder)}.tmp-{os.getpid()}')
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        return run_test(opt, identity, folder, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_test(opt, identity, folder, tmp):
+    """Score, summarise and write into ``tmp``, then publish it as ``folder``; returns the summary."""
+    skip_path = os.path.join(tmp, 'skipped_samples.csv')
     model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)   # sets the input sizes of opt
     model.setup(opt)
     loader = create_dataset(opt, opt.phase, shuffle=False, skip_log=SkipLog(skip_path), **model.dataset_args(opt.phase))
@@ -141,21 +247,29 @@ def test(opt):
            if protocol == 'original' else {}),
         'commit': util.git_commit(), 'seconds': round(elapsed, 2), 'pairs_per_second': len(scored['label']) / elapsed,
     })
+    summary['test'] = identity
     if loader.skip_log is not None and loader.skip_log.count:
         summary['skipped_samples'] = loader.skip_log.count
-        print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): {skip_path}')
+        print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): '
+              f'{os.path.join(folder, "skipped_samples.csv")}')
     headline_reason = headline['not_measurable']
     if headline_reason:
         summary['not_measurable'] = headline_reason
     try:   # the scores first: a disk that fills up later costs the page, not the numbers
-        write_results(folder, scored, videos, summary)
-        report.write_test_report(folder, scored if level == 'frame' else videos, summary)
-        report.write_results_index(os.path.join(opt.results_dir, opt.name))
+        write_results(tmp, scored, videos, summary)
+        report.write_test_report(tmp, scored if level == 'frame' else videos, summary)
     except OSError as err:
         written = [n for n in ('scores.csv', 'video_scores.csv', 'summary.json', 'index.html')
-                   if os.path.isfile(os.path.join(folder, n))]
+                   if os.path.isfile(os.path.join(tmp, n))]
+        if 'scores.csv' in written:   # this run's scores take the place of the old results, the page missing
+            publish_results(tmp, folder)
         raise util.WriteCheckError(f'could not write the results to {folder}: {err.strerror or err}'
                                    + (f'; written before that: {", ".join(written)}' if written else '')) from err
+    publish_results(tmp, folder)
+    try:
+        report.write_results_index(os.path.join(opt.results_dir, opt.name))
+    except OSError as err:
+        logger.warning('the index of the test runs was not updated: %s', err.strerror or err)
     for name, part, unit in (('frame', frame, 'windows'), ('video', video, 'videos')):
         if name == 'video' and protocol == 'original':
             continue

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data import DatasetError, DatasetLoader, SkipLog, create_dataset, faces
-from models import MODEL_ERRORS, TrainingError, create_model, load_model, losses
+from models import MODEL_ERRORS, TrainingError, checkpoint, create_model, load_model, losses
 from options.train_options import TrainOptions
 from util import collapse, distributed, metrics, runs, util
 from util.visualizer import Visualizer
@@ -86,8 +86,9 @@ def start_run(opt):
             logger.info('removed %d temporary file(s) that an interrupted write left in %s', stale, expr_dir)
     if opt.continue_train:
         model = load_model(opt, expr_dir, opt.epoch)
-    elif opt.pretrained_name:   # fine-tuning starts from a trained model's weights and config
+    elif opt.pretrained_name:   # fine-tuning starts from a trained model's weights and config, as a run of its own
         model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.pretrained_name), opt.pretrained_epoch)
+        model.run_id = checkpoint.new_run_id()
     else:
         model = create_model(opt)
     model.setup(opt)

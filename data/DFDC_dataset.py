@@ -95,6 +95,7 @@ class DFDCDataset(BaseDataset):
             keep = set(self.split.get(part, []))
             if not keep:
                 raise DatasetError(f'--split_file {opt.split_file} lists no {part} videos')
+            check_split_parts(self.split, opt.split_file, opt.isTrain)
         self.items = []  # (video, face path, voice path, label, window)
         problems, used, forms = [], set(), {}   # forms: video -> the face path of the form seen first
         for folder, label in DFDC_LABELS.items():
@@ -134,6 +135,12 @@ class DFDCDataset(BaseDataset):
                     used.add(voice)
                     self.items.append((video, face, voice, label, window))
         problems += self._orphans(self.store, audio_dir, used, keep, self.voice_ext)
+        if keep is not None:
+            absent = sorted(keep - set(forms))
+            if absent:
+                raise DatasetError(f'--split_file {opt.split_file}: {len(absent)} of the {len(keep)} {part} videos it '
+                                   f'names are not in {self.root} (e.g. {absent[0]}); is it the split of another set?',
+                                   path=opt.split_file)
         self.report_problems(problems, LAYOUT)
         if not self.items:
             raise DatasetError(f'no usable voice-face pairs under {self.root}; DFDC expects {LAYOUT}')
@@ -243,7 +250,8 @@ class DFDCDataset(BaseDataset):
 def _window_key(name):
     """Sort key of a window file: by its number, then its name."""
     stem = os.path.splitext(name)[0]
-    return (int(stem), stem) if stem.isdigit() else (0, stem)
+    # isdecimal, not isdigit: '²' is a digit that int() refuses; decimal digits of any script convert
+    return (int(stem), stem) if stem.isdecimal() else (0, stem)
 
 
 def _label_counts(items):
@@ -270,17 +278,46 @@ def original_sampling(items, order=None):
     return reals + chosen
 
 
+MAX_SPLIT_BYTES = 256 * 2 ** 20   # a split file is a few MB even for DFDC's 120,000 videos
+
+
 def read_split_file(path):
-    """The {'train': [...], 'val': [...], 'test': [...]} video lists of a split file."""
+    """The {'train': [...], 'val': [...], 'test': [...]} video lists of a split file: a regular file (a FIFO or a
+    device would hang the read), JSON, each part present a list of video names."""
+    if not os.path.isfile(path):
+        kind = 'no such file' if not os.path.exists(path) else 'not a regular file (a folder, a FIFO, a device)'
+        raise DatasetError(f'--split_file {path}: {kind}', path=path)
+    if os.path.getsize(path) > MAX_SPLIT_BYTES:
+        raise DatasetError(f'--split_file {path}: {os.path.getsize(path)} bytes, far more than a split file holds',
+                           path=path)
     try:
-        with open(path) as handle:
+        with open(path, encoding='utf-8-sig') as handle:
             split = json.load(handle)
     except (OSError, ValueError) as err:
         raise DatasetError(f'--split_file {path}: cannot read it as JSON ({err})') from err
     if not isinstance(split, dict) or not any(isinstance(split.get(p), list) for p in SPLIT_PARTS.values()):
         raise DatasetError(f'--split_file {path}: expected {{"train": [videos], "val": [...], "test": [...]}}, as '
                            f'written by scripts/make_splits.py')
+    for part in SPLIT_PARTS.values():
+        names = split.get(part)
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise DatasetError(f'--split_file {path}: its {part} part must be a list of video names, got '
+                               f'{str(names)[:60]}', path=path)
     return split
+
+
+def check_split_parts(split, path, training):
+    """Refuse (DatasetError) a split whose parts share videos when training on it: fine-tuning on the videos it is
+    validated or tested on would measure nothing."""
+    if not training:
+        return
+    train = set(split.get('train') or ())
+    for part in ('val', 'test'):
+        shared = train & set(split.get(part) or ())
+        if shared:
+            raise DatasetError(f'--split_file {path}: {len(shared)} video(s) are in both train and {part} (e.g. '
+                               f'{sorted(shared)[0]}); a model validated or tested on what it was trained on measures '
+                               f'nothing. Write the split with scripts/make_splits.py', path=path)
 
 
 def read_categories(path, store=None):

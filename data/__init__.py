@@ -12,7 +12,7 @@ import os
 import torch
 import torch.utils.data
 
-from util.util import available_components, find_component
+from util.util import available_components, find_component, ignore_sigterm_in_worker
 
 from .base_dataset import BaseDataset, DatasetError
 from .faces import FaceBatch
@@ -179,7 +179,8 @@ class DatasetLoader:
         self.batch_size = opt.batch_size
         self.sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=opt.seed, rank=rank, world_size=world_size)
         workers = max(0, int(opt.num_threads))
-        extra = {'persistent_workers': True, 'prefetch_factor': opt.prefetch_factor} if workers else {}
+        extra = {'persistent_workers': True, 'prefetch_factor': opt.prefetch_factor,
+                 'worker_init_fn': ignore_sigterm_in_worker} if workers else {}
         self.dataloader = torch.utils.data.DataLoader(
             _Guarded(dataset), batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
             collate_fn=_collate, pin_memory=opt.device.startswith('cuda'), drop_last=False, **extra)

@@ -17,6 +17,7 @@ N_MELS = 512
 DURATION = 3.0
 N_FRAMES = int(SAMPLE_RATE * DURATION) // HOP_LENGTH + 1  # 301
 SILENT_COLUMN = -1.0  # a silent frame after normalisation: -80 dB everywhere, divided by 80
+MAX_DB = 1e4          # a stored mel in dB beyond this magnitude is not one (and float32 could not even hold 1e39)
 
 
 def mel_from_waveform(y, sr=SAMPLE_RATE, duration=DURATION):
@@ -129,5 +130,12 @@ def voice_array(mel, n_mels=N_MELS, n_frames=N_FRAMES, source='mel'):
         raise DatasetError(f'{source}: expected floating-point values, got dtype {mel.dtype}', path=source)
     if not np.all(np.isfinite(mel)):
         raise DatasetError(f'{source}: the mel spectrogram holds NaN or infinite values', path=source)
+    if np.abs(mel).max() > MAX_DB:
+        raise DatasetError(f'{source}: the mel spectrogram holds values up to {np.abs(mel).max():.3g}, beyond what a '
+                           f'mel in dB holds (power_to_db gives 0 to -80); was it saved in another unit?',
+                           path=source)
+    if mel.min() == mel.max():
+        raise DatasetError(f'{source}: every value of the mel spectrogram is {mel.min():g}: it holds no sound (the '
+                           f'prep scripts leave silent windows out)', path=source)
     mel = fit_frames(normalize_mel(mel.astype(np.float32, copy=False)), n_frames)
     return np.ascontiguousarray(mel[None], dtype=np.float32)

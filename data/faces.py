@@ -69,19 +69,39 @@ def load_face(path, opt, rng=None, train=False, backend='torchvision', read=read
             image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except (OSError, RuntimeError, ValueError) as err:
         raise _decode_error(path, err) from err
-    return tensor_face(image, opt, rng, train, source=path, resample=resample)
+    return tensor_face(eight_bit_still(image), opt, rng, train, source=path, resample=resample)
+
+
+def eight_bit_still(image):
+    """A decoded (3, H, W) uint8 image from what torchvision's decoder gives: the first frame of an animation
+    ((frames, 3, H, W)), 16-bit samples scaled to 8 bits (a 16-bit PNG)."""
+    if image.dim() == 4:
+        image = image[0]
+    if image.dtype != torch.uint8:
+        image = (image.to(torch.int32) >> 8).clamp(0, 255).to(torch.uint8)
+    return image
 
 
 def _pil_rgb(data, path):
-    """The image bytes ``data`` decoded by PIL as RGB; DatasetError naming ``path`` when they do not decode."""
+    """The image bytes ``data`` decoded by PIL as RGB (an animation's first frame; 16- and 32-bit samples scaled to
+    8 bits, where PIL's own conversion would clip them to white); DatasetError naming ``path`` when they do not
+    decode."""
     try:
         with Image.open(io.BytesIO(data)) as image:
+            image.seek(0)
+            if image.mode.startswith('I'):     # I;16, I;16B, I (32-bit): read as 16-bit samples
+                array = np.asarray(image, dtype=np.int64)
+                return Image.fromarray(np.clip(array >> 8, 0, 255).astype(np.uint8), 'L').convert('RGB')
+            if image.mode == 'F':
+                array = np.nan_to_num(np.asarray(image, dtype=np.float64))
+                return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), 'L').convert('RGB')
             return image.convert('RGB')
-    except (OSError, UnidentifiedImageError, ValueError) as err:
+    except (OSError, UnidentifiedImageError, ValueError, EOFError) as err:
         raise DatasetError(f'{path}: cannot read the face image ({err})', path=path) from err
 
 
 MAX_PIXELS = 64 * 2 ** 20   # a face image larger than 64 megapixels (8192 x 8192) is refused before decoding
+MIN_SIDE = 16               # ... and one smaller than 16 pixels on a side (no face crop is)
 
 
 def image_size(data, path):
@@ -100,6 +120,9 @@ def image_size(data, path):
     if width * height > MAX_PIXELS:
         raise DatasetError(f'{path}: the image claims {width}x{height} pixels, more than a face image needs (at most '
                            f'{MAX_PIXELS // 2 ** 20} megapixels); refused before decoding', path=path)
+    if min(width, height) < MIN_SIDE:
+        raise DatasetError(f'{path}: the image is {width}x{height} pixels; a face crop has at least {MIN_SIDE} on each '
+                           f'side', path=path)
     return width, height
 
 

@@ -221,4 +221,7 @@ def load_journal_voice(path, read, offset=0, n_mels=N_MELS, n_frames=JOURNAL_FRA
     """The journal model's voice input from the WAV file ``path`` (its bytes from ``read``): float32
     (1, n_mels, n_frames). Only the samples the window needs are decoded; a shorter file is repeated."""
     samples = read_wav(read(path), path, frames=offset + JOURNAL_SAMPLES)
+    if not np.any(samples):
+        raise DatasetError(f'{path}: every sample of the voice is 0: it holds no sound (the prep scripts leave '
+                           f'silent windows out)', path=path)
     return journal_voice(samples, offset, n_mels, n_frames)

@@ -6,9 +6,17 @@ exactly what its folder meant. ``open_store(root)`` picks the packed store when 
 
 Packed format (version 1), written by ``scripts/pack_dataset.py``::
 
-    <root>/pack.json                    {"format": "vfd-pack", "version": 1, "shards": [names], "files": count}
+    <root>/pack.json                    {"format": "vfd-pack", "version": 1, "shards": [names], "files": count,
+                                         "source", "files_per_shard", "file_list_sha256": what it packed,
+                                         "shard_files": {name: count}, "shard_sha256": {name: SHA-256}}
+    <root>/pack-plan.json               the plan of the first run (source, files_per_shard, the file list's hash)
     <root>/shard-00000-of-00008.bin     the files' bytes, one after another (JPEG faces, .npy mels, CSVs as stored)
     <root>/shard-00000-of-00008.json    [[relative path, offset, length], ...] for that shard
+    <root>/shard-00000-of-00008.sum     its files, bytes and SHA-256 (JSON)
+
+Opening a pack checks what its indexes claim against what is there before anything is read: shard names inside the
+pack, entries whose paths stay inside it, offsets within the shard's data, no overlaps, each shard's count as
+pack.json recorded it.
 
 A shard is read through a memory map, so a worker touches only the bytes of the files it loads and the operating
 system's page cache is shared between workers and processes. Files keep their stored form: mels stay float32 .npy,
@@ -18,6 +26,8 @@ import io
 import json
 import mmap
 import os
+
+from util.runs import is_plain_name
 
 from .errors import DatasetError
 
@@ -57,8 +67,45 @@ class LooseStore:
             return handle.read()
 
     def open_text(self, path):
-        """The text file ``path``, opened for reading (for CSV and JSON side files)."""
-        return open(path, newline='')
+        """The text file ``path``, opened for reading (for CSV and JSON side files; UTF-8, with or without the
+        byte-order mark spreadsheets write)."""
+        return open(path, newline='', encoding='utf-8-sig')
+
+
+def is_inner_path(rel):
+    """Whether ``rel`` is a relative path that stays inside its root (normalised, no '..', not absolute)."""
+    return isinstance(rel, str) and bool(rel) and not os.path.isabs(rel) and os.path.normpath(rel) == rel \
+        and all(is_plain_name(part) for part in rel.split(os.sep))
+
+
+def read_shard_index(root, shard):
+    """The entries ``(relative path, offset, length)`` of shard ``shard``'s index, checked against its data file:
+    paths inside the pack, whole numbers, every file within the data and no two overlapping. DatasetError naming
+    the index otherwise."""
+    path = os.path.join(root, shard + '.json')
+    size = os.path.getsize(os.path.join(root, shard + '.bin'))
+    try:
+        with open(path) as handle:
+            entries = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise DatasetError(f'{path}: cannot read the shard index ({err}); pack the folder again', path=path) from err
+    if not isinstance(entries, list):
+        raise DatasetError(f'{path}: a shard index is a list of [path, offset, length] entries', path=path)
+    checked = []
+    for entry in entries:
+        ok = isinstance(entry, list) and len(entry) == 3 and is_inner_path(entry[0]) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in entry[1:])
+        if not ok or entry[1] + entry[2] > size:
+            raise DatasetError(f'{path}: entry {str(entry)[:80]} is not [a path inside the pack, offset, length] '
+                               f'within the {size} bytes of {shard}.bin; pack the folder again', path=path)
+        checked.append(tuple(entry))
+    end = 0
+    for rel, offset, length in sorted(checked, key=lambda e: e[1]):
+        if offset < end:
+            raise DatasetError(f'{path}: {rel} overlaps the file before it in {shard}.bin; pack the folder again',
+                               path=path)
+        end = offset + length
+    return checked
 
 
 class PackedStore:
@@ -76,7 +123,11 @@ class PackedStore:
             raise DatasetError(f'{index_path}: cannot read the pack index ({err})', path=index_path) from err
         if not isinstance(index, dict) or index.get('format') != PACK_FORMAT or index.get('version') != PACK_VERSION:
             raise DatasetError(f'{index_path} is not a version-{PACK_VERSION} {PACK_FORMAT} index', path=index_path)
-        self.shards = list(index['shards'])
+        shards = index.get('shards')
+        if not isinstance(shards, list) or not all(isinstance(name, str) and is_plain_name(name) for name in shards):
+            raise DatasetError(f'{index_path}: "shards" must list the shard files by plain name (inside the pack '
+                               f'folder), got {str(shards)[:80]}', path=index_path)
+        self.shards = list(shards)
         missing = [s for s in self.shards if not os.path.isfile(os.path.join(root, s + '.json'))
                    or not os.path.isfile(os.path.join(root, s + '.bin'))]
         if missing:
@@ -85,11 +136,20 @@ class PackedStore:
                                path=os.path.join(root, missing[0]))
         self.files = {}                    # relative path -> (shard number, offset, length)
         self.dirs = {'': set()}            # relative folder -> names in it
+        counts = index.get('shard_files') if isinstance(index.get('shard_files'), dict) else {}
         for number, shard in enumerate(self.shards):
-            with open(os.path.join(root, shard + '.json')) as handle:
-                for rel, offset, length in json.load(handle):
-                    self.files[rel] = (number, offset, length)
-                    self._add_parents(rel)
+            entries = read_shard_index(root, shard)
+            if shard in counts and counts[shard] != len(entries):
+                raise DatasetError(f'{root}: {shard}.json lists {len(entries)} files where pack.json recorded '
+                                   f'{counts[shard]}; the pack mixes two packings: pack the folder again',
+                                   path=os.path.join(root, shard + '.json'))
+            for rel, offset, length in entries:
+                if rel in self.files:
+                    raise DatasetError(f'{root}: {rel} is listed by two shards ({self.shards[self.files[rel][0]]} and '
+                                       f'{shard}); the pack is damaged: pack the folder again',
+                                       path=os.path.join(root, shard + '.json'))
+                self.files[rel] = (number, offset, length)
+                self._add_parents(rel)
         if len(self.files) != index.get('files', len(self.files)):
             raise DatasetError(f'{root}: the shards list {len(self.files)} files, the index {index["files"]}')
         self._maps = {}                    # shard number -> mmap, opened lazily (per process: workers too)
@@ -136,7 +196,7 @@ class PackedStore:
 
     def open_text(self, path):
         """The text file ``path`` of the packed set, as a readable text stream."""
-        return io.StringIO(self.read(path).decode('utf-8'), newline='')
+        return io.StringIO(self.read(path).decode('utf-8-sig'), newline='')
 
     def __getstate__(self):   # loader workers open their own memory maps
         state = dict(self.__dict__)

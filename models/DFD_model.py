@@ -359,7 +359,7 @@ class DFDModel(BaseModel):
         a warning. Plain state dicts (the authors' files) carry none: the command line gives the sizes, and
         ``--encoder_compat auto`` reads the mode from the position embedding's shape.
         """
-        loaded = checkpoint.read_nets(directory, tag, cls.model_names)
+        loaded = checkpoint.read_nets(directory, tag, cls.model_names, getattr(opt, 'allow_mixed_runs', False))
         meta = next(iter(loaded.values()))[1]
         if meta is None:
             compat = opt.encoder_compat

@@ -43,6 +43,7 @@ class BaseModel:
         self.scheduled_lrs = []
         self.scaler = None        # a GradScaler when training in float16
         self.loaded_meta = None   # the facts stored with the checkpoint the weights came from (None: plain files)
+        self.run_id = checkpoint.new_run_id()   # written into every network file; a resumed run keeps its own
         self.nonfinite = None     # a device flag set by the training step when a loss is NaN or infinite
 
     # -- the contract ---------------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class BaseModel:
         """Write ``<tag>_net_<name>.pth`` for every network (tag: an epoch, 'latest', 'best') with the model config
         and ``facts`` (epoch, total_iters, validation results)."""
         checkpoint.write_nets(self.save_dir, tag, self.networks(), model=self.opt.model,
-                              config=self.config.to_dict(), **facts)
+                              config=self.config.to_dict(), run_id=self.run_id, **facts)
 
     def load_state_dicts(self, loaded, directory, tag):
         """Load ``{name: (state_dict, meta)}`` read by ``checkpoint.read_nets(directory, tag, ...)``, strictly."""
@@ -158,6 +159,8 @@ class BaseModel:
             checkpoint.load_into(net, state_dict, checkpoint.net_path(directory, tag, name),
                                  self.mismatch_hint(state_dict))
         self.loaded_meta = next(iter(loaded.values()))[1]
+        if self.loaded_meta and self.loaded_meta.get('run_id'):
+            self.run_id = self.loaded_meta['run_id']
 
     def mismatch_hint(self, state_dict):
         """Extra advice appended to a mismatch message (models override this)."""

@@ -13,9 +13,12 @@ Files of a run, in ``<checkpoints_dir>/<name>/``:
 Every write is atomic (a temporary file, then a rename): a failed or killed write leaves the previous file as it
 was. Every read uses ``torch.load(weights_only=True)``, which never unpickles arbitrary objects.
 """
+import hashlib
+import json
 import math
 import os
 import pickle
+import uuid
 import zipfile
 
 import torch
@@ -70,7 +73,8 @@ def check_finite(path, state_dict):
 
 def check_meta(path, meta):
     """Refuse (CheckpointError) stored facts of the wrong type, so that no reader meets a KeyError or TypeError."""
-    expected = {'config': dict, 'options': dict, 'val': dict, 'epoch': (int, str), 'net': str, 'commit': str}
+    expected = {'config': dict, 'options': dict, 'val': dict, 'epoch': (int, str), 'net': str, 'commit': str,
+                'run_id': str, 'fingerprint': str}
     for key, kind in expected.items():
         if (meta.get(key) is not None and not isinstance(meta[key], kind)) or isinstance(meta.get(key), bool):
             raise CheckpointError(f'{path}: its stored {key!r} is a {type(meta[key]).__name__}, not what this '
@@ -114,15 +118,35 @@ def _load(path):
                               f'({str(err).splitlines()[0] if str(err) else type(err).__name__})') from err
 
 
+def fingerprint(config, state_dict, run_id):
+    """SHA-256 over what a network file says about itself: its model config, its run identifier and the name,
+    shape and dtype of every tensor. Written with the file; a file whose config was edited afterwards (say, the
+    number of heads, which no shape shows) no longer matches it."""
+    digest = hashlib.sha256(json.dumps({'config': config, 'run_id': run_id}, sort_keys=True, default=str).encode())
+    for key in sorted(state_dict):
+        value = state_dict[key]
+        digest.update(f'{key}:{tuple(value.shape)}:{value.dtype};'.encode())
+    return digest.hexdigest()
+
+
 def read(path):
     """Load a network file; return ``(state_dict, meta)`` where ``meta`` is None for a plain state dict."""
     obj = _load(path)
     if isinstance(obj, dict) and obj.get('format') == FORMAT:
+        version = obj.get('version')
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= VERSION:
+            raise CheckpointError(f'{path}: format version {version!r}; this project reads versions 1 to {VERSION} '
+                                  f'(a file from a newer version of the project, or an altered one)')
         if not isinstance(obj.get('state_dict'), dict):
             raise CheckpointError(f'{path}: a VFD checkpoint without a state dict')
         check_finite(path, obj['state_dict'])
         meta = {k: v for k, v in obj.items() if k != 'state_dict'}
         check_meta(path, meta)
+        stored = meta.get('fingerprint')
+        if stored is not None and stored != fingerprint(meta.get('config'), obj['state_dict'], meta.get('run_id')):
+            raise CheckpointError(f'{path}: its config or its tensors no longer match the fingerprint written with '
+                                  f'them (the file was altered after training: e.g. a size in its config edited); '
+                                  f'use the file as training wrote it')
         return obj['state_dict'], meta
     plain = isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                   for k, v in obj.items())
@@ -135,9 +159,10 @@ def read(path):
     raise CheckpointError(f'{path} is neither a VFD checkpoint nor a plain state dict of tensors')
 
 
-def read_nets(directory, tag, nets):
+def read_nets(directory, tag, nets, allow_mixed=False):
     """``{net: (state_dict, meta)}`` for the files ``<tag>_net_<net>.pth``, each read once; the networks of a
-    project checkpoint must come from one run (equal stored configs)."""
+    project checkpoint must come from one run: equal stored configs and, where they carry one, the same run
+    identifier (``allow_mixed`` accepts networks of different runs with equal configs)."""
     loaded = {net: read(net_path(directory, tag, net)) for net in nets}
     metas = [meta for _, meta in loaded.values()]
     if any(meta is not None for meta in metas):
@@ -145,6 +170,11 @@ def read_nets(directory, tag, nets):
         if any(fact is None or fact != facts[0] for fact in facts):
             raise CheckpointError(f'the networks of checkpoint {tag!r} in {directory} come from different runs '
                                   f'(their stored configs differ)')
+        ids = {meta.get('run_id') for meta in metas}
+        if len(ids) > 1 and not allow_mixed:
+            shown = ', '.join(f'{net}: {meta.get("run_id") or "none"}' for net, (_, meta) in loaded.items())
+            raise CheckpointError(f'the networks of checkpoint {tag!r} in {directory} come from different training '
+                                  f'runs ({shown}); pass --allow_mixed_runs to load them together on purpose')
     return loaded
 
 
@@ -163,10 +193,18 @@ def cpu_state_dict(net):
 
 
 def write_nets(directory, tag, nets, **facts):
-    """Write ``<tag>_net_<name>.pth`` for every ``(name, net)`` with the ``facts`` (model, config, epoch ...)."""
+    """Write ``<tag>_net_<name>.pth`` for every ``(name, net)`` with the ``facts`` (model, config, run_id, epoch
+    ...) and the file's ``fingerprint``."""
     for name, net in nets:
+        state_dict = cpu_state_dict(net)
+        stamp = fingerprint(facts.get('config'), state_dict, facts.get('run_id'))
         write({'format': FORMAT, 'version': VERSION, 'net': name, 'commit': util.git_commit(), **facts,
-               'state_dict': cpu_state_dict(net)}, net_path(directory, tag, name))
+               'fingerprint': stamp, 'state_dict': state_dict}, net_path(directory, tag, name))
+
+
+def new_run_id():
+    """A run identifier: 16 random hex digits, written into every network file of a training run."""
+    return uuid.uuid4().hex[:16]
 
 
 def describe_mismatch(net, state_dict):

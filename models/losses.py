@@ -286,7 +286,9 @@ class CosineLoss(Loss):
     def describe(self):
         """One line for logs."""
         learnt = hasattr(self.temperature, 'log_value')
-        return f'{type(self).__name__}, temperature {float(self.temperature()):g}{" (learnt)" if learnt else ""}'
+        value = self.temperature()
+        value = float(value.detach()) if isinstance(value, torch.Tensor) else value
+        return f'{type(self).__name__}, temperature {value:g}{" (learnt)" if learnt else ""}'
 
 
 class InfoNCEPaired(CosineLoss):

@@ -64,6 +64,7 @@ class BaseOptions:
                             help=f'which model to use, from models/<name>_model.py '
                                  f'[{" | ".join(models.available_models())}]')
         parser.add_argument('--init_type', type=str, default='kaiming',
+                            choices=('normal', 'xavier', 'kaiming', 'orthogonal'),
                             help='initialisation of convolution and linear weights [normal | xavier | kaiming | '
                                  'orthogonal] (the released code: normal with --init_gain 0.02)')
         parser.add_argument('--init_gain', type=float, default=0.02,
@@ -93,6 +94,9 @@ class BaseOptions:
         parser.add_argument('--epoch', type=str, default='latest',
                             help='which checkpoint to load: latest, best, or an epoch number')
         parser.add_argument('--verbose', action='store_true', help='print the networks and more debugging information')
+        parser.add_argument('--allow_mixed_runs', action='store_true',
+                            help='load a voice encoder and a face encoder that different training runs wrote (their '
+                                 'configs must still agree); without it such a pair is refused')
         # speed
         parser.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
                             help='mixed precision: run the encoders under autocast in bfloat16 or float16 (float16 '
@@ -196,8 +200,15 @@ class BaseOptions:
         """Reject option combinations that cannot work, with a message saying why."""
         try:
             runs.check_name(opt.name)
+            runs.check_name(opt.epoch, '--epoch', 'it names the files <checkpoints_dir>/<name>/<epoch>_net_*.pth',
+                            'checkpoint tag')
         except ValueError as err:
             raise SystemExit(f'error: {err}') from None
+        if opt.max_dataset_size < 1:
+            raise SystemExit(f'error: --max_dataset_size must be at least 1 (samples to load), got '
+                             f'{opt.max_dataset_size}')
+        if not 0 <= opt.seed < 2 ** 63:
+            raise SystemExit(f'error: --seed must lie in [0, 2^63), got {opt.seed}')
         if opt.num_threads > 0 and opt.prefetch_factor < 1:
             raise SystemExit(f'error: --prefetch_factor must be at least 1 (batches each loader worker prepares '
                              f'ahead), got {opt.prefetch_factor}')

@@ -1,4 +1,6 @@
 """Test flags (test_DF.py): where results go and how many pairs to score."""
+from util import runs
+
 from .base_options import BaseOptions
 
 
@@ -21,6 +23,9 @@ class TestOptions(BaseOptions):
         parser.add_argument('--results_tag', type=str, default='',
                             help='sub-folder name for this test run; default <dataroot folder>_<part>_<protocol>_'
                                  '<epoch>, part = the --split_file part tested (--phase) or all')
+        parser.add_argument('--overwrite_results', action='store_true',
+                            help='let this test replace the results of another test in the --results_tag folder '
+                                 '(without it such a folder is refused; the default tag takes another name)')
         parser.add_argument('--phase', type=str, default='test', help='train, val, test, etc.')
         parser.add_argument('--video_agg', choices=('mean', 'median', 'max'), default='mean',
                             help='how the scores of a video\'s windows make its video-level score')
@@ -30,3 +35,10 @@ class TestOptions(BaseOptions):
                                  'without it such a set is refused with exit status 3 after scoring')
         parser.set_defaults(dataset_mode='DFDC', batch_size=16)
         return parser
+
+    def validate(self, opt):
+        """The base checks, and a --results_tag that names one folder inside <results_dir>/<name>."""
+        BaseOptions.validate(self, opt)
+        if opt.results_tag and not runs.is_plain_name(opt.results_tag):
+            raise SystemExit(f'error: --results_tag {opt.results_tag!r} must be a plain folder name (no "/", not '
+                             f'"." or ".."): results go to <results_dir>/<name>/<results_tag>')

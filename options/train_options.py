@@ -83,6 +83,9 @@ class TrainOptions(BaseOptions):
                             help='start over in a folder that holds a run: its checkpoints, logs and page are moved '
                                  'into <checkpoints_dir>/<name>/replaced-<time>/ first (without it, or '
                                  '--continue_train, training refuses such a folder)')
+        parser.add_argument('--break_lock', action='store_true',
+                            help='take over a folder whose train.lock another machine (or a gone process) holds, '
+                                 'e.g. after a job was requeued on another node; the owner is named in the log')
         parser.add_argument('--continue_train', action='store_true',
                             help='resume from the checkpoint named by --epoch (weights, optimiser, schedule, epoch)')
         parser.add_argument('--epoch_count', type=int, default=1,
@@ -155,6 +158,16 @@ class TrainOptions(BaseOptions):
                 raise SystemExit(f'error: --{flag} must lie in [0, 1), got {getattr(opt, flag)}')
         if not opt.eps > 0 or not opt.weight_decay >= 0 or not opt.warmup_epochs >= 0:
             raise SystemExit('error: --eps must be above 0, --weight_decay and --warmup_epochs not negative')
+        if opt.lr_policy == 'step' and opt.lr_decay_iters < 1:
+            raise SystemExit(f'error: --lr_decay_iters must be at least 1 for --lr_policy step (epochs between '
+                             f'decays), got {opt.lr_decay_iters}')
+        if opt.pretrained_name:
+            try:
+                runs.check_name(opt.pretrained_name, '--pretrained_name', 'it names <checkpoints_dir>/<name>')
+                runs.check_name(opt.pretrained_epoch, '--pretrained_epoch', 'it names <epoch>_net_*.pth files',
+                                'checkpoint tag')
+            except ValueError as err:
+                raise SystemExit(f'error: {err}') from None
         if opt.continue_train and opt.overwrite:
             raise SystemExit('error: --continue_train resumes the run in the folder and --overwrite replaces it; '
                              'give one of them')
@@ -177,8 +190,13 @@ def check_run_folder(opt):
     """Refuse to train into a folder that another training holds (its lock), or that holds a run, unless
     ``--continue_train`` or ``--overwrite`` says what to do with it."""
     folder = os.path.join(opt.checkpoints_dir, opt.name)
+    lock = runs.RunLock(folder)
+    if getattr(opt, 'break_lock', False):
+        owner = lock.break_lock()
+        if owner:
+            logging.getLogger(__name__).warning('--break_lock: removed the lock of %s in %s', owner, folder)
     try:
-        runs.RunLock(folder).check()
+        lock.check()
     except runs.RunFolderError as err:
         raise SystemExit(f'error: {err}') from None
     found = runs.run_files(folder)

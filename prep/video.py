@@ -71,6 +71,7 @@ SILENCE_DB = -80.0  # power_to_db(ref=np.max) with top_db=80 never goes below th
 SKIP_REASONS = ('no_audio', 'no_video', 'no_face', 'too_short', 'silent')
 FAIL_REASONS = ('missing', 'truncated', 'unreadable', 'error')
 SILENT_DB = -60.0   # default --silent_db: a window quieter than this (RMS, dB full scale) holds no voice
+MAX_WINDOWS = 100   # --windows: each window decodes frames, so thousands would take minutes on a short video
 
 
 class ClipSkipped(Exception):
@@ -587,8 +588,9 @@ def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv',
                 counts[status] += 1
                 if status != 'done' or detail:
                     rows.append([key, status, reason, detail])
-        except KeyboardInterrupt:   # Ctrl-C: keep what is done and list what was skipped so far
+        except KeyboardInterrupt as err:   # Ctrl-C or SIGTERM: keep what is done and list what was met so far
             counts['interrupted'] = True
+            counts['terminated'] = isinstance(err, util.Terminated)
         finally:
             if pool is not None:
                 pool.terminate()
@@ -605,9 +607,10 @@ def run(clips, config, out, workers=1, desc='clips', skipped_name='skipped.csv',
 
 
 def exit_status(counts):
-    """130 when interrupted, else 0 when anything usable exists after the run (new or from before), 1 otherwise."""
+    """130 when interrupted (143 by SIGTERM), else 0 when anything usable exists after the run (new or from before),
+    1 otherwise."""
     if counts.get('interrupted'):
-        return util.EXIT_INTERRUPTED
+        return util.EXIT_TERMINATED if counts.get('terminated') else util.EXIT_INTERRUPTED
     return 0 if counts['done'] + counts['already'] > 0 else 1
 
 
@@ -641,10 +644,16 @@ def main_for(description, add_arguments_fn, build, argv=None, windows=False):
     ValueError or OSError, with a message for the user, when the input folders do not fit. Returns the exit status:
     0 when anything usable exists after the run, 1 when nothing does, 2 for bad arguments or input folders.
     """
+    util.handle_sigterm()
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_arguments(parser, windows=windows)
     add_arguments_fn(parser)
     args = parser.parse_args(argv)
+    if not 1 <= getattr(args, 'windows', 1) <= MAX_WINDOWS:
+        parser.error(f'--windows must lie between 1 and {MAX_WINDOWS}, got {args.windows}')
+    if not -0.5 < args.margin <= 4 or args.face_size < 16 or args.detect_size < 0:
+        parser.error('--margin must lie in (-0.5, 4] (context on each side, as a fraction of the face box), '
+                     '--face_size be at least 16 and --detect_size not negative')
     try:
         part, parts = util.parse_shard(args.shard)
         clips, desc = build(args)

@@ -16,7 +16,8 @@ is read from it, and any test_DF.py option (``--gpu_ids``, ``--encoder_compat`` 
 The last line printed is one JSON object (video, score, verdict, threshold, windows, ...); ``--json`` prints only
 that line. Exit status: 0 scored (whatever the verdict), 2 bad arguments or checkpoint, 3 the video has no audio
 track, 4 no face was found, 5 the file cannot be used (truncated, unreadable, no video track, audio too short or
-silent: an RMS level below ``--silent_db``, -60 dB full scale, in every window), 130 interrupted (Ctrl-C).
+silent: an RMS level below ``--silent_db``, -60 dB full scale, in every window), 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM).
 """
 import argparse
 import json
@@ -30,8 +31,9 @@ if __package__ in (None, ''):
 import numpy as np
 import torch
 
+from prep.video import MAX_WINDOWS
 from util.metrics import AGGREGATES
-from util.util import EXIT_INTERRUPTED, strict_json
+from util.util import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, handle_sigterm, strict_json
 
 EXIT_NO_AUDIO, EXIT_NO_FACE, EXIT_UNUSABLE, EXIT_BAD_ARGUMENTS = 3, 4, 5, 2
 
@@ -150,7 +152,16 @@ def main(argv=None):
     from models import MODEL_ERRORS
 
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    handle_sigterm()
     args, rest = parse(sys.argv[1:] if argv is None else argv)
+    if not 1 <= args.windows <= MAX_WINDOWS:
+        print(f'error: --windows must lie between 1 and {MAX_WINDOWS}, got {args.windows}', file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
+    if not -0.5 < args.margin <= 4 or args.face_size < 16 or args.detect_size < 0:
+        print(f'error: --margin must lie in (-0.5, 4] (context on each side, as a fraction of the face box), '
+              f'--face_size be at least 16 and --detect_size not negative; got {args.margin}, {args.face_size}, '
+              f'{args.detect_size}', file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
     if not os.path.exists(args.video):
         print(f'error: {args.video}: no such file', file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
@@ -160,6 +171,9 @@ def main(argv=None):
     except (*MODEL_ERRORS, FileNotFoundError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
+    except Terminated:
+        print('terminated (SIGTERM)', file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return EXIT_INTERRUPTED

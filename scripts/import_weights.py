@@ -273,7 +273,7 @@ def import_weights(args):
         'decision_threshold': threshold,
     }
     meta = {'model': 'DFD', 'config': config.to_dict(), 'epoch': facts['epoch'] if facts['epoch'] is not None else
-            'imported', 'imported_from': record['files'][0]['path']}
+            'imported', 'imported_from': record['files'][0]['path'], 'run_id': checkpoint.new_run_id()}
     if threshold is not None:
         meta['decision_threshold'] = float(threshold)
         meta['decision_threshold_source'] = (

@@ -186,6 +186,27 @@ def make_splits(videos, identities, ratios, seed, groups=None):
     return split
 
 
+def out_refusal(out, dataroot):
+    """Why ``--out`` must not be written (None when it may): a folder, a file inside the dataset folder, or an
+    existing file that is not a split this script wrote (the dataset's categories.csv, a results file ...)."""
+    if os.path.isdir(out):
+        return f'--out {out} is a folder; name the JSON file to write'
+    root = os.path.realpath(dataroot)
+    if os.path.commonpath([os.path.realpath(out), root]) == root:
+        return (f'--out {out} lies inside the dataset folder {dataroot}; write the split next to it (a file in the '
+                f'set could be taken for data)')
+    if not os.path.exists(out):
+        return None
+    try:
+        with open(out) as handle:
+            made = json.load(handle).get('made_by')
+        if isinstance(made, dict):
+            return None
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        pass
+    return f'--out {out} exists and is not a split written by this script; choose another file, or --overwrite'
+
+
 def main(argv=None):
     """Write the split JSON and print the counts of each part (reals, fakes, fakes per category); returns 0, or 2
     when the dataroot does not fit or a part could not measure anything (no real or no fake; --allow_empty)."""
@@ -205,9 +226,16 @@ def main(argv=None):
                              'say what is missing')
     parser.add_argument('--allow_empty', action='store_true',
                         help='write the split even when a part with a non-zero ratio holds no real or no fake')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an --out file that is not a split this script wrote (a split it wrote is '
+                             'always replaced)')
     args = parser.parse_args(argv)
     if any(r < 0 for r in args.ratios) or not abs(sum(args.ratios) - 1) < 1e-6:
         parser.error(f'--ratios must be non-negative and add up to 1, got {args.ratios}')
+    refusal = out_refusal(args.out, args.dataroot)
+    if refusal and not args.overwrite:
+        print(f'error: {refusal}', file=sys.stderr)
+        return 2
     try:
         videos = layout_videos(args.dataroot)
         columns = [c.strip() for c in args.identity_columns.split(',') if c.strip()] or None

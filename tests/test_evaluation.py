@@ -190,7 +190,7 @@ def test_fine_tuning_on_deepfake_data_from_a_pretrained_checkpoint(pretrained, s
     reals = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'real')))
     fakes = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'fake')))
     split = tmp_path / 'split.json'
-    split.write_text(json.dumps({'train': reals[:3] + fakes[:3], 'val': reals[3:] + fakes[3:], 'test': reals}))
+    split.write_text(json.dumps({'train': reals[:3] + fakes[:3], 'val': reals[3:] + fakes[3:], 'test': reals[3:]}))
     common = ['--dataroot', root, '--dataset_mode', 'DFDC', '--split_file', str(split), '--pretrained_name', 'pre',
               '--pretrained_epoch', 'latest', '--checkpoints_dir', str(pretrained / 'ck'), '--gpu_ids', '-1',
               '--num_threads', '0', '--batch_size', '2', '--n_negatives', '2', '--n_epochs', '1',
@@ -248,7 +248,7 @@ def test_a_validation_part_of_one_class_warns_and_best_follows_the_validation_lo
     reals = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'real')))
     fakes = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, 'fake')))
     split = tmp_path / 'split.json'
-    split.write_text(json.dumps({'train': reals[:2] + fakes[:3], 'val': reals[2:], 'test': reals + fakes}))
+    split.write_text(json.dumps({'train': reals[:2] + fakes[:3], 'val': reals[2:], 'test': reals[2:] + fakes[3:]}))
     caplog.set_level(logging.WARNING)
     assert train_DF.main(['--dataroot', root, '--dataset_mode', 'DFDC', '--split_file', str(split),
                           '--pretrained_name', 'pre', '--pretrained_epoch', 'latest', '--checkpoints_dir',

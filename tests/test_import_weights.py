@@ -214,12 +214,12 @@ def test_released_files_import_and_score_as_the_plain_files(sample_root, tmp_pat
 
 
 def write_split(root, path):
-    """Every video of the set in train, and the first real and fake also in val (a split for the fine-tuning
-    mechanics, not for measuring)."""
+    """Two reals and two fakes for validation, the rest for training (a split for the fine-tuning mechanics, not for
+    measuring: identities are not kept apart)."""
     videos = {folder: sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(root, folder)))
               for folder in ('real', 'fake')}
-    split = {'train': videos['real'] + videos['fake'], 'val': videos['real'][:2] + videos['fake'][:2],
-             'test': videos['real'][2:] + videos['fake'][2:]}
+    split = {'train': videos['real'][2:] + videos['fake'][2:], 'val': videos['real'][:2] + videos['fake'][:2],
+             'test': videos['real'][:2] + videos['fake'][:2]}
     path.write_text(json.dumps(split))
     return path
 

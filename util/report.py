@@ -95,22 +95,37 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
 
 def write_results_index(name_dir):
     """``name_dir``/index.html: every test run below it (folders holding a summary.json), newest first."""
-    runs = []
+    runs, unreadable = [], []
     for tag in sorted(os.listdir(name_dir)):
         path = os.path.join(name_dir, tag, 'summary.json')
-        if os.path.isfile(path):
+        if tag.startswith('.') or not os.path.isfile(path):   # hidden: a run being written or moved aside
+            continue
+        try:
             with open(path) as handle:
-                runs.append((os.path.getmtime(path), tag, json.load(handle)))
+                summary = json.load(handle)
+            if not isinstance(summary, dict):
+                raise ValueError('not a JSON object')
+            runs.append((os.path.getmtime(path), tag, summary))
+        except (OSError, ValueError, UnicodeDecodeError) as err:   # one damaged folder does not hide the others
+            unreadable.append(f'{tag} (summary.json unreadable: {str(err).splitlines()[0][:80]})')
     page = HTML(name_dir, f'VFD test runs: {os.path.basename(os.path.normpath(name_dir))}')
     page.add_header(f'test runs of {os.path.basename(os.path.normpath(name_dir))}')
     rows = []
+    shown = []
     for _, tag, s in sorted(runs, reverse=True):
-        low, high = s.get('auc_ci95') or (None, None)
-        rows.append([tag, s.get('dataroot'), s.get('epoch'), f'{_fmt(s.get("auc"))} [{_fmt(low)}, {_fmt(high)}]',
-                     _fmt(s.get('ap')), _fmt(s.get('eer')), _fmt(s.get('accuracy')),
-                     f'{s.get("n_real")} / {s.get("n_fake")}'])
+        try:
+            low, high = s.get('auc_ci95') or (None, None)
+            rows.append([tag, s.get('dataroot'), s.get('epoch'), f'{_fmt(s.get("auc"))} [{_fmt(low)}, {_fmt(high)}]',
+                         _fmt(s.get('ap')), _fmt(s.get('eer')), _fmt(s.get('accuracy')),
+                         f'{s.get("n_real")} / {s.get("n_fake")}'])
+            shown.append(tag)
+        except (TypeError, ValueError) as err:
+            unreadable.append(f'{tag} (summary.json not as test_DF.py writes it: {err})')
     page.add_table(['run', 'data', 'checkpoint', 'AUC [95 % interval]', 'AP', 'EER', 'accuracy', 'real / fake'],
                    rows)
-    for _, tag, _ in sorted(runs, reverse=True):
+    for tag in shown:
         page.add_link(f'{tag}: full report', f'{tag}/index.html')
+    if unreadable:
+        page.add_header('folders left out')
+        page.add_table(['folder'], [[text] for text in unreadable])
     page.save()

@@ -10,6 +10,8 @@ import shutil
 import socket
 import time
 
+from .util import process_alive
+
 LOCK_NAME = 'train.lock'
 # the files that make a folder hold a run: checkpoints, the training state, the logs
 RUN_PATTERNS = ('*_net_*.pth', '*_train_state.pth', 'loss_log.txt', 'metrics.jsonl')
@@ -21,12 +23,19 @@ class RunFolderError(RuntimeError):
     """The run folder cannot be used as asked (a run already there, a lock held); the message says what to do."""
 
 
-def check_name(name):
-    """Raise ValueError unless ``name`` is a plain folder name (no path separator, not empty, '.' or '..')."""
-    if not name or name.strip() != name or name in ('.', '..') or '/' in name or os.sep in name or '\0' in name \
-            or (os.altsep and os.altsep in name):
-        raise ValueError(f'--name {name!r} must be a plain folder name (letters, digits, ._- ...; no "/", not '
-                         f'empty, "." or ".."): the run is written to <checkpoints_dir>/<name>')
+def is_plain_name(name):
+    """Whether ``name`` names one entry inside a folder: not empty, not '.' or '..', no path separator, no NUL, no
+    surrounding spaces."""
+    return bool(name) and isinstance(name, str) and name.strip() == name and name not in ('.', '..') \
+        and '/' not in name and os.sep not in name and '\0' not in name and not (os.altsep and os.altsep in name)
+
+
+def check_name(name, flag='--name', where='the run is written to <checkpoints_dir>/<name>', kind='folder name'):
+    """Raise ValueError unless ``name`` is a plain folder or file name (see ``is_plain_name``); ``flag``, ``where``
+    and ``kind`` say which option it is and what it names."""
+    if not is_plain_name(name):
+        raise ValueError(f'{flag} {name!r} must be a plain {kind} (letters, digits, ._- ...; no "/", not empty, '
+                         f'"." or ".."): {where}')
 
 
 def run_files(folder):
@@ -58,21 +67,16 @@ def move_aside(folder):
 
 def _alive(pid):
     """Whether a process ``pid`` runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # it exists, owned by someone else
-        return True
-    return True
+    return process_alive(pid)
 
 
 class RunLock:
-    """``<folder>/train.lock``: JSON with the owner's pid, host, start time and command. A lock whose owner ran on
-    this host and is gone is stale and taken over; one from another host is trusted until someone deletes it."""
+    """``<folder>/train.lock`` (or ``name``): JSON with the owner's pid, host, start time and command. A lock whose
+    owner ran on this host and is gone is stale and taken over; one from another host is trusted until someone
+    deletes it (or ``--break_lock``)."""
 
-    def __init__(self, folder):
-        self.path = os.path.join(folder, LOCK_NAME)
+    def __init__(self, folder, name=LOCK_NAME):
+        self.path = os.path.join(folder, name)
         self.held = False
 
     def read(self):
@@ -102,9 +106,24 @@ class RunLock:
         """Raise RunFolderError when a live lock is held (a stale one is fine: ``acquire`` takes it over)."""
         info = self.read()
         if info is not None and not self.stale(info):
-            raise RunFolderError(f'another training uses {os.path.dirname(self.path)}: {self.describe(info)}. Wait '
-                                 f'for it, choose another --name, or, if that run is gone (a crashed machine), '
-                                 f'delete {self.path}')
+            other = info.get('host') not in (None, socket.gethostname())
+            where = (f'on another machine ({info.get("host")}), which this one cannot check' if other else
+                     'on this machine, still running')
+            raise RunFolderError(f'another training uses {os.path.dirname(self.path)}: {self.describe(info)}, '
+                                 f'{where} (lock: {self.path}). Wait for it or choose another --name; if that run '
+                                 f'is gone (a job requeued elsewhere, a crashed node), take the folder over with '
+                                 f'--break_lock (with --continue_train to resume it)')
+
+    def break_lock(self):
+        """Remove the lock, whoever holds it; returns its owner in words (None when there was none)."""
+        info = self.read()
+        if info is None:
+            return None
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+        return self.describe(info)
 
     def acquire(self, command=''):
         """Take the lock (replacing a stale one) or raise RunFolderError."""

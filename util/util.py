@@ -214,7 +214,43 @@ def init_pool_worker(parent_pid):
     die_with_parent(parent_pid)
 
 
+def process_alive(pid):
+    """Whether a process ``pid`` runs on this machine (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 EXIT_INTERRUPTED = 130   # what a shell reports for a command ended by Ctrl-C
+EXIT_TERMINATED = 143    # ... and by SIGTERM (what SLURM, Kubernetes and `kill` send)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds as from Ctrl-C: ``finally`` blocks release locks,
+    and checkpoints (written atomically) stay as they were."""
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated(f'signal {signum}')
+
+
+def handle_sigterm():
+    """Turn SIGTERM into ``Terminated`` in this (main) process; a no-op outside the main thread."""
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def ignore_sigterm_in_worker(_worker_id=None):
+    """DataLoader workers: leave SIGTERM to the main process (which ends them as it shuts down), so that a job's
+    SIGTERM, sent to every process, gives one clean message instead of a worker's death."""
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def run_entry(options, job, argv=None, errors=(), interrupted='', status=None, **parse_kwargs):
@@ -222,11 +258,12 @@ def run_entry(options, job, argv=None, errors=(), interrupted='', status=None, *
 
     An exception of the types in ``errors`` (bad data, an unusable checkpoint: the user's to fix) prints one
     ``error:`` line to stderr and returns 2 instead of a traceback; Ctrl-C prints one ``interrupted`` line (with
-    ``interrupted``, what was kept) and returns 130; success returns 0. ``status`` maps further exception types to
+    ``interrupted``, what was kept) and returns 130, SIGTERM one ``terminated`` line and 143; success returns 0. ``status`` maps further exception types to
     their own exit status (one ``error:`` line too). ``parse_kwargs`` go to ``options.parse`` (``save``,
     ``verbose``).
     """
     status = status or {}
+    handle_sigterm()
     try:
         opt = options.parse(argv, **parse_kwargs)
         setup_logging(opt.verbose)
@@ -234,6 +271,9 @@ def run_entry(options, job, argv=None, errors=(), interrupted='', status=None, *
     except (*errors, *status) as err:
         print(f'error: {err}', file=sys.stderr)
         return next((code for kind, code in status.items() if isinstance(err, kind)), 2)
+    except Terminated:
+        print(f'terminated (SIGTERM){"; " + interrupted if interrupted else ""}', file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f'interrupted{"; " + interrupted if interrupted else ""}', file=sys.stderr)
         return EXIT_INTERRUPTED
