@@ -10,6 +10,8 @@ from torch import nn
 from data import faces
 from data import inputs as data_inputs
 
+from util import distributed
+
 from . import checkpoint, losses, networks
 from .base_model import BaseModel
 from .config import ModelConfig, ModelConfigError
@@ -335,6 +337,15 @@ class DFDModel(BaseModel):
                                      'encoded per anchor; in_batch: every other-identity face of the batch is a '
                                      'negative of each anchor (much cheaper per negative; needs --batch_size > '
                                      '--n_negatives)')
+            parser.add_argument('--negatives_scope', type=str, default='global', choices=('global', 'local'),
+                                help='under torchrun with --negatives in_batch: global = the negatives of an anchor '
+                                     'come from the whole global batch (embeddings gathered across processes with '
+                                     'their gradients), so the recipe does not change with the number of processes; '
+                                     'local = only from the process\'s own batch')
+            parser.add_argument('--sync_bn', action='store_true',
+                                help='BatchNorm statistics over the global batch (every process\'s samples together) '
+                                     'instead of each process\'s own; with --negatives_scope global this makes a '
+                                     'run on N processes of batch B train as one process of batch N x B')
             parser.add_argument('--n_negatives', type=int, default=5,
                                 help='negatives per anchor (K of the loss); validation scores this many mismatched '
                                      'pairs per real pair')
@@ -399,11 +410,14 @@ class DFDModel(BaseModel):
             raise ModelConfigError(str(err)) from err
         for net in (self.netG_audio, self.netG_video):
             networks.init_weights(net, opt.init_type, opt.init_gain, opt.token_init_std)
+            if self.isTrain and getattr(opt, 'sync_bn', False):   # BatchNorm over every rank's batch together
+                distributed.global_batch_norm(net)
         self.amp_dtype = AMP_DTYPES.get(opt.amp)
+        self.dtype = torch.float64 if getattr(opt, 'precision', 'float32') == 'float64' else torch.float32
         self.channels_last = opt.channels_last == 'on'
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
-        self.netG_audio.to(self.device, memory_format=memory_format)
-        self.netG_video.to(self.device, memory_format=memory_format)
+        self.netG_audio.to(self.device, dtype=self.dtype, memory_format=memory_format)
+        self.netG_video.to(self.device, dtype=self.dtype, memory_format=memory_format)
         self.in_batch = False
         if self.isTrain:
             self._setup_training(opt)
@@ -459,7 +473,7 @@ class DFDModel(BaseModel):
         """``tensor`` on the model's device as encoder input (``encoder_input``: uint8 and float16 travel, float32 is
         computed here; a ``FaceBatch`` of JPEG bytes is decoded here), channels-last for image batches when asked
         for."""
-        tensor = encoder_input(faces.decode_batch(tensor, self.device), self.config.inputs)
+        tensor = encoder_input(faces.decode_batch(tensor, self.device), self.config.inputs).to(self.dtype)
         if self.channels_last and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
@@ -471,12 +485,12 @@ class DFDModel(BaseModel):
         self.voice = self._to_device(batch['voice'])
         self.face = self._to_device(batch['face'])
         neg = batch.get('neg_faces') if not self.in_batch else None
-        self.neg_faces = (encoder_input(faces.decode_batch(neg, self.device), self.config.inputs)
+        self.neg_faces = (encoder_input(faces.decode_batch(neg, self.device), self.config.inputs).to(self.dtype)
                           if neg is not None else None)
         neg_voices = batch.get('neg_voices') if getattr(self, 'criterion', None) is not None and \
             self.criterion.needs_neg_voices else None
-        self.neg_voices = encoder_input(neg_voices.to(self.device, non_blocking=True)) if neg_voices is not None \
-            else None
+        self.neg_voices = encoder_input(neg_voices.to(self.device, non_blocking=True)).to(self.dtype) \
+            if neg_voices is not None else None
         self.identity = batch['identity'].to(self.device, non_blocking=True) if 'identity' in batch else None
 
     def forward(self, encoder=None):
@@ -489,12 +503,21 @@ class DFDModel(BaseModel):
             embs = (encoder or self.step_encoder)(self.voice, self.face, self.neg_faces,
                                                   getattr(self, 'neg_voices', None))
         self.voice_emb, self.face_emb, self.neg_emb, self.neg_voice_emb = (
-            e.float() if e is not None else None for e in embs)
+            e.to(self.dtype) if e is not None else None for e in embs)
 
     def compute_loss(self):
         """The ``--loss`` of the current embeddings (float32, ``models/losses.py``), with the monitoring values of
-        ``loss_names`` set as ``loss_<name>``."""
-        outputs = losses.Outputs(self.voice_emb, self.face_emb, self.neg_emb, self.neg_voice_emb, self.identity)
+        ``loss_names`` set as ``loss_<name>``.
+
+        Under torchrun with in-batch negatives from the global batch (``--negatives_scope global``, the default),
+        every rank gathers all ranks' embeddings with their gradients and computes the loss of the whole global batch:
+        the same loss, the same negatives and, after DDP averages the gradients, the same step as one process with
+        the global batch (tests/test_distributed.py)."""
+        voice, face, identity = self.voice_emb, self.face_emb, self.identity
+        if self.in_batch and self.opt.negatives_scope == 'global' and distributed.active():
+            voice, face = distributed.gather_with_grad(voice), distributed.gather_with_grad(face)
+            identity = distributed.gather(identity)
+        outputs = losses.Outputs(voice, face, self.neg_emb, self.neg_voice_emb, identity)
         loss, monitor = self.criterion(outputs)
         for name, value in monitor.items():
             setattr(self, 'loss_' + name, value)

@@ -98,6 +98,10 @@ class BaseOptions:
                             help='load a voice encoder and a face encoder that different training runs wrote (their '
                                  'configs must still agree); without it such a pair is refused')
         # speed
+        parser.add_argument('--precision', type=str, default='float32', choices=('float32', 'float64'),
+                            help='dtype of the weights and of the computation: float64 is for exact comparisons (two '
+                                 'set-ups that should compute the same thing, e.g. one process against several), '
+                                 'several times slower; not with --amp')
         parser.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
                             help='mixed precision: run the encoders under autocast in bfloat16 or float16 (float16 '
                                  'trains with a gradient scaler); distances and losses stay float32')
@@ -204,6 +208,8 @@ class BaseOptions:
                             'checkpoint tag')
         except ValueError as err:
             raise SystemExit(f'error: {err}') from None
+        if opt.precision == 'float64' and opt.amp != 'none':
+            raise SystemExit('error: --precision float64 computes in double precision; --amp lowers it: give one')
         if opt.max_dataset_size < 1:
             raise SystemExit(f'error: --max_dataset_size must be at least 1 (samples to load), got '
                              f'{opt.max_dataset_size}')

@@ -22,6 +22,9 @@ in bursts, the overall rate over the timed batches).
   second of the
   process (decoding threads included), and the projected wall time of the VoxCeleb2 dev set (1,092,009 clips) on
   16 cores, assuming 16 workers scale linearly.
+* detect: seconds from starting ``scripts/detect.py`` to its verdict on a 10-s 1080p H.264 video with a face and a
+  voice (``scripts/make_videos.py``), with a model of ``--config`` size: each run a new process (imports, model
+  loading, decoding, face detection, mels, scoring), its peak RSS, and the stages of one profiled run.
 * ``--baseline`` adds the released code's recipe on the same machine: one anchor per step whose five negative
   faces AND five negative voices are encoded (the voices unused by the loss), released-mode encoders, plain
   autograd; scoring one pair at a time under ``torch.no_grad``.
@@ -346,6 +349,58 @@ def child_prep(args, what):
                                         'voxceleb2_16_cores_h': VOXCELEB2_DEV_CLIPS / (16 * rate) / 3600}
 
 
+DETECT_COSTS = (   # (label, function name in the profile) of detect.py's stages
+    ('imports and options', 'test_options'), ('model loaded', 'load_model'), ('audio decoded', 'decode_audio'),
+    ('frames decoded', 'decode_frames'), ('faces found', 'crop'), ('mels', 'window_mel'),
+    ('journal voices', 'journal_wav'), ('scored', 'score_pairs'))
+
+
+def child_detect(args):
+    """(seconds to verdict, 1, extras) of ``scripts/detect.py`` on a 10-s 1080p H.264 video (synthetic, with a
+    face and a voice) with a model of ``--config`` size: each run a new process, from start to the JSON line; peak
+    RSS of that process; then one run profiled in this process to name the largest costs."""
+    import cProfile
+    import pstats
+    import shutil
+    from models.DFD_model import DFDModel
+    from scripts import make_videos
+    video = make_videos.make(os.path.join(args.data_root, 'detect_src'), 'dfdc', 1)[0]
+    ck = tempfile.mkdtemp(prefix='vfd_detect_bench_')
+    try:
+        opt = model_opt(args, False)
+        opt.checkpoints_dir, opt.name = ck, 'benchmark'
+        model = DFDModel.build(opt)
+        model.save_dir = os.path.join(ck, 'benchmark')
+        model.save_networks('latest', epoch=0)
+        del model
+        cmd = [sys.executable, '-m', 'scripts.detect', video, '--name', 'benchmark', '--checkpoints_dir', ck,
+               '--gpu_ids', args.device_name.split(':')[1] if args.device_name.startswith('cuda') else '-1', '--json']
+        times = []
+        for _ in range(1 + args.steps // 3):
+            start = time.perf_counter()
+            done = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+            times.append(time.perf_counter() - start)
+            if done.returncode != 0:
+                raise SystemExit(f'detect.py exited with {done.returncode}: {done.stderr[-2000:]}')
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        windows = json.loads(done.stdout.strip().splitlines()[-1])['windows_scored']
+        from scripts import detect
+        profile = cProfile.Profile()
+        profile.enable()
+        detect.main([video, '--name', 'benchmark', '--checkpoints_dir', ck, '--gpu_ids', cmd[cmd.index('--gpu_ids')
+                                                                                             + 1], '--json'])
+        profile.disable()
+    finally:
+        shutil.rmtree(ck, ignore_errors=True)
+    stats = pstats.Stats(profile).stats
+    costs = {}
+    for label, name in DETECT_COSTS:
+        found = [value[3] for (_, _, function), value in stats.items() if function == name]
+        if found:
+            costs[label] = max(found)
+    return times[1:], 1, {'windows': windows, 'costs': costs, 'first_run': times[0], 'child_peak_bytes': peak}
+
+
 def ensure_data(root, image_size=224):
     """Synthetic Vox_image and DFDC sets under ``root`` (made once), faces stored at ``image_size`` pixels (224: what
     the prep scripts write, so the loader does not resample them at the paper's size)."""
@@ -369,6 +424,8 @@ def run_child(args):
         times, per_step, extra = child_peak(args)
     elif args.child in PREP:
         times, per_step, extra = child_prep(args, args.child)
+    elif args.child == 'detect':
+        times, per_step, extra = child_detect(args)
     else:
         times, per_step, extra = child_loop(args, train=args.child == 'train_loop')
     if args.count_flops:   # a child of its own, so that counting touches neither the timings nor the peak memory
@@ -422,6 +479,13 @@ def table_row(what, label, unit, r, done):
     if what == 'peak':
         return (f'| peak | {r["matmul"]} matmul | {r["median"] / 1e12:.1f} {unit} | {r["min"] / 1e12:.1f}-'
                 f'{r["max"] / 1e12:.1f} | {r["peak_bytes"] / 2 ** 30:.2f} GiB | the MFU denominator |')
+    if what == 'detect':
+        costs = ', '.join(f'{label} {seconds:.1f} s' for label, seconds in
+                          sorted(r['costs'].items(), key=lambda item: -item[1]))
+        return (f'| detect | this project | {1 / r["median"]:.1f} s to verdict | {1 / r["max"]:.1f}-{1 / r["min"]:.1f} '
+                f'| {r["child_peak_bytes"] / 2 ** 30:.2f} GiB | a 10-s 1080p H.264 video, {r["windows"]} windows, a new '
+                f'process per run (the first, with cold caches, {r["first_run"]:.1f} s); the stages of one run, '
+                f'inclusive: {costs} |')
     if what in PREP:
         return (f'| {what} | this project | {r["median"]:.2f} {unit} | - | {r["peak_bytes"] / 2 ** 30:.2f} GiB | '
                 f'{r["clips"]} {r["kind"]} clips, one worker, a face found in {r["faces"]} of {r["clips"]} '
@@ -483,7 +547,8 @@ def main(argv=None):
                         help='markdown file that receives the figures ("" = print only)')
     parser.add_argument('--note', default='', help='a remark written with the figures')
     parser.add_argument('--prep_clips', type=int, default=8, help='synthetic videos per prep measurement')
-    parser.add_argument('--child', choices=('train', 'score', 'data', 'train_loop', 'score_loop', 'peak', *PREP),
+    parser.add_argument('--child', choices=('train', 'score', 'data', 'train_loop', 'score_loop', 'peak', 'detect',
+                                             *PREP),
                         help=argparse.SUPPRESS)
     parser.add_argument('--baseline_run', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--count_flops', action='store_true', help=argparse.SUPPRESS)
@@ -502,7 +567,7 @@ def main(argv=None):
     wanted = [w.strip() for w in args.what.split(',') if w.strip()]
     for what in sorted(wanted, key=lambda w: w != 'peak'):   # the matmul peak first: the MFU needs it
         unit = {'train': 'anchors/s', 'score': 'pairs/s', 'data': 'samples/s', 'train_loop': 'anchors/s',
-                'score_loop': 'pairs/s', 'peak': 'TFLOP/s', **dict.fromkeys(PREP, 'clips/s per core')}[what]
+                'score_loop': 'pairs/s', 'peak': 'TFLOP/s', 'detect': 's', **dict.fromkeys(PREP, 'clips/s per core')}[what]
         runs = [('this project', measure(args, what))]
         if what in ('train', 'score') and 'peak' in wanted:   # the MFU needs the FLOPs of an item
             runs[0][1].update(measure(args, what, count_flops=True))

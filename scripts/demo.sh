@@ -4,7 +4,7 @@
 #
 #   bash scripts/demo.sh                 # NAME=demo; checkpoints/demo, results/demo
 #
-# From a fresh clone on a 2-core CPU it took 10.5 minutes, about 5 of them training.
+# From a fresh clone on a 2-core CPU it took 6.5 minutes (2026-12-04), about 5 of them training.
 # The training recipe is the default one; only the model size (the tiny configuration) and the number of epochs are
 # the demo's own, plus logging choices.
 # The released recipe (--recipe released) does not learn at this size: see docs/training.md.

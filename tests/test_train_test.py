@@ -38,7 +38,9 @@ def test_training_writes_checkpoints_logs_split_and_options(trained):
         assert (folder / name).is_file(), name
     assert (folder / 'split_val.txt').read_text().split() == ['id00001', 'id00002']
     records = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
-    assert {r['type'] for r in records} == {'train', 'val'}
+    assert {r['type'] for r in records} == {'run', 'train', 'val'}
+    run = next(r for r in records if r['type'] == 'run')   # what a run's global batch is, once per start
+    assert (run['world_size'], run['global_batch'], run['negatives_scope']) == (1, run['batch_size'], 'global')
     assert all(np.isfinite(r['losses']['triplet']) for r in records if r['type'] == 'train')
     state_dict, meta = read_checkpoint(str(folder / 'latest_net_G_video.pth'))
     from models import ModelConfig

@@ -103,3 +103,118 @@ def any_rank(opt, flag):
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One recipe whatever the number of processes: embeddings gathered with their gradients, BatchNorm over all ranks
+# ---------------------------------------------------------------------------------------------------------------
+def active():
+    """Whether this process belongs to a process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """Every rank's (n, ...) tensor, concatenated in rank order (W n, ...); the gradient of each rank's slice is
+    the sum of what every rank's loss sends it (an all-reduce, then this rank's slice)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+
+
+def gather_with_grad(x):
+    """``x`` (n, ...) of every rank, concatenated in rank order, with gradients flowing back to the rank that
+    computed each part; ``x`` itself for a single process. Every rank must bring the same n (the epoch sampler pads
+    the ranks' shares to equal length)."""
+    if not active():
+        return x
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
+    if len({int(s) for s in sizes}) != 1:
+        raise RuntimeError(f'the ranks hold batches of different sizes ({[int(s) for s in sizes]}); global in-batch '
+                           f'negatives need equal ones')
+    return _GatherWithGrad.apply(x)
+
+
+def gather(x):
+    """``x`` of every rank concatenated in rank order, without gradients (labels, identities)."""
+    if not active():
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+class _SumWithGrad(torch.autograd.Function):
+    """The sum over ranks of a tensor, each rank receiving it; its gradient is the sum over ranks too."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def sum_over_ranks(x):
+    """The sum of ``x`` over the ranks, differentiable (``x`` itself for a single process)."""
+    return _SumWithGrad.apply(x) if active() else x
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm over the batch of every rank together (``--sync_bn``): in training, each channel's mean and variance
+    are those of all ranks' samples and positions (sums gathered with their gradients), so 2 processes of batch B
+    normalise as 1 process of batch 2B does; the running statistics follow those global moments. One process computes
+    the same formula without communicating. Works with gloo on the CPU and NCCL on GPUs; state-dict names are those
+    of ``nn.BatchNorm2d``."""
+
+    def forward(self, x):
+        """Normalise with the global batch statistics in training, the running ones in eval mode."""
+        if not self.training or not self.track_running_stats:
+            return super().forward(x)
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()   # the moments in float32 under autocast too, as BatchNorm runs there
+        dims = (0, 2, 3)
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
+        stats = sum_over_ranks(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        c = x.shape[1]
+        total = stats[2 * c]
+        mean = stats[:c] / total
+        var = (stats[c:2 * c] / total - mean * mean).clamp(min=0)
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            unbiased = var * total / (total - 1).clamp(min=1)
+            self.running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
+            self.running_var.mul_(1 - momentum).add_(unbiased.detach() * momentum)
+        shape = (1, c, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def global_batch_norm(module):
+    """``module`` with every BatchNorm2d that keeps running statistics replaced by a GlobalBatchNorm2d holding the
+    same parameters and buffers (in place; returns the module)."""
+    for name, child in module.named_children():
+        if type(child) is torch.nn.BatchNorm2d and child.track_running_stats:
+            new = GlobalBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine)
+            new.load_state_dict(child.state_dict())
+            new.to(device=child.running_mean.device)
+            setattr(module, name, new)
+        else:
+            global_batch_norm(child)
+    return module
