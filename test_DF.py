@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from data import DatasetError, SkipLog, create_dataset
+from data import DatasetError, SkipLog, create_dataset, transport
 from models import MODEL_ERRORS, checkpoint, load_model, losses
 from options.test_options import TestOptions
 from util import metrics, report, util
@@ -213,7 +213,8 @@ def run_test(opt, identity, folder, tmp):
     skip_path = os.path.join(tmp, 'skipped_samples.csv')
     model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)   # sets the input sizes of opt
     model.setup(opt)
-    loader = create_dataset(opt, opt.phase, shuffle=False, skip_log=SkipLog(skip_path), **model.dataset_args(opt.phase))
+    loader = create_dataset(opt, opt.phase, shuffle=False, skip_log=SkipLog(skip_path),
+                            **transport.dataset_args(model.config, opt, opt.phase))
     start = time.time()
     scored = score_dataset(model, loader)
     elapsed = time.time() - start

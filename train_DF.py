@@ -18,7 +18,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from data import DatasetError, DatasetLoader, SkipLog, create_dataset, faces
+from data import DatasetError, DatasetLoader, SkipLog, create_dataset, transport
 from models import MODEL_ERRORS, TrainingError, checkpoint, create_model, load_model, losses
 from options.train_options import TrainOptions
 from util import collapse, distributed, metrics, runs, util
@@ -96,19 +96,22 @@ def start_run(opt):
     skip_log = SkipLog(os.path.join(expr_dir, 'skipped_samples.csv' if main else
                                     f'skipped_samples.rank{opt.rank}.csv')) if opt.skip_bad else None
     run = Run(opt=opt, model=model, main=main, epoch=opt.epoch_count, last_epoch=opt.n_epochs + opt.n_epochs_decay,
-              train_loader=create_dataset(opt, 'train', **model.dataset_args('train'), rank=opt.rank,
+              train_loader=create_dataset(opt, 'train', **transport.dataset_args(model.config, opt, 'train'),
+                                          rank=opt.rank,
                                           world_size=opt.world_size, skip_log=skip_log))
     if main:
         dataset = run.train_loader.dataset
         write_split(opt, dataset)
         if dataset.has_validation():
-            run.val_loader = create_dataset(opt, 'val', **model.dataset_args('val'), shuffle=False,
+            run.val_loader = create_dataset(opt, 'val', **transport.dataset_args(model.config, opt, 'val'),
+                                            shuffle=False,
                                             skip_log=skip_log)
             warn_about_validation(run.val_loader.dataset.label_counts())
         else:
             logger.warning('no validation data (--val_ratio 0, or no val part in --split_file): no validation AUC, '
                            'no best checkpoint, no threshold stored with the checkpoints')
-        run.recalib_loader = DatasetLoader(dataset, opt, shuffle=True, skip_log=skip_log)
+        run.recalib_loader = DatasetLoader(dataset, opt, shuffle=True, skip_log=skip_log,
+                                           transport=run.train_loader.transport)
         util.check_writable(expr_dir, 'the checkpoints', need_bytes=model.bytes_per_save())  # before hours of work
         run.monitor = collapse.CollapseMonitor()
     logger.info('%d training clips (%d per process), %d validation pairs', len(run.train_loader.dataset),
@@ -242,9 +245,9 @@ def validate(model, loader, n_samples=4):
         voices.extend(batch['voice_path'])
         wanted = np.flatnonzero(labels[-1] == 1)[:n_samples - len(picked)]
         if len(wanted):
-            pixels = faces.decode_batch(batch['face'], 'cpu')    # JPEG bytes with --face_decode device
-            for i in wanted:
-                picked.append((start + i, np.ascontiguousarray(pixels[i].permute(1, 2, 0).numpy())))  # (H, W, 3)
+            pixels = loader.transport.to_images(batch['face'][wanted.tolist()])   # what the encoder saw
+            for i, image in zip(wanted, pixels):
+                picked.append((start + i, np.ascontiguousarray(image.permute(1, 2, 0).numpy())))  # (H, W, 3)
     model.train()
     scores, labels = np.concatenate(scores).astype(np.float64), np.concatenate(labels)
     results = metrics.summarize(labels, scores)

@@ -39,17 +39,23 @@ def get_option_setter(dataset_name):
     return find_dataset_using_name(dataset_name).modify_commandline_options
 
 
-def create_dataset(opt, phase, *, shuffle=None, rank=0, world_size=1, skip_log=None, **dataset_args):
+def create_dataset(opt, phase, *, shuffle=None, rank=0, world_size=1, skip_log=None, transport=None,
+                   **dataset_args):
     """The dataset of ``opt.dataset_mode`` for ``phase`` (train, val, test) wrapped in a DatasetLoader.
 
-    ``dataset_args``: what the model needs (``model.dataset_args(phase)``: negatives per item, face backend, voice
-    dtype); ``shuffle`` defaults to training without ``--serial_batches``; ``skip_log``: a SkipLog (``--skip_bad``),
+    ``transport`` and ``dataset_args``: what a model needs (``data.transport.dataset_args(config, opt, phase)``:
+    negatives per item, fake voices or not, and the Transport). With a Transport the loader yields encoder input on
+    the model's device (``Transport.to_encoder``); without one, the batches as the workers collated them (uint8
+    faces). ``shuffle`` defaults to training without ``--serial_batches``; ``skip_log``: a SkipLog (``--skip_bad``),
     shared by a run's loaders.
     """
+    if transport is not None:
+        dataset_args = {**transport.dataset_kwargs(), **dataset_args}
     dataset = find_dataset_using_name(opt.dataset_mode)(opt, phase, **dataset_args)
     if shuffle is None:
         shuffle = phase == 'train' and not opt.serial_batches
-    return DatasetLoader(dataset, opt, shuffle=shuffle, rank=rank, world_size=world_size, skip_log=skip_log)
+    return DatasetLoader(dataset, opt, shuffle=shuffle, rank=rank, world_size=world_size, skip_log=skip_log,
+                         transport=transport)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -166,16 +172,19 @@ class SkipLog:
 
 
 class DatasetLoader:
-    """A dataset with its DataLoader: ``for batch in loader`` yields collated dicts of tensors (strings as lists).
+    """A dataset with its DataLoader: ``for batch in loader`` yields collated dicts of tensors (strings as lists),
+    voices and faces as encoder input on the model's device when the loader has a Transport.
 
     ``set_epoch(epoch, start_batch)`` fixes the sample order and the samples' random draws for an epoch and skips
     the batches already done (resuming inside an epoch). With ``--num_threads`` > 0 the workers persist across
     epochs and each prefetches ``--prefetch_factor`` batches; batches are pinned when the model runs on CUDA.
     """
 
-    def __init__(self, dataset, opt, *, shuffle, rank=0, world_size=1, skip_log=None):
-        """``skip_log``: the SkipLog of the run (``--skip_bad``), or None."""
+    def __init__(self, dataset, opt, *, shuffle, rank=0, world_size=1, skip_log=None, transport=None):
+        """``skip_log``: the SkipLog of the run (``--skip_bad``), or None; ``transport``: the Transport that turns
+        each batch into encoder input (``data/transport.py``), or None for the batches as collated."""
         self.dataset = dataset
+        self.transport = transport
         self.batch_size = opt.batch_size
         self.sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=opt.seed, rank=rank, world_size=world_size)
         workers = max(0, int(opt.num_threads))
@@ -223,4 +232,4 @@ class DatasetLoader:
             for record in batch.pop('replaced', ()):
                 logger.warning('replaced an unreadable negative: %s', record['reason'])
                 self._record(record['path'], record['reason'])
-            yield batch
+            yield batch if self.transport is None else self.transport.batch_to_encoder(batch)

@@ -6,7 +6,7 @@ It subclasses ``BaseDataset`` and implements:
 * ``modify_commandline_options(parser, is_train)``: add its own flags or change defaults;
 * ``__init__(opt, phase, n_negatives=0, face_backend=..., voice_dtype=..., inputs=..., face_resample=...,
   neg_voices=False)``: scan ``opt.dataroot`` for ``phase``; raise ``DatasetError`` with the path and the expected
-  layout when the data do not fit. The keyword arguments come from the model (``model.dataset_args(phase)``), not
+  layout when the data do not fit. The keyword arguments come from the model's config (``data.transport.dataset_args``), not
   from the options: ``n_negatives`` negative faces per training item (0 = none), the face backend of
   ``data/faces.py`` and its resampling filter, the dtype voices travel in, the input recipe of ``data/inputs.py``
   (which voice files to read and how: ``voice_ext``, ``load_voice``) and, for losses that contrast whole fake pairs,
@@ -16,13 +16,15 @@ It subclasses ``BaseDataset`` and implements:
   index)]``, so the epoch goes straight into the generator and results do not depend on the number of workers.
 
 The batch contract: what a phase yields, collated (B = batch, K = negatives, S = crop size, M = mel bins,
-T = frames). Datasets list the same keys in their class docstrings.
+T = frames), as it leaves the workers. Datasets list the same keys in their class docstrings. A loader with a
+Transport (``data/transport.py``) then turns ``voice``, ``face``, ``neg_faces`` and ``neg_voices`` into encoder input:
+float32 on the model's device, faces normalised by the input recipe (``vfd2022``: [-1, 1]).
 
 * ``train`` (anchors)::
 
       voice           float16 (B, 1, M, T)     the anchor's normalised mel, values in [-1, 0] (float32 for the
                                                released encoders: see ``voice_dtype``)
-      face            uint8   (B, 3, S, S)     the anchor's own face (the model makes it float in [-1, 1])
+      face            uint8   (B, 3, S, S)     the anchor's own face
       identity        int64   (B,)             who the anchor is (negatives never share it)
       index           int64   (B,)             the anchor's index in the dataset
       face_path       list of B str

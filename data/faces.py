@@ -1,9 +1,9 @@
 """Face images: reading, scaling, cropping and flipping in the loader workers, and turning them into encoder input
 on the model's device.
 
-Faces leave the loader workers as uint8 (3, crop_size, crop_size), a quarter of the bytes of float32; the model
-makes them float in [-1, 1] on its device (``models/DFD_model.py: encoder_input``), the one place that does it for
-training, validation, test_DF.py and detect.py.
+Faces leave the loader workers as uint8 (3, crop_size, crop_size), a quarter of the bytes of float32; the loader's
+Transport makes them float on the model's device as the input recipe says (``data/transport.py``), the one place that
+does it for training, validation, test_DF.py and detect.py.
 
 Two backends give the same geometry (``--preprocess``: resize_and_crop, crop, resize or none; a random crop and a
 horizontal flip with probability 1/2 in training unless ``--no_flip``, a centred crop otherwise) and draw the same

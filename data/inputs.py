@@ -61,17 +61,16 @@ class InputRecipe:
     face_resample: str       # 'bicubic' or 'bilinear'
     face_mean: tuple
     face_std: tuple
-    load_ratio: tuple        # (a, b): default --load_size = crop_size * a // b when the command line names none
     n_mels: int
     n_frames: int
 
 
 INPUTS = {
-    'vfd2022': InputRecipe('vfd2022', '.npy', 'float16', 'auto', 'bicubic', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), (1, 1),
-                           512, 301),
+    'vfd2022': InputRecipe('vfd2022', '.npy', 'float16', 'auto', 'bicubic', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 512,
+                           301),
     # power mels span ten orders of magnitude, beyond float16's range: they travel as float32
-    'journal': InputRecipe('journal', '.wav', 'float32', 'pil', 'bilinear', CLIP_MEAN, CLIP_STD, (256, 224),
-                           N_MELS, JOURNAL_FRAMES - 1),
+    'journal': InputRecipe('journal', '.wav', 'float32', 'pil', 'bilinear', CLIP_MEAN, CLIP_STD, N_MELS,
+                           JOURNAL_FRAMES - 1),
 }
 
 
@@ -80,18 +79,6 @@ def recipe(name):
     if name not in INPUTS:
         raise ValueError(f'unknown inputs {name!r}; known: {", ".join(INPUTS)}')
     return INPUTS[name]
-
-
-def default_load_size(name, crop_size):
-    """The ``--load_size`` of recipe ``name`` for faces cropped to ``crop_size`` (the journal's scale_size: crop x
-    256 // 224, 256 for 224)."""
-    a, b = recipe(name).load_ratio
-    return crop_size * a // b
-
-
-def default_inputs(compat):
-    """The inputs of an encoder mode when none is named: the journal's for ``journal``, the 2022 release's else."""
-    return 'journal' if compat == 'journal' else 'vfd2022'
 
 
 def normalise_faces(x, name):

@@ -1,198 +1,31 @@
 """VFD's detector model: a voice encoder and a face encoder trained with a triplet loss (``--model DFD``)."""
 import contextlib
-import dataclasses
 import logging
-import warnings
 
 import torch
 from torch import nn
-
-from data import faces
-from data import inputs as data_inputs
 
 from util import distributed
 
 from . import checkpoint, losses, networks
 from .base_model import BaseModel
-from .config import ModelConfig, ModelConfigError
+from .config import INPUT_RECIPES, ModelConfig, ModelConfigError, check_fits, config_from_meta, mismatch_hint, \
+    stored_compat
+from .training import NEGATIVE_MODES, check_training_combination, make_optimizer, training_loss
 
 logger = logging.getLogger(__name__)
-NEGATIVE_MODES = ('sampled', 'in_batch')
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
-def stored_compat(state_dict):
-    """'released' or 'fixed' as told by a state dict's position embedding ((32, 1, dim) or (1, 2, dim)), 'journal'
-    for the journal's encoders (a ``positional_embedding`` and a ``class_embedding``); None otherwise."""
-    if 'positional_embedding' in state_dict and 'class_embedding' in state_dict:
-        return 'journal'
-    pos = state_dict.get('pos_embedding')
-    if pos is None or pos.dim() != 3:
-        return None
-    if tuple(pos.shape[:2]) == (networks.RELEASED_MAX_BATCH, 1):
-        return 'released'
-    return 'fixed' if tuple(pos.shape[:2]) == (1, 2) else None
-
-
-def config_from_meta(meta, directory, tag):
-    """The ModelConfig stored with a project checkpoint (version 2: ``config``; version 1: ``options``)."""
-    try:
-        if 'config' in meta:
-            return ModelConfig.from_dict(meta['config'])
-        return ModelConfig.from_legacy_options(meta['options'])
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise checkpoint.CheckpointError(f'{directory}/{tag}_net_*.pth: the stored model config cannot be used '
-                                         f'({type(err).__name__}: {err})') from err
-
-
-def check_fits(config, loaded, directory, tag):
-    """Refuse (CheckpointError) state dicts that do not fit the networks of ``config``, comparing with networks
-    built on the meta device, so that a config claiming huge sizes allocates nothing."""
-    try:
-        with torch.device('meta'):
-            nets = dict(zip(DFDModel.model_names, config.build_encoders()))
-    except (ValueError, TypeError, AssertionError, RuntimeError) as err:
-        raise ModelConfigError(f'{directory}/{tag}_net_*.pth: the model config cannot be built ({err})') from err
-    for name, net in nets.items():
-        state_dict = loaded[name][0]
-        checkpoint.check_fit(net, state_dict, checkpoint.net_path(directory, tag, name),
-                             mismatch_hint(config.compat, state_dict))
-
-
-def mismatch_hint(compat, state_dict):
-    """Which mode or which size options to try when ``state_dict`` does not fit a model of ``compat``."""
-    stored = stored_compat(state_dict)
-    if stored is not None and stored != compat:
-        told = ('its parameter names' if stored == 'journal' else
-                f'pos_embedding {tuple(state_dict["pos_embedding"].shape)}')
-        return (f'\nThe file looks like a {stored}-mode checkpoint ({told}) but the model was built with '
-                f'--encoder_compat {compat}; try --encoder_compat {stored}.')
-    return ('\nCheck the size options (--dim --depth --mlp_dim --emb_dim --width_mult --crop_size --n_mels '
-            '--n_frames).')
-
-
-def training_loss(opt, config):
-    """The config a training run continues with: a run that starts from another's weights (fine-tuning,
-    ``--pretrained_name``) trains with its own ``--loss`` (the journal's fine-tuning changes the loss); a resumed run
-    (``--continue_train``) keeps the stored one unless ``--loss`` is typed."""
-    if not opt.isTrain or config.loss == opt.loss:
-        return config
-    if opt.continue_train and 'loss' not in getattr(opt, 'explicit', ()):
-        opt.loss = config.loss
-        return config
-    logger.info('training with --loss %s (the checkpoint was trained with %s)', opt.loss, config.loss)
-    return dataclasses.replace(config, loss=opt.loss)
-
-
-def check_training_combination(opt, config):
-    """Refuse training options that cannot work with ``config`` (ModelConfigError with the reason)."""
-    in_batch = opt.negatives == 'in_batch'
-    if opt.n_negatives < 1:
-        raise ModelConfigError('--n_negatives must be at least 1')
-    if in_batch and opt.batch_size <= opt.n_negatives:
-        raise ModelConfigError(f'--negatives in_batch takes the negatives from the other anchors of a batch, so '
-                               f'--batch_size ({opt.batch_size}) must exceed --n_negatives ({opt.n_negatives}); raise '
-                               f'--batch_size, lower --n_negatives or use --negatives sampled')
-    if opt.loss in ('infonce', 'infonce_paired', 'fake_pairs') and not opt.temperature > 0:
-        raise ModelConfigError(f'--temperature must be above 0 (the logits are divided by it), got {opt.temperature}')
-    if opt.loss == 'fake_pairs' and opt.dataset_mode != 'DFDC':
-        raise ModelConfigError('--loss fake_pairs contrasts a real window with fake windows (each fake\'s voice with '
-                               'its own face): it fine-tunes on a deepfake set, --dataset_mode DFDC with a '
-                               '--split_file, after pre-training (--pretrained_name)')
-    if config.compat != 'released':
-        return
-    if in_batch:
-        raise ModelConfigError('--encoder_compat released adds position vector b to sample b of a batch, so with '
-                               '--negatives in_batch voice b finds face b by its position alone and learns nothing '
-                               'about people (docs/training.md: training loss solved, validation AUC 0.505); train '
-                               'released-mode encoders with --negatives sampled (as --recipe released does), or use '
-                               '--encoder_compat fixed')
-    per_pass = opt.batch_size * opt.n_negatives
-    if per_pass > networks.RELEASED_MAX_BATCH:
-        raise ModelConfigError(f'--encoder_compat released encodes at most {networks.RELEASED_MAX_BATCH} faces per '
-                               f'pass (position embedding by batch index), but --batch_size {opt.batch_size} with its '
-                               f'negatives puts {per_pass} faces in one pass; lower --batch_size or use '
-                               f'--encoder_compat fixed')
-
-
-OPTIMIZERS = ('adam', 'adamw')
-
-
-def make_optimizer(opt, groups):
-    """``--optimizer`` over parameter ``groups``: Adam (betas ``--beta1``, ``--beta2``; ``--weight_decay`` added to
-    the gradient, as torch's Adam does) or AdamW (decoupled weight decay, the journal's: betas 0.9 and 0.98, eps
-    1e-8, weight decay 0.2), both with ``--eps``."""
-    kind = getattr(opt, 'optimizer', 'adam')
-    betas = (opt.beta1, getattr(opt, 'beta2', 0.999))
-    eps, decay = getattr(opt, 'eps', 1e-8), getattr(opt, 'weight_decay', 0.0)
-    cls = {'adam': torch.optim.Adam, 'adamw': torch.optim.AdamW}[kind]
-    return cls(groups, lr=opt.lr, betas=betas, eps=eps, weight_decay=decay)
-
-
-FACE_DECODE = ('auto', 'loader', 'device')
-
-
-def compat_and_inputs(config):
-    """(compat, inputs) of a ModelConfig, or of a compat name alone (its default inputs)."""
-    if isinstance(config, str):
-        return config, data_inputs.default_inputs(config)
-    return config.compat, config.inputs
-
-
-def input_transport(config, face_decode='loader'):
-    """How faces and voices travel from the loader workers for a model of ``config`` (its compat mode and its input
-    recipe, ``data/inputs.py``): the released encoders get PIL-prepared faces and float32 voices (exactly the
-    released inputs); journal inputs PIL-prepared faces (bilinear, as the journal's loader) and float32 power mels;
-    the others torchvision-prepared faces, or with ``face_decode='device'`` the JPEG bytes for the model's device to
-    decode (``data/faces.py``), and float16 voices."""
-    compat, inputs = compat_and_inputs(config)
-    spec = data_inputs.recipe(inputs)
-    transport = {'inputs': spec.name, 'face_resample': spec.face_resample, 'voice_dtype': spec.voice_dtype}
-    if compat == 'released':
-        return {**transport, 'face_backend': 'pil', 'voice_dtype': 'float32'}
-    if spec.face_backend != 'auto':
-        return {**transport, 'face_backend': spec.face_backend}
-    return {**transport, 'face_backend': 'jpeg' if face_decode == 'device' else 'torchvision'}
-
-
-def device_decodes_jpeg(device):
-    """Whether torchvision decodes JPEG on ``device`` (nvjpeg on CUDA): one tiny image is tried."""
-    try:
-        from torchvision.io import decode_jpeg, encode_jpeg
-        with warnings.catch_warnings():   # torchvision 0.29 announces TorchCodec as the successor of its codecs
-            warnings.filterwarnings('ignore', category=DeprecationWarning, module='torchvision.io')
-            data = encode_jpeg(torch.zeros(3, 8, 8, dtype=torch.uint8))
-            return decode_jpeg(data, device=device).shape == (3, 8, 8)
-    except Exception as err:   # noqa: BLE001 -- any failure (no nvjpeg in this build, a driver error) means no
-        logger.warning('faces are decoded in the loader workers: torchvision cannot decode JPEG on %s (%s)', device,
-                       str(err).splitlines()[0] if str(err) else type(err).__name__)
-        return False
-
-
-def resolve_face_decode(choice, device, config):
-    """``--face_decode`` made concrete: 'device' or 'loader'. ``auto`` decodes on a CUDA device that can (nvjpeg)
-    and in the loader workers otherwise; the released encoders and the journal's inputs always get the loaders' PIL
-    faces."""
-    device = torch.device(device)
-    compat, inputs = compat_and_inputs(config)
-    if compat == 'released' or data_inputs.recipe(inputs).face_backend == 'pil':
-        if choice == 'device':
-            raise ModelConfigError(f'this model\'s faces are prepared with PIL in the loader workers, exactly as its '
-                                   f'authors\' code did (--encoder_compat {compat}, inputs {inputs}); '
-                                   f'--face_decode device is for the others')
-        return 'loader'
-    if choice == 'auto':
-        return 'device' if device.type == 'cuda' and device_decodes_jpeg(device) else 'loader'
-    return choice
-
-
-def encoder_input(x, inputs='vfd2022'):
-    """A batch as the encoders take it, float32: uint8 faces (from the loaders) are normalised as the input recipe
-    ``inputs`` says (vfd2022: x / 255 with mean 0.5 and std 0.5 per channel, i.e. [-1, 1], the released
-    normalisation; journal: CLIP's mean and std); float16 voices and float input become float32."""
-    if x.dtype == torch.uint8:
-        return data_inputs.normalise_faces(x, inputs)
-    return x.float()
+def check_encoder_input(x, what):
+    """``x`` if it is encoder input (a float tensor); TypeError otherwise: batches become encoder input on their
+    way from the loader (``data/transport.py``), never in the model."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        kind = type(x).__name__ if not isinstance(x, torch.Tensor) else f'a {x.dtype} tensor'
+        raise TypeError(f'{what}: the model takes encoder input (float tensors), got {kind}; pass batches through '
+                        f'data.transport (create_dataset with transport.dataset_args(config, opt, phase), or '
+                        f'Transport.to_encoder)')
+    return x
 
 
 embedding_spread = losses.embedding_spread   # kept here for scripts that import it from the model
@@ -282,7 +115,7 @@ class DFDModel(BaseModel):
                                  'unless size flags are typed; auto: what the checkpoint was trained with (a plain '
                                  'state dict: told by its parameter names and position embedding), fixed for a new '
                                  'model')
-        parser.add_argument('--inputs', type=str, default='auto', choices=('auto',) + tuple(data_inputs.INPUTS),
+        parser.add_argument('--inputs', type=str, default='auto', choices=('auto',) + tuple(INPUT_RECIPES),
                             help='what the model reads (data/inputs.py): vfd2022 = the stored dB mels (.npy) and '
                                  'faces in [-1, 1]; journal = 16 kHz WAV voices (.wav beside the mels) as power mels '
                                  'and CLIP-normalised faces; auto = journal for --encoder_compat journal, vfd2022 '
@@ -299,11 +132,6 @@ class DFDModel(BaseModel):
                             help='score of a voice-face pair, higher = more real (models/losses.py): neg_l2 = minus '
                                  'the L2 distance of the embeddings (the 2022 release); cosine = their cosine (the '
                                  'journal); stored with the checkpoints')
-        parser.add_argument('--face_decode', type=str, default='auto', choices=FACE_DECODE,
-                            help='where face JPEGs are decoded: device = in batches on the model\'s device (nvjpeg '
-                                 'on CUDA; the loader workers only read the files and draw crops); loader = in the '
-                                 'loader workers; auto = device on CUDA when torchvision can, loader otherwise '
-                                 '(always loader for --encoder_compat released)')
         parser.add_argument('--dim', type=int, default=1024, help='transformer width of both encoders')
         parser.add_argument('--depth', type=int, default=6, help='transformer layers of each encoder')
         parser.add_argument('--heads', type=int, default=8, help='attention heads (must divide --dim)')
@@ -382,7 +210,7 @@ class DFDModel(BaseModel):
             if opt.encoder_compat not in ('auto', config.compat):
                 logger.warning('--encoder_compat %s ignored: the checkpoint was trained with %s', opt.encoder_compat,
                                config.compat)
-        check_fits(config, loaded, directory, tag)   # before the real networks take memory
+        check_fits(config, loaded, directory, tag, cls.model_names)   # before the real networks take memory
         config = training_loss(opt, config)
         config.apply_to(opt)
         model = cls(opt, config)
@@ -403,7 +231,6 @@ class DFDModel(BaseModel):
         BaseModel.__init__(self, opt, config)
         self.compat = config.compat
         self.score_fn = losses.SCORES[config.score]
-        self.face_decode = resolve_face_decode(opt.face_decode, self.device, config)
         try:
             self.netG_audio, self.netG_video = config.build_encoders()
         except ValueError as err:
@@ -454,43 +281,31 @@ class DFDModel(BaseModel):
         """The loss, whose learnt temperature (``--learn_temperature``) is saved with the training state."""
         return {'criterion': self.criterion} if getattr(self, 'criterion', None) is not None else {}
 
-    def dataset_args(self, phase):
-        """What the dataset of ``phase`` must deliver for this model (``data/base_dataset.py``): the negatives per
-        anchor (none for in-batch training, where the other anchors' faces serve; ``--n_negatives`` otherwise, for
-        validation the mismatched pairs per real pair), and how faces and voices travel: the released encoders get
-        PIL-prepared faces and float32 voices, exactly the released inputs; the others torchvision and float16."""
-        negatives = 0 if (phase == 'train' and self.in_batch) or not self.isTrain else self.opt.n_negatives
-        neg_voices = self.isTrain and phase == 'train' and self.criterion.needs_neg_voices
-        return {'n_negatives': negatives, 'neg_voices': neg_voices, **input_transport(self.config, self.face_decode)}
-
     def autocast(self):
         """Autocast context for ``--amp`` (a no-op without it)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _to_device(self, tensor):
-        """``tensor`` on the model's device as encoder input (``encoder_input``: uint8 and float16 travel, float32 is
-        computed here; a ``FaceBatch`` of JPEG bytes is decoded here), channels-last for image batches when asked
-        for."""
-        tensor = encoder_input(faces.decode_batch(tensor, self.device), self.config.inputs).to(self.dtype)
+    def _to_device(self, tensor, what):
+        """Encoder input (``data/transport.py`` made it) on the model's device in its dtype, channels-last for image
+        batches when asked for (no-ops for batches from a loader with this model's Transport)."""
+        tensor = check_encoder_input(tensor, what).to(self.device, dtype=self.dtype, non_blocking=True)
         if self.channels_last and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return tensor
 
     def set_input(self, batch):
-        """batch: ``voice`` (B, 1, M, T), ``face`` (B, 3, S, S); for training ``neg_faces`` (B, K, 3, S, S)
-        (sampled negatives), with ``neg_voices`` (B, K, 1, M, T) for fake pairs, or ``identity`` (B,) (in-batch
-        negatives)."""
-        self.voice = self._to_device(batch['voice'])
-        self.face = self._to_device(batch['face'])
+        """batch: encoder input (``data/transport.py``): ``voice`` (B, 1, M, T), ``face`` (B, 3, S, S); for training
+        ``neg_faces`` (B, K, 3, S, S) (sampled negatives), with ``neg_voices`` (B, K, 1, M, T) for fake pairs, or
+        ``identity`` (B,) (in-batch negatives)."""
+        self.voice = self._to_device(batch['voice'], 'voice')
+        self.face = self._to_device(batch['face'], 'face')
         neg = batch.get('neg_faces') if not self.in_batch else None
-        self.neg_faces = (encoder_input(faces.decode_batch(neg, self.device), self.config.inputs).to(self.dtype)
-                          if neg is not None else None)
+        self.neg_faces = self._to_device(neg, 'neg_faces') if neg is not None else None
         neg_voices = batch.get('neg_voices') if getattr(self, 'criterion', None) is not None and \
             self.criterion.needs_neg_voices else None
-        self.neg_voices = encoder_input(neg_voices.to(self.device, non_blocking=True)).to(self.dtype) \
-            if neg_voices is not None else None
+        self.neg_voices = self._to_device(neg_voices, 'neg_voices') if neg_voices is not None else None
         self.identity = batch['identity'].to(self.device, non_blocking=True) if 'identity' in batch else None
 
     def forward(self, encoder=None):
@@ -551,8 +366,9 @@ class DFDModel(BaseModel):
         batched (in released mode that is what the released code gives for a pair scored on its own).
         """
         with self.autocast():
-            voice_emb = self.netG_audio.embed_each(self._to_device(voice)).float() if voice is not None else None
-            face_emb = self.netG_video.embed_each(self._to_device(face)).float() if face is not None else None
+            voice_emb = self.netG_audio.embed_each(self._to_device(voice, 'voice')).float() \
+                if voice is not None else None
+            face_emb = self.netG_video.embed_each(self._to_device(face, 'face')).float() if face is not None else None
         return voice_emb, face_emb
 
     def score_pairs(self, voice, face):

@@ -20,9 +20,10 @@ import dataclasses
 import inspect
 import logging
 
-from data import inputs as data_inputs
+import torch
 
 from . import losses, networks
+from .checkpoint import CheckpointError, check_fit, net_path
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,22 @@ SHARED_SIZES = ('width_mult', 'dim', 'depth', 'heads', 'mlp_dim', 'emb_dim')
 # sizes that must be positive wherever an encoder takes them
 POSITIVE_SIZES = SHARED_SIZES + ('n_mels', 'n_frames', 'image_size')
 INPUT_OPTIONS = ('crop_size', 'n_mels', 'n_frames', 'load_size', 'preprocess')
+# The input recipes a model may read (data/inputs.py says how each is made; tests/test_transport.py checks that the
+# two name the same recipes), each with its face scale before the crop: --load_size = crop * a // b when not typed
+# (the journal scales to 256 and crops 224).
+INPUT_RECIPES = {'vfd2022': (1, 1), 'journal': (256, 224)}
+
+
+def default_inputs(compat):
+    """The input recipe of an encoder mode when none is named: the journal's for ``journal``, the 2022 release's
+    otherwise."""
+    return 'journal' if compat == 'journal' else 'vfd2022'
+
+
+def default_load_size(inputs, crop_size):
+    """The ``--load_size`` of recipe ``inputs`` for faces cropped to ``crop_size`` (the journal's: 256 for 224)."""
+    a, b = INPUT_RECIPES[inputs]
+    return crop_size * a // b
 
 
 class ModelConfigError(ValueError):
@@ -52,8 +69,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.compat not in networks.COMPAT_MODES:
             raise ValueError(f'encoder compat must be one of {networks.COMPAT_MODES}, got {self.compat!r}')
-        if self.inputs not in data_inputs.INPUTS:
-            raise ValueError(f'unknown inputs {self.inputs!r}; known: {", ".join(data_inputs.INPUTS)}')
+        if self.inputs not in INPUT_RECIPES:
+            raise ValueError(f'unknown inputs {self.inputs!r}; known: {", ".join(INPUT_RECIPES)}')
         for name, enc in (('voice', self.voice), ('face', self.face)):
             if not isinstance(enc, dict) or not isinstance(enc.get('kind'), str):
                 raise ValueError(f'the {name} encoder config must be a dict with a "kind", got {enc!r}')
@@ -91,10 +108,10 @@ class ModelConfig:
         face = {'kind': face_kind, **encoder_sizes(opt, face_kind, image_size='crop_size'),
                 **parse_encoder_args(opt.face_args, '--face_args')}
         inputs = getattr(opt, 'inputs', 'auto')
-        inputs = data_inputs.default_inputs(compat) if inputs == 'auto' else inputs
+        inputs = default_inputs(compat) if inputs == 'auto' else inputs
         load_size = opt.load_size
-        if not typed(opt, 'load_size') and inputs != 'vfd2022' and isinstance(face.get('image_size'), int):
-            load_size = data_inputs.default_load_size(inputs, face['image_size'])
+        if not typed(opt, 'load_size') and inputs in INPUT_RECIPES and isinstance(face.get('image_size'), int):
+            load_size = default_load_size(inputs, face['image_size'])
         return cls(voice=voice, face=face, compat=compat, loss=getattr(opt, 'loss', 'triplet'),  # test: no --loss
                    score=opt.score, load_size=load_size, preprocess=opt.preprocess, inputs=inputs)
 
@@ -119,6 +136,12 @@ class ModelConfig:
                    face={'kind': 'face' + suffix, **shared, 'image_size': options['crop_size']},
                    compat=compat, load_size=options.get('load_size', 224),
                    preprocess=options.get('preprocess', 'resize_and_crop'))
+
+    @property
+    def needs_neg_voices(self):
+        """Whether the loss reads fake voices beside the fake faces (the journal's fine-tuning): the datasets then
+        deliver them."""
+        return losses.needs_neg_voices(self.loss)
 
     def to_dict(self):
         """Plain containers only (stored in checkpoints, loaded with ``weights_only``)."""
@@ -207,3 +230,55 @@ def _parse_value(value):
         except ValueError:
             pass
     return {'true': True, 'false': False}.get(value.lower(), value)
+
+
+# -- what a stored checkpoint describes ---------------------------------------------------------------------------
+def stored_compat(state_dict):
+    """'released' or 'fixed' as told by a state dict's position embedding ((32, 1, dim) or (1, 2, dim)), 'journal'
+    for the journal's encoders (a ``positional_embedding`` and a ``class_embedding``); None otherwise."""
+    if 'positional_embedding' in state_dict and 'class_embedding' in state_dict:
+        return 'journal'
+    pos = state_dict.get('pos_embedding')
+    if pos is None or pos.dim() != 3:
+        return None
+    if tuple(pos.shape[:2]) == (networks.RELEASED_MAX_BATCH, 1):
+        return 'released'
+    return 'fixed' if tuple(pos.shape[:2]) == (1, 2) else None
+
+
+def config_from_meta(meta, directory, tag):
+    """The ModelConfig stored with a project checkpoint (version 2: ``config``; version 1: ``options``)."""
+    try:
+        if 'config' in meta:
+            return ModelConfig.from_dict(meta['config'])
+        return ModelConfig.from_legacy_options(meta['options'])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f'{directory}/{tag}_net_*.pth: the stored model config cannot be used '
+                                         f'({type(err).__name__}: {err})') from err
+
+
+def check_fits(config, loaded, directory, tag, names):
+    """Refuse (CheckpointError) state dicts that do not fit the networks of ``config`` (``names``: the model's
+    network names, in the order of ``build_encoders``), comparing with networks built on the meta device, so that a
+    config claiming huge sizes allocates nothing."""
+    try:
+        with torch.device('meta'):
+            nets = dict(zip(names, config.build_encoders()))
+    except (ValueError, TypeError, AssertionError, RuntimeError) as err:
+        raise ModelConfigError(f'{directory}/{tag}_net_*.pth: the model config cannot be built ({err})') from err
+    for name, net in nets.items():
+        state_dict = loaded[name][0]
+        check_fit(net, state_dict, net_path(directory, tag, name),
+                             mismatch_hint(config.compat, state_dict))
+
+
+def mismatch_hint(compat, state_dict):
+    """Which mode or which size options to try when ``state_dict`` does not fit a model of ``compat``."""
+    stored = stored_compat(state_dict)
+    if stored is not None and stored != compat:
+        told = ('its parameter names' if stored == 'journal' else
+                f'pos_embedding {tuple(state_dict["pos_embedding"].shape)}')
+        return (f'\nThe file looks like a {stored}-mode checkpoint ({told}) but the model was built with '
+                f'--encoder_compat {compat}; try --encoder_compat {stored}.')
+    return ('\nCheck the size options (--dim --depth --mlp_dim --emb_dim --width_mult --crop_size --n_mels '
+            '--n_frames).')

@@ -355,6 +355,11 @@ LOSS_HELP = ('triplet: hinge max(0, d_pos - d_neg + margin) on L2 distances, sum
              'journal\'s fine-tuning on a deepfake set (--dataset_mode DFDC)')
 
 
+def needs_neg_voices(name):
+    """Whether the loss ``name`` reads fake voices (its class says so; the distance losses do not)."""
+    return bool(getattr(LOSSES[name], 'needs_neg_voices', False))
+
+
 def build_loss(opt, name):
     """The Loss module ``name`` for the options ``opt``; ValueError when it does not fit ``--negatives``."""
     loss = LOSSES[name](opt)

@@ -18,6 +18,7 @@ import torch
 
 import data
 import models
+from data import transport
 from util import distributed, runs, util
 
 
@@ -113,6 +114,12 @@ class BaseOptions:
         parser.add_argument('--compile_mode', type=str, default='default',
                             choices=('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'),
                             help='torch.compile mode of --compile (docs/benchmarks.md compares them)')
+        parser.add_argument('--face_decode', type=str, default='auto', choices=transport.FACE_DECODE,
+                            help='where face JPEGs are decoded (data/transport.py): device = in batches on the '
+                                 'model\'s device (nvjpeg on CUDA; the loader workers only read the files and draw '
+                                 'crops); loader = in the loader workers; auto = device on CUDA when torchvision can, '
+                                 'loader otherwise (always loader for the released encoders and the journal\'s '
+                                 'inputs)')
         parser.add_argument('--prefetch_factor', type=int, default=2,
                             help='batches each DataLoader worker prepares ahead (with --num_threads > 0)')
         parser.add_argument('--suffix', default='', type=str,

@@ -99,13 +99,26 @@ def timed(fn, device, warmup, steps):
     return times
 
 
+def transport_of(args, decode=None):
+    """The Transport (``data/transport.py``) of the measured model: how its batches travel and become encoder input
+    on ``--device`` (``--voice_dtype`` overriding the voices' dtype)."""
+    import dataclasses
+    from data import transport
+    from models.config import default_inputs
+    inputs = default_inputs(args.encoder_compat)
+    if decode is None:
+        decode = transport.resolve_face_decode(args.face_decode, args.device_name, args.encoder_compat, inputs)
+    carry = transport.Transport.for_model(args.encoder_compat, inputs, decode, args.device_name, 'float32',
+                                          args.channels_last == 'on')
+    return dataclasses.replace(carry, voice_dtype=args.voice_dtype) if args.voice_dtype else carry
+
+
 def random_batch(args, b, with_negatives, k=None, generator=None):
     """A batch as the loaders deliver it: uint8 faces, voices in the transport dtype (float16, float32 released)."""
     size = CONFIGS[args.config]['crop_size']
     g = generator or torch.Generator().manual_seed(0)
     pin = args.device_name.startswith('cuda')   # the loaders pin their batches on CUDA machines; so does this
-    from models.DFD_model import input_transport
-    voice_dtype = getattr(torch, args.voice_dtype or input_transport(args.encoder_compat)['voice_dtype'])
+    voice_dtype = getattr(torch, transport_of(args).voice_dtype)
     config = CONFIGS[args.config]
     if args.encoder_compat == 'journal':   # power mels: non-negative, with a wide range
         voice = torch.rand(b, 1, config['n_mels'], config['n_frames'], generator=g).pow(4) * 100
@@ -170,10 +183,11 @@ def released_train_step(model, batch, voices_neg):
 
 def child_train(args, baseline):
     """(step times, anchors per step, extras) of the training step, or of the released code's step with ``baseline``."""
-    from models.DFD_model import DFDModel, encoder_input
+    from models.DFD_model import DFDModel
+    carry = transport_of(args, 'loader')
     if baseline:
         model = DFDModel.build(model_opt(args, True, compat='released', negatives='sampled', batch_size=1))
-        batch = {k: encoder_input(v.to(args.device_name)) for k, v in random_batch(args, 1, True, k=5).items()}
+        batch = carry.batch_to_encoder(random_batch(args, 1, True, k=5))
         voices_neg = (torch.rand(5, 1, 512, 301) - 1).to(args.device_name)
         model.train()
         times = timed(lambda: released_train_step(model, batch, voices_neg), args.device_name, 1, args.steps)
@@ -182,8 +196,8 @@ def child_train(args, baseline):
     batch = random_batch(args, args.batch_size, args.negatives == 'sampled')
     model.train()
 
-    def step():
-        model.set_input(batch)
+    def step():   # as in training: the pinned uint8 batch made encoder input on the device, then the step
+        model.set_input(carry.batch_to_encoder(batch))
         model.optimize_parameters()
     if args.count_flops:
         return [], args.batch_size, {'flops_per_item': count_flops(step) / args.batch_size}
@@ -198,12 +212,13 @@ def child_train(args, baseline):
 
 def child_score(args, baseline):
     """(step times, pairs per step, extras) of batched ``score_pairs``, or of one pair at a time with ``baseline``."""
-    from models.DFD_model import DFDModel, encoder_input
+    from models.DFD_model import DFDModel
+    carry = transport_of(args, 'loader')
     model = DFDModel.build(model_opt(args, False, compat='released' if baseline else None))
     model.eval()
     if baseline:
-        batch = random_batch(args, 1, False)
-        voice, face = (encoder_input(batch[k].to(args.device_name)) for k in ('voice', 'face'))
+        batch = carry.batch_to_encoder(random_batch(args, 1, False))
+        voice, face = batch['voice'], batch['face']
 
         def one_pair():
             with torch.no_grad():
@@ -212,7 +227,8 @@ def child_score(args, baseline):
     batch = random_batch(args, args.score_batch, False)
 
     def step():
-        model.score_pairs(batch['voice'], batch['face'])
+        ready = carry.batch_to_encoder(batch)
+        model.score_pairs(ready['voice'], ready['face'])
     if args.count_flops:
         return [], args.score_batch, {'flops_per_item': count_flops(step) / args.score_batch}
     return timed(step, args.device_name, args.warmup, args.steps), args.score_batch, {}
@@ -240,22 +256,17 @@ def loader_for(args, train):
     """The Vox_image training loader, or the DFDC test loader, over the synthetic data under --data_root; each epoch
     covers the data often enough for ``--epoch_batches`` batches."""
     from data import DatasetLoader, create_dataset
-    from models.DFD_model import input_transport, resolve_face_decode
     root = ensure_data(args.data_root, args.data_image_size)
     opt = model_opt(args, train, dataroot=os.path.join(root, 'Voxceleb2' if train else 'DFDC'))
     opt.max_dataset_size, opt.no_flip = 10 ** 9, True
     if not train:
         opt.batch_size = args.score_batch
     phase = 'train' if train else 'test'
-    # as DFDModel.dataset_args, without building a model
-    transport = input_transport(args.encoder_compat,
-                                resolve_face_decode(args.face_decode, args.device_name, args.encoder_compat))
-    if args.voice_dtype:
-        transport['voice_dtype'] = args.voice_dtype
+    carry = transport_of(args)
     negatives = args.n_negatives if train and args.negatives == 'sampled' else 0
-    dataset = create_dataset(opt, phase, shuffle=train, n_negatives=negatives, **transport).dataset
+    dataset = create_dataset(opt, phase, shuffle=train, n_negatives=negatives, transport=carry).dataset
     times = max(1, -(-args.epoch_batches * opt.batch_size // len(dataset)))
-    return DatasetLoader(Repeated(dataset, times), opt, shuffle=train)
+    return DatasetLoader(Repeated(dataset, times), opt, shuffle=train, transport=carry)
 
 
 def loop_times(loader, needed, step=None):
@@ -279,9 +290,7 @@ def child_data(args):
     """(batch times, samples per batch, extras) of the Vox_image training loader alone, after the warm-up batches."""
     loader = loader_for(args, train=True)
     times = loop_times(loader, args.warmup + args.steps)[args.warmup:]
-    from models.DFD_model import resolve_face_decode
-    decode = resolve_face_decode(args.face_decode, args.device_name, args.encoder_compat)
-    return times, args.batch_size, {'num_threads': args.num_threads, 'face_decode': decode}
+    return times, args.batch_size, {'num_threads': args.num_threads, 'face_decode': loader.transport.face_decode}
 
 
 def child_loop(args, train):
@@ -303,7 +312,7 @@ def child_loop(args, train):
             model.score_pairs(batch['voice'], batch['face']).cpu()
     times = loop_times(loader, args.warmup + args.steps, step)[args.warmup:]
     return times, args.batch_size if train else args.score_batch, {'num_threads': args.num_threads,
-                                                                   'face_decode': model.face_decode}
+                                                                   'face_decode': loader.transport.face_decode}
 
 
 PREP = {   # measurement: (prep module, kind of synthetic video, extra arguments)

@@ -83,6 +83,7 @@ def test_options(args, rest):
 def detect(args, opt):
     """Preprocess and score the video; returns (exit status, result dict)."""
     from data.audio import voice_array
+    from data import transport
     from data.faces import image_face
     from data.inputs import journal_voice
     from models import checkpoint, load_model, losses
@@ -106,15 +107,15 @@ def detect(args, opt):
     if not usable:
         return EXIT_NO_FACE, {**result, 'error': 'no_face',
                               'message': f'{args.video}: no face found in any of the {len(voiced)} frames looked at'}
-    transport = model.dataset_args('test')
-    faces = torch.from_numpy(np.stack([image_face(w['face'], opt, transport['face_backend'],
-                                                  transport['face_resample']) for w in usable]))
-    if transport['inputs'] == 'journal':   # the journal's power mel of the window's first 2.56 s
+    carry = transport.for_config(model.config, opt)
+    faces = torch.from_numpy(np.stack([image_face(w['face'], opt, carry.face_backend, carry.face_resample)
+                                       for w in usable]))
+    if carry.inputs == 'journal':   # the journal's power mel of the window's first 2.56 s
         voices = [journal_voice(w['wav'], 0, opt.n_mels, opt.n_frames) for w in usable]
     else:
         voices = [voice_array(w['mel'], opt.n_mels, opt.n_frames) for w in usable]
     voices = torch.from_numpy(np.stack(voices))
-    scores = model.score_pairs(voices, faces).float().cpu().numpy().astype(float)
+    scores = model.score_pairs(carry.to_encoder(voices), carry.to_encoder(faces)).float().cpu().numpy().astype(float)
     score = float(AGGREGATES[args.video_agg](scores))
     threshold, source = checkpoint.decision_threshold(model.loaded_meta)
     verdict = None if threshold is None else ('real' if score >= threshold else 'fake')

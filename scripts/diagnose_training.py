@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 import train_DF
-from data import DatasetLoader, create_dataset
+from data import DatasetLoader, create_dataset, transport
 from models import create_model
 from models.DFD_model import embedding_spread
 from options.train_options import TrainOptions
@@ -169,7 +169,7 @@ def diagnose(label, flags, knobs, args, workdir):
     util.seed_everything(opt.seed)
     model = create_model(opt)
     model.setup(opt)
-    train_loader = create_dataset(opt, 'train', **model.dataset_args('train'))
+    train_loader = create_dataset(opt, 'train', **transport.dataset_args(model.config, opt, 'train'))
     train_loader.set_epoch(1)
     model.train()
     if knobs['l2']:
@@ -181,9 +181,9 @@ def diagnose(label, flags, knobs, args, workdir):
     n = len(train_loader.dataset)
     probe = [train_loader.dataset[int(i)] for i in np.unique(np.linspace(0, n - 1, min(args.probe, n)).astype(int))]
     result['activations'] = {   # on a fixed probe batch: a training batch of one has no spread to measure
-        'voice': activation_stats(model.netG_audio, model._to_device(torch.stack([
+        'voice': activation_stats(model.netG_audio, train_loader.transport.to_encoder(torch.stack([
             torch.from_numpy(item['voice']) for item in probe]))),
-        'face': activation_stats(model.netG_video, model._to_device(torch.stack([
+        'face': activation_stats(model.netG_video, train_loader.transport.to_encoder(torch.stack([
             torch.from_numpy(item['face']) for item in probe]))),
     }
     model.set_input(first)
@@ -215,8 +215,8 @@ def diagnose(label, flags, knobs, args, workdir):
     result['steps'] = steps
     result['final'] = loss_stats(model)
 
-    val_loader = create_dataset(opt, 'val', **model.dataset_args('val'), shuffle=False)
-    recalib = DatasetLoader(train_loader.dataset, opt, shuffle=True)
+    val_loader = create_dataset(opt, 'val', **transport.dataset_args(model.config, opt, 'val'), shuffle=False)
+    recalib = DatasetLoader(train_loader.dataset, opt, shuffle=True, transport=train_loader.transport)
     recalib.set_epoch(0)
     model.recalibrate_batch_norm(itertools.islice(recalib, opt.bn_recalib_batches))
     val, _samples = train_DF.validate(model, val_loader)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from data import DatasetError, faces
-from models.DFD_model import encoder_input
+from data.transport import Transport
 
 
 def opt(load=48, crop=40, preprocess='resize_and_crop', no_flip=False):
@@ -43,7 +43,7 @@ def test_uint8_transport_gives_the_encoders_exactly_the_old_float_input(tmp_path
         got = faces.load_face(str(path), opt(), np.random.default_rng(seed), train, backend='pil')
         assert got.dtype == np.uint8 and got.shape == (3, 40, 40)
         expected = old_float_face(Image.open(path).convert('RGB'), opt(), np.random.default_rng(seed), train)
-        assert torch.equal(encoder_input(torch.from_numpy(got)), torch.from_numpy(expected))
+        assert torch.equal(Transport().to_encoder(torch.from_numpy(got)), torch.from_numpy(expected))
 
 
 def test_both_backends_draw_the_same_crop_and_flip(tmp_path):
@@ -143,14 +143,16 @@ def test_device_decoding_keeps_negatives_shaped_and_names_a_corrupt_file(tmp_pat
 
 
 def test_where_faces_are_decoded():
-    from models.DFD_model import ModelConfigError, device_decodes_jpeg, input_transport, resolve_face_decode
-    assert resolve_face_decode('auto', 'cpu', 'fixed') == 'loader'     # device decoding is for GPUs
-    assert resolve_face_decode('device', 'cpu', 'fixed') == 'device' and device_decodes_jpeg('cpu')
-    assert resolve_face_decode('auto', 'cpu', 'released') == 'loader'
-    with pytest.raises(ModelConfigError, match='released'):
-        resolve_face_decode('device', 'cpu', 'released')
-    assert input_transport('fixed', 'device')['face_backend'] == 'jpeg'
-    assert input_transport('released', 'device') == {'face_backend': 'pil', 'voice_dtype': 'float32',
-                                                     'inputs': 'vfd2022', 'face_resample': 'bicubic'}
-    assert input_transport('journal', 'device') == {'face_backend': 'pil', 'voice_dtype': 'float32',
-                                                    'inputs': 'journal', 'face_resample': 'bilinear'}
+    from data.transport import Transport, TransportError, device_decodes_jpeg, resolve_face_decode
+    assert resolve_face_decode('auto', 'cpu', 'fixed', 'vfd2022') == 'loader'     # device decoding is for GPUs
+    assert resolve_face_decode('device', 'cpu', 'fixed', 'vfd2022') == 'device' and device_decodes_jpeg('cpu')
+    assert resolve_face_decode('auto', 'cpu', 'released', 'vfd2022') == 'loader'
+    with pytest.raises(TransportError, match='released'):
+        resolve_face_decode('device', 'cpu', 'released', 'vfd2022')
+    with pytest.raises(TransportError, match='journal'):
+        resolve_face_decode('device', 'cpu', 'journal', 'journal')
+    assert Transport.for_model('fixed', 'vfd2022', 'device').dataset_kwargs()['face_backend'] == 'jpeg'
+    assert Transport.for_model('released', 'vfd2022', 'device').dataset_kwargs() == {
+        'face_backend': 'pil', 'voice_dtype': 'float32', 'inputs': 'vfd2022', 'face_resample': 'bicubic'}
+    assert Transport.for_model('journal', 'journal', 'device').dataset_kwargs() == {
+        'face_backend': 'pil', 'voice_dtype': 'float32', 'inputs': 'journal', 'face_resample': 'bilinear'}

@@ -84,11 +84,11 @@ def test_scores_equal_minus_the_embedding_distance(trained, sample_root):
                                '--num_threads', '0', *run_dirs], save=False, verbose=False)
     model = load_model(opt, str(base / 'checkpoints' / 'rt'), 'latest')
     model.eval()
-    from models.DFD_model import encoder_input
-    batch = next(iter(create_dataset(opt, 'test', shuffle=False, **model.dataset_args('test'))))
+    from data import transport
+    batch = next(iter(create_dataset(opt, 'test', shuffle=False, **transport.dataset_args(model.config, opt, 'test'))))
     with torch.no_grad():
-        voice = model.netG_audio(encoder_input(batch['voice'][:1]))
-        face = model.netG_video(encoder_input(batch['face'][:1]))
+        voice = model.netG_audio(batch['voice'][:1])
+        face = model.netG_video(batch['face'][:1])
     expected = -torch.linalg.vector_norm(voice - face + 1e-6)
     rows = list(csv.DictReader(open(base / 'results' / 'rt' / 'DFDC_all_sound_latest' / 'scores.csv')))
     assert float(rows[0]['score']) == pytest.approx(expected.item(), rel=1e-4)
