@@ -103,9 +103,9 @@ class ModelConfig:
         """
         suffix = networks.COMPAT_SUFFIX[compat]
         voice_kind, face_kind = opt.voice_encoder + suffix, opt.face_encoder + suffix
-        voice = {'kind': voice_kind, **encoder_sizes(opt, voice_kind, n_mels='n_mels', n_frames='n_frames'),
+        voice = {'kind': voice_kind, **encoder_sizes(opt, voice_kind, 'voice', n_mels='n_mels', n_frames='n_frames'),
                  **parse_encoder_args(opt.voice_args, '--voice_args')}
-        face = {'kind': face_kind, **encoder_sizes(opt, face_kind, image_size='crop_size'),
+        face = {'kind': face_kind, **encoder_sizes(opt, face_kind, 'face', image_size='crop_size'),
                 **parse_encoder_args(opt.face_args, '--face_args')}
         inputs = getattr(opt, 'inputs', 'auto')
         inputs = default_inputs(compat) if inputs == 'auto' else inputs
@@ -151,6 +151,10 @@ class ModelConfig:
         """``(voice encoder, face encoder)``, not yet initialised; their embedding sizes must agree."""
         voice = networks.define_encoder(**self.voice)
         face = networks.define_encoder(**self.face)
+        for name, net in (('voice', voice), ('face', face)):
+            if not isinstance(getattr(net, 'emb_dim', None), int):
+                raise ValueError(f'the {name} encoder {type(net).__name__} ({getattr(self, name)["kind"]!r}) has no '
+                                 f'integer emb_dim attribute: every encoder says the size of its embeddings')
         if voice.emb_dim != face.emb_dim:
             raise ValueError(f'the voice encoder gives {voice.emb_dim}-d embeddings and the face encoder '
                              f'{face.emb_dim}-d; set emb_dim alike (--emb_dim, or emb_dim= in --voice_args or '
@@ -191,11 +195,12 @@ def typed(opt, key):
     return explicit is None or key in explicit
 
 
-def encoder_sizes(opt, kind, **data_sizes):
+def encoder_sizes(opt, kind, role='', **data_sizes):
     """The sizes encoder ``kind`` gets from the command line: each shared size flag and each of ``data_sizes``
     (keyword -> option name, e.g. ``image_size='crop_size'``) that its constructor takes, with the option's value
     when it was typed or the constructor has no default for it, else the constructor's default (all the shared
-    flags for an unknown kind, which ``define_encoder`` then reports)."""
+    flags for an unknown kind, which ``define_encoder`` then reports). A flag typed on the command line that the
+    constructor does not take is said in a warning (``role``: voice or face), not dropped in silence."""
     options = {**{key: key for key in SHARED_SIZES}, **data_sizes}
     cls = networks.ENCODERS.get(kind)
     if cls is None:
@@ -206,6 +211,10 @@ def encoder_sizes(opt, kind, **data_sizes):
     for key, option in options.items():
         param = params.get(key)
         if param is None and not takes_all:
+            if getattr(opt, 'explicit', None) is not None and option in opt.explicit:
+                taken = [name for name, p in params.items() if name != 'self' and p.kind is p.KEYWORD_ONLY]
+                logger.warning('--%s %s does not reach the %s encoder %r: it takes %s', option,
+                               getattr(opt, option), role or 'other', kind, ', '.join(taken) or 'no sizes')
             continue
         has_default = param is not None and param.default is not inspect.Parameter.empty
         sizes[key] = param.default if has_default and not typed(opt, option) else getattr(opt, option)

@@ -58,14 +58,23 @@ def register_encoder(name):
     return register
 
 
+class EncoderBuildError(ValueError):
+    """An encoder that cannot be built with the sizes given: the message names the encoder, the sizes and why."""
+
+
 def define_encoder(kind, **sizes):
-    """Build the encoder registered as ``kind`` with its keyword sizes (see each class for the names)."""
+    """Build the encoder registered as ``kind`` with its keyword sizes (see each class for the names). Whatever its
+    constructor raises (a size it does not take, an assertion on a size, a shape that does not work out) becomes one
+    EncoderBuildError naming the encoder and its sizes."""
     if kind not in ENCODERS:
-        raise ValueError(f'unknown encoder {kind!r}; registered: {", ".join(sorted(ENCODERS))}')
+        raise EncoderBuildError(f'unknown encoder {kind!r}; registered: {", ".join(sorted(ENCODERS))}')
     try:
         return ENCODERS[kind](**sizes)
-    except TypeError as err:   # a size the class does not take
-        raise ValueError(f'encoder {kind!r}: {err}') from err
+    except Exception as err:   # noqa: BLE001 -- any failure of a constructor is a config that cannot be built
+        told = ', '.join(f'{key}={value}' for key, value in sizes.items())
+        reason = str(err).splitlines()[0] if str(err) else ''
+        raise EncoderBuildError(f'encoder {kind!r} cannot be built with {told or "its defaults"}: '
+                                f'{type(err).__name__}{": " + reason if reason else ""}') from err
 
 
 def scaled_channels(channels, width_mult):
@@ -187,7 +196,38 @@ def stem_output_shape(features, channels, height, width):
     return channels, height, width
 
 
-class TokenEncoder(nn.Module):
+class CycleGANInit:
+    """The initialisation of this project's encoders (a mixin): Conv/Linear weights by ``init_type`` (bias 0),
+    BatchNorm weights N(1, gain), bias 0; LayerNorm keeps its default (weight 1, bias 0). ``cls_token`` and
+    ``pos_embedding`` are drawn from N(0, ``token_std``); None or 1 keeps the standard-normal draw the encoder made
+    when built, as the released code does."""
+
+    def initialize(self, *, init_type='normal', init_gain=0.02, token_std=None):
+        """Initialise every submodule by the recipe above."""
+        def init_func(m):
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                if init_type == 'normal':
+                    init.normal_(m.weight, 0.0, init_gain)
+                elif init_type == 'xavier':
+                    init.xavier_normal_(m.weight, gain=init_gain)
+                elif init_type == 'kaiming':
+                    init.kaiming_normal_(m.weight, a=0, mode='fan_in')
+                else:
+                    init.orthogonal_(m.weight, gain=init_gain)
+                if m.bias is not None:
+                    init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                init.normal_(m.weight, 1.0, init_gain)
+                init.zeros_(m.bias)
+
+        self.apply(init_func)
+        if token_std is not None and token_std != 1.0:
+            for name in ('cls_token', 'pos_embedding'):
+                if isinstance(getattr(self, name, None), nn.Parameter):
+                    init.normal_(getattr(self, name), 0.0, token_std)
+
+
+class TokenEncoder(CycleGANInit, nn.Module):
     """stem -> one token -> [cls, token] + position -> transformer -> class token -> Linear -> ReLU.
 
     ``features`` is the stem, ``in_shape`` its input (C, H, W). Subclasses only build the stem.
@@ -374,39 +414,15 @@ INIT_TYPES = ('normal', 'xavier', 'kaiming', 'orthogonal')
 
 
 def init_weights(net, init_type='normal', init_gain=0.02, token_std=None):
-    """CycleGAN initialisation: Conv/Linear weights by ``init_type`` (bias 0), BatchNorm weights N(1, gain), bias 0.
-
-    ``cls_token`` and ``pos_embedding`` (where the encoder has them) are drawn from N(0, ``token_std``); None or 1
-    keeps the standard-normal draw the encoders made when built, as the released code does. LayerNorm keeps its
-    default (weight 1, bias 0). An encoder whose class sets ``initializes_itself`` (the journal's, models/vit.py)
-    keeps the initialisation it made when built.
-    """
+    """Initialise an encoder as its class says: encoders with an ``initialize`` method (this project's, whose
+    recipe is ``CycleGANInit``) are initialised by it with ``--init_type``, ``--init_gain`` and
+    ``--token_init_std``; any other encoder keeps what its constructor made (the journal's ViTs, a newcomer's
+    module with zero tokens)."""
     if init_type not in INIT_TYPES:
         raise ValueError(f'unknown --init_type {init_type!r}; use {", ".join(INIT_TYPES)}')
-    if getattr(net, 'initializes_itself', False):
-        return
-
-    def init_func(m):
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            if init_type == 'normal':
-                init.normal_(m.weight, 0.0, init_gain)
-            elif init_type == 'xavier':
-                init.xavier_normal_(m.weight, gain=init_gain)
-            elif init_type == 'kaiming':
-                init.kaiming_normal_(m.weight, a=0, mode='fan_in')
-            else:
-                init.orthogonal_(m.weight, gain=init_gain)
-            if m.bias is not None:
-                init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            init.normal_(m.weight, 1.0, init_gain)
-            init.zeros_(m.bias)
-
-    net.apply(init_func)
-    if token_std is not None and token_std != 1.0:
-        for name in ('cls_token', 'pos_embedding'):
-            if isinstance(getattr(net, name, None), nn.Parameter):
-                init.normal_(getattr(net, name), 0.0, token_std)
+    initialize = getattr(net, 'initialize', None)
+    if callable(initialize):
+        initialize(init_type=init_type, init_gain=init_gain, token_std=token_std)
 
 
 def fan_in_param_groups(nets, lr, fan_in_ref):

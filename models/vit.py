@@ -22,7 +22,7 @@ embeddings.
 
 These encoders set themselves up as the journal's do (PyTorch's default initialisation of every layer, the class
 and position embeddings and the projection drawn as ``dim ** -0.5`` times a standard normal), so
-``networks.init_weights`` leaves them alone (``initializes_itself``).
+``networks.init_weights`` leaves them alone (they have no ``initialize`` method).
 """
 from collections import OrderedDict
 
@@ -86,8 +86,6 @@ class PatchViT(nn.Module):
 
     ``grid`` is (H // patch, W // patch); the position embedding has one row per patch plus the class token.
     """
-
-    initializes_itself = True
 
     def __init__(self, *, channels, grid, patch, dim, depth, heads, mlp_dim, emb_dim):
         super().__init__()

@@ -1,6 +1,7 @@
 """The encoders: output shapes, the released state-dict layout, and released versus fixed semantics."""
 import json
 import os
+import textwrap
 
 import pytest
 import torch
@@ -165,9 +166,10 @@ def test_encoders_are_built_by_name_with_their_own_sizes():
     assert face.pos_embedding.shape == (32, 1, 96) and len(face.transformer.layers) == 2
     assert voice.features[1].track_running_stats and voice.pos_embedding.shape == (1, 2, 64)
     # the message lists what is registered (whatever else a newcomer registers)
-    with pytest.raises(ValueError, match="unknown encoder 'vit'; registered: .*face_released.*voice_released"):
-        networks.define_encoder('vit')
-    with pytest.raises(ValueError, match="encoder 'face'.*n_mels"):
+    unknown = 'not_registered_' + '_'.join(sorted(networks.ENCODERS))   # whatever a newcomer registers
+    with pytest.raises(ValueError, match=f"unknown encoder '{unknown}'; registered: .*face_released.*voice_released"):
+        networks.define_encoder(unknown)
+    with pytest.raises(networks.EncoderBuildError, match="encoder 'face' cannot be built with n_mels=512: TypeError"):
         networks.define_encoder('face', n_mels=512)
 
 
@@ -198,3 +200,52 @@ def test_a_registered_encoder_is_used_by_the_model_config():
         assert ModelConfig.from_dict(config.to_dict()) == config
     finally:
         del networks.ENCODERS['test_mean_face']
+
+
+def overview_encoder_example():
+    """The encoder example of docs/overview.md, run as written (it registers ``vit_b16``)."""
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'overview.md')).read()
+    section = text[text.index('## Another encoder'):]
+    code = section[section.index('```python') + len('```python'):section.index('```', section.index('```python') + 9)]
+    namespace = {'torch': torch, 'nn': torch.nn, 'register_encoder': networks.register_encoder,
+                 'Transformer': networks.Transformer}
+    exec(textwrap.dedent(code), namespace)   # noqa: S102 -- our own documentation
+    return namespace['ViTFace']
+
+
+def test_the_overview_encoder_keeps_its_own_initialisation_and_is_told_flags_it_does_not_take(caplog):
+    from tests.conftest import tiny_model
+    cls = overview_encoder_example()
+    try:
+        with caplog.at_level('WARNING'):
+            model = tiny_model(train=True, face_encoder='vit_b16', face_args='patch=16,depth=1,heads=4')
+        face = model.netG_video
+        assert isinstance(face, cls)
+        assert face.cls_token.abs().max() == 0 and face.pos_embedding.abs().max() == 0   # zero, as it made them
+        assert model.netG_audio.cls_token.abs().max() > 0                                # ours: the recipe's draw
+        assert "--width_mult 0.25 does not reach the face encoder 'vit_b16'" in caplog.text
+        assert 'voice encoder' not in caplog.text   # the voice encoder takes every shared flag
+    finally:
+        del networks.ENCODERS['vit_b16']
+
+
+def test_an_encoder_that_cannot_be_built_is_one_line_and_exit_2(sample_root, run_dirs, capsys):
+    import train_DF
+    from models import ModelConfigError
+    from tests.conftest import TINY, tiny_model, vox
+    overview_encoder_example()
+    try:
+        with pytest.raises(ModelConfigError) as caught:   # 72 is no multiple of the 16-pixel patch
+            tiny_model(face_encoder='vit_b16', crop_size=72, load_size=72, face_args='patch=16')
+        message = str(caught.value)
+        assert message.startswith("encoder 'vit_b16' cannot be built with ") and 'image_size=72' in message
+        assert message.endswith('AssertionError: image_size 72 is not a multiple of the patch 16')
+        assert '\n' not in message
+        argv = ['--dataroot', vox(sample_root), '--name', 'bad_vit', '--gpu_ids', '-1', '--display_id', '0',
+                '--num_threads', '0', *TINY, '--crop_size', '72', '--load_size', '72', '--face_encoder', 'vit_b16',
+                '--face_args', 'patch=16', '--n_epochs', '1', '--n_epochs_decay', '0', *run_dirs[:2]]
+        assert train_DF.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "error: encoder 'vit_b16' cannot be built with " in err and 'Traceback' not in err
+    finally:
+        del networks.ENCODERS['vit_b16']
