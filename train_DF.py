@@ -124,14 +124,17 @@ def start_run(opt):
         logger.info('resuming at epoch %d, step %d of the epoch (%d steps done)', run.epoch, run.start_batch,
                     run.total_iters)
     run.visualizer = Visualizer(opt, enabled=main)
-    scope = ('the global batch' if opt.negatives_scope == 'global' else "each process's own batch") \
-        if opt.negatives == 'in_batch' else f'{opt.n_negatives} sampled per anchor'
+    # the negatives flags are the model's (a model without them, e.g. the template, takes its own batch's)
+    negatives, negatives_scope = getattr(opt, 'negatives', 'in_batch'), getattr(opt, 'negatives_scope', 'local')
+    sync_bn = bool(getattr(opt, 'sync_bn', False))
+    scope = ('the global batch' if negatives_scope == 'global' else "each process's own batch") \
+        if negatives == 'in_batch' else f'{opt.n_negatives} sampled per anchor'
     logger.info('global batch: %d process(es) x %d = %d anchors per step; negatives from %s; BatchNorm statistics %s',
                 opt.world_size, opt.batch_size, opt.world_size * opt.batch_size, scope,
-                'over the global batch (--sync_bn)' if opt.sync_bn or opt.world_size == 1 else 'per process')
+                'over the global batch (--sync_bn)' if sync_bn or opt.world_size == 1 else 'per process')
     run.visualizer.log_record({'type': 'run', 'world_size': opt.world_size, 'batch_size': opt.batch_size,
-                               'global_batch': opt.world_size * opt.batch_size, 'negatives': opt.negatives,
-                               'negatives_scope': opt.negatives_scope, 'sync_bn': bool(opt.sync_bn)})
+                               'global_batch': opt.world_size * opt.batch_size, 'negatives': negatives,
+                               'negatives_scope': negatives_scope, 'sync_bn': sync_bn})
     return run
 
 

@@ -7,11 +7,10 @@ from torch import nn
 
 from util import distributed
 
-from . import checkpoint, losses, networks
+from . import losses, networks
 from .base_model import BaseModel
-from .config import INPUT_RECIPES, ModelConfig, ModelConfigError, check_fits, config_from_meta, mismatch_hint, \
-    stored_compat
-from .training import NEGATIVE_MODES, check_training_combination, make_optimizer, training_loss
+from .config import ModelConfigError, add_config_options
+from .training import NEGATIVE_MODES, check_training_combination, make_optimizer
 
 logger = logging.getLogger(__name__)
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -107,42 +106,7 @@ class DFDModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         """The model's flags: encoders and their sizes, and for training the loss and the negatives."""
-        parser.add_argument('--encoder_compat', type=str, default='auto', choices=('auto',) + networks.COMPAT_MODES,
-                            help='released: the 2022 release\'s forward pass with its three quirks (position '
-                                 'embedding by batch index, attention scale dim**-0.5, batch statistics in the voice '
-                                 'stem), for its weights; fixed: those encoders with the quirks corrected; journal: '
-                                 'the journal version\'s CLIP-style ViT-B/32 encoders (models/vit.py), at its sizes '
-                                 'unless size flags are typed; auto: what the checkpoint was trained with (a plain '
-                                 'state dict: told by its parameter names and position embedding), fixed for a new '
-                                 'model')
-        parser.add_argument('--inputs', type=str, default='auto', choices=('auto',) + tuple(INPUT_RECIPES),
-                            help='what the model reads (data/inputs.py): vfd2022 = the stored dB mels (.npy) and '
-                                 'faces in [-1, 1]; journal = 16 kHz WAV voices (.wav beside the mels) as power mels '
-                                 'and CLIP-normalised faces; auto = journal for --encoder_compat journal, vfd2022 '
-                                 'otherwise; stored with the checkpoints')
-        parser.add_argument('--voice_encoder', type=str, default='voice', help='registered voice encoder '
-                            '(models/networks.py; released mode adds _released)')
-        parser.add_argument('--face_encoder', type=str, default='face', help='registered face encoder '
-                            '(models/networks.py; released mode adds _released)')
-        parser.add_argument('--voice_args', type=str, default='',
-                            help='key=value,... sizes of the voice encoder that differ from the shared flags below')
-        parser.add_argument('--face_args', type=str, default='',
-                            help='key=value,... sizes of the face encoder that differ from the shared flags below')
-        parser.add_argument('--score', type=str, default='neg_l2', choices=tuple(losses.SCORES),
-                            help='score of a voice-face pair, higher = more real (models/losses.py): neg_l2 = minus '
-                                 'the L2 distance of the embeddings (the 2022 release); cosine = their cosine (the '
-                                 'journal); stored with the checkpoints')
-        parser.add_argument('--dim', type=int, default=1024, help='transformer width of both encoders')
-        parser.add_argument('--depth', type=int, default=6, help='transformer layers of each encoder')
-        parser.add_argument('--heads', type=int, default=8, help='attention heads (must divide --dim)')
-        parser.add_argument('--mlp_dim', type=int, default=2048, help='hidden width of the transformer feed-forward')
-        parser.add_argument('--emb_dim', type=int, default=2048, help='size of the voice and face embeddings')
-        parser.add_argument('--width_mult', type=float, default=1.0,
-                            help='multiplier on every convolution channel count of both stems')
-        parser.add_argument('--n_mels', type=int, default=512, help='mel bins of the stored voice features')
-        parser.add_argument('--n_frames', type=int, default=301,
-                            help='mel frames fed to the voice encoder (3 s at hop 160 = 301); longer mels are cut, '
-                                 'shorter ones padded with silent frames')
+        add_config_options(parser)
         if is_train:
             parser.add_argument('--loss', type=str, default='triplet', choices=tuple(losses.LOSSES),
                                 help=losses.LOSS_HELP)
@@ -178,54 +142,6 @@ class DFDModel(BaseModel):
                                 help='negatives per anchor (K of the loss); validation scores this many mismatched '
                                      'pairs per real pair')
         return parser
-
-    # -- building -------------------------------------------------------------------------------------------------
-    @classmethod
-    def build(cls, opt, config=None):
-        """A new model: ``config`` or, without one, the command line's (``--encoder_compat auto`` = fixed)."""
-        if config is None:
-            compat = 'fixed' if opt.encoder_compat == 'auto' else opt.encoder_compat
-            config = cls.config_from_options(opt, compat)
-        config.apply_to(opt)   # the data side reads the sizes and inputs the encoders were built with
-        return cls(opt, config)
-
-    @classmethod
-    def from_checkpoint(cls, opt, directory, tag):
-        """The model stored as ``<directory>/<tag>_net_*.pth``, each file read once, with the data options of ``opt``
-        set to the ones it was trained with.
-
-        Project checkpoints carry their config; a differing size or compat typed on the command line is ignored with
-        a warning. Plain state dicts (the authors' files) carry none: the command line gives the sizes, and
-        ``--encoder_compat auto`` reads the mode from the position embedding's shape.
-        """
-        loaded = checkpoint.read_nets(directory, tag, cls.model_names, getattr(opt, 'allow_mixed_runs', False))
-        meta = next(iter(loaded.values()))[1]
-        if meta is None:
-            compat = opt.encoder_compat
-            if compat == 'auto':
-                compat = stored_compat(loaded[cls.model_names[0]][0]) or 'released'
-            config = cls.config_from_options(opt, compat)
-        else:
-            config = config_from_meta(meta, directory, tag)
-            if opt.encoder_compat not in ('auto', config.compat):
-                logger.warning('--encoder_compat %s ignored: the checkpoint was trained with %s', opt.encoder_compat,
-                               config.compat)
-        check_fits(config, loaded, directory, tag, cls.model_names)   # before the real networks take memory
-        config = training_loss(opt, config)
-        config.apply_to(opt)
-        model = cls(opt, config)
-        model.load_state_dicts(loaded, directory, tag)
-        logger.info('loaded %s/%s_net_*.pth (%s)', directory, tag,
-                    'plain state dicts' if meta is None else f'epoch {meta.get("epoch")}')
-        return model
-
-    @staticmethod
-    def config_from_options(opt, compat):
-        """The command line's model config; ModelConfigError for a combination that cannot work."""
-        try:
-            return ModelConfig.from_options(opt, compat)
-        except ValueError as err:
-            raise ModelConfigError(str(err)) from err
 
     def __init__(self, opt, config):
         BaseModel.__init__(self, opt, config)
@@ -376,6 +292,3 @@ class DFDModel(BaseModel):
         with torch.inference_mode():
             return self.score_fn(*self.embed(voice, face))
 
-    def mismatch_hint(self, state_dict):
-        """Which mode or which size options to try when a state dict does not fit."""
-        return mismatch_hint(self.compat, state_dict)

@@ -6,18 +6,24 @@ A model subclasses ``BaseModel`` and
   (values ``self.loss_<name>``, reported by ``get_current_losses``) and, when training, appends its optimisers to
   ``self.optimizers``;
 * is built from a ``ModelConfig`` (``models/config.py``), which every checkpoint stores;
-* implements the abstract methods below: ``modify_commandline_options``, ``set_input(batch)``, ``forward()``,
-  ``optimize_parameters()`` (one training step) and ``score_pairs(voice, face)`` (the evaluation: validation,
-  test_DF.py and detect.py all score through it).
+* implements the abstract methods below (``abc``: a model without one cannot be made): ``set_input(batch)``,
+  ``forward()``, ``optimize_parameters()`` (one training step) and ``score_pairs(voice, face)`` (the evaluation:
+  validation, test_DF.py and detect.py all score through it); it may add flags in ``modify_commandline_options``
+  (``models/config.py: add_config_options`` gives the encoder flags a ModelConfig is made from).
+
+``build`` (a new model from a config or the command line) and ``from_checkpoint`` (a stored one, its config read
+from the files) are the same for every model. ``models/template_model.py`` is a complete small model to copy.
 
 The file formats and the safe reading live in ``models/checkpoint.py``.
 """
+import abc
 import logging
 from collections import OrderedDict
 
 import torch
 
-from . import checkpoint, networks
+from . import checkpoint, networks, training
+from . import config as config_module
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +32,9 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN or infinite loss, a collapse); the message says what is kept and what to try."""
 
 
-class BaseModel:
-    """Base class of the models; see the module docstring for the contract."""
+class BaseModel(abc.ABC):
+    """Base class of the models; see the module docstring for the contract (``models/template_model.py`` is a
+    complete small model to copy)."""
 
     model_names = []
 
@@ -52,21 +59,75 @@ class BaseModel:
         """Add the model's flags to ``parser`` (and change defaults); return it."""
         return parser
 
+    @abc.abstractmethod
     def set_input(self, batch):
-        """Take a collated batch from the loader (keys: ``data/base_dataset.py``) and move it to the device."""
+        """Take a batch from the loader (keys: ``data/base_dataset.py``; voices and faces already encoder input on the
+        model's device, ``data/transport.py``)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def forward(self):
         """Compute the embeddings of the current input."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def optimize_parameters(self):
         """One training step on the current input: forward, loss, backward, optimiser step."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def score_pairs(self, voice, face):
         """Scores (B,) of voice-face pairs, higher = more likely real; call in eval mode."""
         raise NotImplementedError
+
+    # -- building -------------------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, opt, config=None):
+        """A new model: ``config`` or, without one, the command line's (``--encoder_compat auto`` = fixed)."""
+        if config is None:
+            compat = 'fixed' if opt.encoder_compat == 'auto' else opt.encoder_compat
+            config = cls.config_from_options(opt, compat)
+        config.apply_to(opt)   # the data side reads the sizes and inputs the encoders were built with
+        return cls(opt, config)
+
+    @classmethod
+    def from_checkpoint(cls, opt, directory, tag):
+        """The model stored as ``<directory>/<tag>_net_*.pth``, each file read once, with the data options of ``opt``
+        set to the ones it was trained with.
+
+        Project checkpoints carry their config; a differing size or compat typed on the command line is ignored with
+        a warning. Plain state dicts (the authors' files) carry none: the command line gives the sizes, and
+        ``--encoder_compat auto`` reads the mode from the position embedding's shape.
+        """
+        loaded = checkpoint.read_nets(directory, tag, cls.model_names, getattr(opt, 'allow_mixed_runs', False))
+        meta = next(iter(loaded.values()))[1]
+        if meta is None:
+            compat = opt.encoder_compat
+            if compat == 'auto':
+                compat = config_module.stored_compat(loaded[cls.model_names[0]][0]) or 'released'
+            config = cls.config_from_options(opt, compat)
+        else:
+            config = config_module.config_from_meta(meta, directory, tag)
+            if opt.encoder_compat not in ('auto', config.compat):
+                logger.warning('--encoder_compat %s ignored: the checkpoint was trained with %s', opt.encoder_compat,
+                               config.compat)
+        # before the real networks take memory
+        config_module.check_fits(config, loaded, directory, tag, cls.model_names)
+        config = training.training_loss(opt, config)
+        config.apply_to(opt)
+        model = cls(opt, config)
+        model.load_state_dicts(loaded, directory, tag)
+        logger.info('loaded %s/%s_net_*.pth (%s)', directory, tag,
+                    'plain state dicts' if meta is None else f'epoch {meta.get("epoch")}')
+        return model
+
+    @staticmethod
+    def config_from_options(opt, compat):
+        """The command line's model config; ModelConfigError for a combination that cannot work."""
+        try:
+            return config_module.ModelConfig.from_options(opt, compat)
+        except ValueError as err:
+            raise config_module.ModelConfigError(str(err)) from err
 
     # -- networks and modes ---------------------------------------------------------------------------------------
     def networks(self):
@@ -163,8 +224,8 @@ class BaseModel:
             self.run_id = self.loaded_meta['run_id']
 
     def mismatch_hint(self, state_dict):
-        """Extra advice appended to a mismatch message (models override this)."""
-        return ''
+        """Which mode or which size options to try when a state dict does not fit."""
+        return config_module.mismatch_hint(self.config.compat, state_dict)
 
     def save_training_state(self, tag, **counters):
         """Write the weights, optimisers, schedulers, scaler, RNG states and ``counters`` to resume training."""

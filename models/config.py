@@ -241,6 +241,48 @@ def _parse_value(value):
     return {'true': True, 'false': False}.get(value.lower(), value)
 
 
+def add_config_options(parser):
+    """The flags a ModelConfig is made from (``ModelConfig.from_options``): the encoders, their sizes, the input
+    recipe and the score. Every model that builds its networks from a ModelConfig adds them."""
+    parser.add_argument('--encoder_compat', type=str, default='auto', choices=('auto',) + networks.COMPAT_MODES,
+                        help='released: the 2022 release\'s forward pass with its three quirks (position '
+                             'embedding by batch index, attention scale dim**-0.5, batch statistics in the voice '
+                             'stem), for its weights; fixed: those encoders with the quirks corrected; journal: '
+                             'the journal version\'s CLIP-style ViT-B/32 encoders (models/vit.py), at its sizes '
+                             'unless size flags are typed; auto: what the checkpoint was trained with (a plain '
+                             'state dict: told by its parameter names and position embedding), fixed for a new '
+                             'model')
+    parser.add_argument('--inputs', type=str, default='auto', choices=('auto',) + tuple(INPUT_RECIPES),
+                        help='what the model reads (data/inputs.py): vfd2022 = the stored dB mels (.npy) and '
+                             'faces in [-1, 1]; journal = 16 kHz WAV voices (.wav beside the mels) as power mels '
+                             'and CLIP-normalised faces; auto = journal for --encoder_compat journal, vfd2022 '
+                             'otherwise; stored with the checkpoints')
+    parser.add_argument('--voice_encoder', type=str, default='voice', help='registered voice encoder '
+                        '(models/networks.py; released mode adds _released)')
+    parser.add_argument('--face_encoder', type=str, default='face', help='registered face encoder '
+                        '(models/networks.py; released mode adds _released)')
+    parser.add_argument('--voice_args', type=str, default='',
+                        help='key=value,... sizes of the voice encoder that differ from the shared flags below')
+    parser.add_argument('--face_args', type=str, default='',
+                        help='key=value,... sizes of the face encoder that differ from the shared flags below')
+    parser.add_argument('--score', type=str, default='neg_l2', choices=tuple(losses.SCORES),
+                        help='score of a voice-face pair, higher = more real (models/losses.py): neg_l2 = minus '
+                             'the L2 distance of the embeddings (the 2022 release); cosine = their cosine (the '
+                             'journal); stored with the checkpoints')
+    parser.add_argument('--dim', type=int, default=1024, help='transformer width of both encoders')
+    parser.add_argument('--depth', type=int, default=6, help='transformer layers of each encoder')
+    parser.add_argument('--heads', type=int, default=8, help='attention heads (must divide --dim)')
+    parser.add_argument('--mlp_dim', type=int, default=2048, help='hidden width of the transformer feed-forward')
+    parser.add_argument('--emb_dim', type=int, default=2048, help='size of the voice and face embeddings')
+    parser.add_argument('--width_mult', type=float, default=1.0,
+                        help='multiplier on every convolution channel count of both stems')
+    parser.add_argument('--n_mels', type=int, default=512, help='mel bins of the stored voice features')
+    parser.add_argument('--n_frames', type=int, default=301,
+                        help='mel frames fed to the voice encoder (3 s at hop 160 = 301); longer mels are cut, '
+                             'shorter ones padded with silent frames')
+    return parser
+
+
 # -- what a stored checkpoint describes ---------------------------------------------------------------------------
 def stored_compat(state_dict):
     """'released' or 'fixed' as told by a state dict's position embedding ((32, 1, dim) or (1, 2, dim)), 'journal'

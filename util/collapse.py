@@ -125,9 +125,9 @@ def advice(opt, losses=None):
     if opt.init_type == 'normal' and opt.init_gain <= 0.05:
         tips.append('--init_type kaiming (N(0, 0.02) weights pass little of the input on)')
     d = (losses or {}).get('dist_pos')
-    margin = opt.margin
-    absolute = opt.margin_mode == 'absolute'
-    if opt.loss == 'triplet' and absolute and d and margin > 2 * d:
+    margin = getattr(opt, 'margin', 0.0)   # the DFD model's flags; other models may have none of them
+    absolute = getattr(opt, 'margin_mode', 'relative') == 'absolute'
+    if getattr(opt, 'loss', '') == 'triplet' and absolute and d and margin > 2 * d:
         tips.append(f'a margin near the embedding distances (--margin {margin:g} is {margin / d:.0f}x dist_pos, so '
                     f'every hinge term is active and the gradients of positive and negatives cancel)')
     if absolute:
@@ -135,7 +135,7 @@ def advice(opt, losses=None):
     if not opt.lr_fan_in:
         tips.append('--lr_fan_in 512 (with one learning rate, Adam\'s first steps knock layers with a large fan-in, '
                     'such as the token projections, back into collapse)')
-    if opt.negatives == 'sampled' and opt.batch_size < 8:
+    if getattr(opt, 'negatives', '') == 'sampled' and opt.batch_size < 8:
         tips.append('--negatives in_batch with --batch_size 32')
     if opt.recipe == 'released':
         tips.insert(0, 'the default recipe instead of --recipe released')
