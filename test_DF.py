@@ -14,6 +14,7 @@ and the same as a distance), ``video_scores.csv``,
 ``summary.json`` and an HTML report (``index.html``: metrics with a bootstrap interval, ROC curve, score
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
+import contextlib
 import hashlib
 import json
 import logging
@@ -78,23 +79,21 @@ def write_results(folder, scored, videos, summary):
     util.atomic_write_json(os.path.join(folder, 'summary.json'), summary)
 
 
-def results_tag(opt):
+def results_tag(opt, identity):
     """The results folder of a test run: ``<dataset folder>_<part>_<protocol>[_<video_agg>]_<epoch>``, where part is
-    the ``--split_file`` part tested (``--phase``) or ``all`` and the aggregate is named when it is not the mean, so
-    that runs on different parts, protocols, aggregates or checkpoints never share a folder."""
-    part = opt.phase if getattr(opt, 'split_file', '') else 'all'
-    protocol = getattr(opt, 'protocol', 'sound')
+    the part tested (the dataset says: a ``--split_file`` part, or ``all``) and the aggregate is named when it is not
+    the mean, so that runs on different parts, protocols, aggregates or checkpoints never share a folder."""
     agg = '' if opt.video_agg == 'mean' else f'_{opt.video_agg}'
-    return f'{os.path.basename(os.path.normpath(opt.dataroot))}_{part}_{protocol}{agg}_{opt.epoch}'
+    return (f'{os.path.basename(os.path.normpath(opt.dataroot))}_{identity["part"]}_{identity["protocol"]}{agg}_'
+            f'{opt.epoch}')
 
 
-def test_identity(opt):
-    """What makes two test runs the same test: the set (its full path, not its folder's name), the part and
-    protocol, the aggregate, the size cap and the checkpoint named. Stored in summary.json as ``test``."""
-    split = getattr(opt, 'split_file', '')
+def test_identity(opt, dataset):
+    """What makes two test runs the same test: the set (its full path, not its folder's name), what the dataset
+    says the test is (its part, protocol, split file: ``test_facts``), the aggregate, the size cap and the
+    checkpoint named. Stored in summary.json as ``test``."""
     return {'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode,
-            'split_file': os.path.abspath(split) if split else '', 'part': opt.phase if split else 'all',
-            'protocol': getattr(opt, 'protocol', 'sound'), 'original_order': getattr(opt, 'original_order', ''),
+            'split_file': '', 'original_order': '', **dataset.test_facts(),
             'video_agg': opt.video_agg, 'max_dataset_size': opt.max_dataset_size,
             'checkpoints': os.path.abspath(os.path.join(opt.checkpoints_dir, opt.name)), 'epoch': opt.epoch}
 
@@ -129,7 +128,7 @@ def results_folder(opt, identity):
     unless ``--overwrite_results``."""
     name_dir = os.path.join(opt.results_dir, opt.name)
     recover_results(name_dir)
-    tag = opt.results_tag or results_tag(opt)
+    tag = opt.results_tag or results_tag(opt, identity)
     folder = os.path.join(name_dir, tag)
     if not os.path.exists(folder) or not os.listdir(folder) or same_test(stored_identity(folder), identity) \
             or opt.overwrite_results:
@@ -195,30 +194,48 @@ def test(opt):
     logger.info('commit %s', util.git_commit())
     util.seed_everything(opt.seed)
     util.set_deterministic(opt.deterministic)
-    identity = test_identity(opt)
+    model, loader = load(opt)
+    identity = test_identity(opt, loader.dataset)
     folder = results_folder(opt, identity)
     util.check_writable(os.path.dirname(folder), 'the test results')  # before scoring, not after
-    # everything is written into a folder of this run and published in one move at the end (publish_results)
+    with staging(folder) as tmp:   # written aside, published in one move (publish_results)
+        loader.attach_skip_log(SkipLog(os.path.join(tmp, 'skipped_samples.csv')))
+        start = time.time()
+        scored = score_dataset(model, loader)
+        summary, videos = summarise(opt, model, loader, scored, time.time() - start, identity)
+        write(opt, tmp, folder, scored, videos, summary)
+    print_summary(opt, summary, folder)
+    if summary.get('not_measurable') and not opt.allow_one_class:
+        raise OneClassError(f'the test set cannot measure AUC, AP or EER: {summary["not_measurable"]}. The scores '
+                            f'are in {folder}; check --dataroot, --split_file and --phase, or pass '
+                            f'--allow_one_class if scores of one class are what you want')
+    return summary
+
+
+def load(opt):
+    """The model of ``--name`` / ``--epoch`` (it sets the input sizes of ``opt``) and the loader of the test set."""
+    model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)
+    model.setup(opt)
+    loader = create_dataset(opt, opt.phase, shuffle=False, **transport.dataset_args(model.config, opt, opt.phase))
+    return model, loader
+
+
+@contextlib.contextmanager
+def staging(folder):
+    """A fresh folder beside ``folder`` for this run's files, removed at the end whatever happens."""
     tmp = os.path.join(os.path.dirname(folder), f'.{os.path.basename(folder)}.tmp-{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        return run_test(opt, identity, folder, tmp)
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_test(opt, identity, folder, tmp):
-    """Score, summarise and write into ``tmp``, then publish it as ``folder``; returns the summary."""
-    skip_path = os.path.join(tmp, 'skipped_samples.csv')
-    model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)   # sets the input sizes of opt
-    model.setup(opt)
-    loader = create_dataset(opt, opt.phase, shuffle=False, skip_log=SkipLog(skip_path),
-                            **transport.dataset_args(model.config, opt, opt.phase))
-    start = time.time()
-    scored = score_dataset(model, loader)
-    elapsed = time.time() - start
-    protocol = getattr(opt, 'protocol', 'sound')   # DFDC-layout options
+def summarise(opt, model, loader, scored, elapsed, identity):
+    """(summary, videos): summary.json (both levels' metrics, frame = window and video = aggregated windows, the
+    headline level, the threshold from validation, where everything came from) and the per-video scores."""
+    protocol = identity['protocol']
     meta = model.loaded_meta or {}
     threshold, threshold_source = checkpoint.decision_threshold(meta)
     category_of = loader.dataset.categories()
@@ -231,34 +248,35 @@ def run_test(opt, identity, folder, tmp):
     headline = frame if level == 'frame' else video
     summary = {**headline, 'level': level, 'protocol': protocol, 'video_agg': opt.video_agg,
                'frame_level': frame, 'video_level': video, 'bootstrap_resamples': BOOTSTRAP,
-               'n_windows': int(len(scored['label'])), 'n_videos': int(len(videos['label']))}
-    summary['threshold'] = threshold
-    summary['threshold_source'] = threshold_source + ('' if threshold is not None else '; accuracy is not reported')
-    summary['selection'] = (f'checkpoint {opt.epoch!r} chosen before testing ("best" = highest validation AUC); '
-                            f'threshold from validation; nothing chosen on this test set')
-    summary.update({
-        'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode, 'name': opt.name,
-        'epoch': opt.epoch, 'checkpoint_epoch': meta.get('epoch'), 'encoder_compat': model.config.compat,
-        'model_config': model.config.to_dict(), 'score': model.config.score,
-        'score_meaning': losses.SCORE_MEANING[model.config.score],
-        'checkpoint_format': 'vfd-checkpoint' if meta else 'plain state dict (released format)',
-        'split_file': getattr(opt, 'split_file', ''),
-        **({'original_order': ('sorted by name' if opt.original_order == 'sorted' else
-                               'os.listdir order of fake/, as the released code (this file system\'s order)')}
-           if protocol == 'original' else {}),
-        'commit': util.git_commit(), 'seconds': round(elapsed, 2), 'pairs_per_second': len(scored['label']) / elapsed,
-    })
-    summary['test'] = identity
+               'n_windows': int(len(scored['label'])), 'n_videos': int(len(videos['label'])),
+               'threshold': threshold,
+               'threshold_source': threshold_source + ('' if threshold is not None else '; accuracy is not reported'),
+               'selection': (f'checkpoint {opt.epoch!r} chosen before testing ("best" = highest validation AUC); '
+                             f'threshold from validation; nothing chosen on this test set'),
+               'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode, 'name': opt.name,
+               'epoch': opt.epoch, 'checkpoint_epoch': meta.get('epoch'), 'encoder_compat': model.config.compat,
+               'model_config': model.config.to_dict(), 'score': model.config.score,
+               'score_meaning': losses.SCORE_MEANING[model.config.score],
+               'checkpoint_format': 'vfd-checkpoint' if meta else 'plain state dict (released format)',
+               'split_file': identity['split_file'],
+               'commit': util.git_commit(), 'seconds': round(elapsed, 2),
+               'pairs_per_second': len(scored['label']) / elapsed, 'test': identity}
+    if protocol == 'original':
+        summary['original_order'] = ('sorted by name' if identity['original_order'] == 'sorted' else
+                                     'os.listdir order of fake/, as the released code (this file system\'s order)')
     if loader.skip_log is not None and loader.skip_log.count:
         summary['skipped_samples'] = loader.skip_log.count
-        print(f'{loader.skip_log.count} sample(s) left out (--skip_bad): '
-              f'{os.path.join(folder, "skipped_samples.csv")}')
-    headline_reason = headline['not_measurable']
-    if headline_reason:
-        summary['not_measurable'] = headline_reason
-    try:   # the scores first: a disk that fills up later costs the page, not the numbers
+    if headline['not_measurable']:
+        summary['not_measurable'] = headline['not_measurable']
+    return summary, videos
+
+
+def write(opt, tmp, folder, scored, videos, summary):
+    """The scores, the summary and the page into ``tmp``, then ``tmp`` published as ``folder`` and the index of the
+    experiment's test runs updated. A disk that fills up costs the page, not the numbers."""
+    try:
         write_results(tmp, scored, videos, summary)
-        report.write_test_report(tmp, scored if level == 'frame' else videos, summary)
+        report.write_test_report(tmp, scored if summary['level'] == 'frame' else videos, summary)
     except OSError as err:
         written = [n for n in ('scores.csv', 'video_scores.csv', 'summary.json', 'index.html')
                    if os.path.isfile(os.path.join(tmp, n))]
@@ -271,7 +289,17 @@ def run_test(opt, identity, folder, tmp):
         report.write_results_index(os.path.join(opt.results_dir, opt.name))
     except OSError as err:
         logger.warning('the index of the test runs was not updated: %s', err.strerror or err)
-    for name, part, unit in (('frame', frame, 'windows'), ('video', video, 'videos')):
+
+
+def print_summary(opt, summary, folder):
+    """The figures on the console: each level's AUC with its interval, AP and EER, per category, the accuracy at
+    the validation threshold, where the results are."""
+    protocol, level = summary['protocol'], summary['level']
+    if summary.get('skipped_samples'):
+        print(f'{summary["skipped_samples"]} sample(s) left out (--skip_bad): '
+              f'{os.path.join(folder, "skipped_samples.csv")}')
+    for name, unit in (('frame', 'windows'), ('video', 'videos')):
+        part = summary[f'{name}_level']
         if name == 'video' and protocol == 'original':
             continue
         low, high = part['auc_ci95']
@@ -282,21 +310,17 @@ def run_test(opt, identity, folder, tmp):
             continue
         print(f'{what}: AUC {part["auc"]:.4f} (95 % interval {low:.4f}-{high:.4f})  AP {part["ap"]:.4f}  '
               f'EER {part["eer"]:.4f}  ({part["n_real"]} real, {part["n_fake"]} fake {unit}){mark}')
-    for category, row in (headline.get('categories') or {}).items():
+    for category, row in (summary[f'{level}_level'].get('categories') or {}).items():
         print(f'  {category}: AUC {row["auc"]:.4f} against the reals ({row["n_fake"]} fakes)')
     if protocol == 'original':
         print(f'protocol original: frame-level, the released sampling of fakes per real, fakes in '
               f'{summary["original_order"]}')
-    if threshold is not None:
-        print(f'accuracy {summary["accuracy"]:.4f} at the threshold {threshold:.4f} ({threshold_source})')
+    if summary['threshold'] is not None:
+        print(f'accuracy {summary["accuracy"]:.4f} at the threshold {summary["threshold"]:.4f} '
+              f'({summary["threshold_source"]})')
     else:
         print('no accuracy: the checkpoint stores no validation threshold (none is chosen on the test set)')
     print(f'results: {folder}/ (index.html, summary.json, scores.csv, video_scores.csv)')
-    if headline_reason and not opt.allow_one_class:
-        raise OneClassError(f'the test set cannot measure AUC, AP or EER: {headline_reason}. The scores are in '
-                            f'{folder}; check --dataroot, --split_file and --phase, or pass --allow_one_class if '
-                            f'scores of one class are what you want')
-    return summary
 
 
 class OneClassError(RuntimeError):

@@ -195,6 +195,14 @@ class DFDCDataset(BaseDataset):
         """Fine-tuning validates on the split file's ``val`` part."""
         return bool(self.split and self.split.get('val'))
 
+    def test_facts(self):
+        """The part tested (``--phase`` with a ``--split_file``, else ``all``), the protocol and the order the
+        released protocol takes its fakes in."""
+        opt = self.opt
+        return {'part': self.phase if opt.split_file else 'all', 'protocol': opt.protocol,
+                'split_file': os.path.abspath(opt.split_file) if opt.split_file else '',
+                'original_order': opt.original_order}
+
     def label_counts(self):
         """(reals, fakes) among the pairs of this phase."""
         return _label_counts(self.items)

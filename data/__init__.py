@@ -198,6 +198,12 @@ class DatasetLoader:
         for path, reason in dataset.skipped:    # found while scanning (--skip_bad)
             self._record(path, reason)
 
+    def attach_skip_log(self, skip_log):
+        """Keep the skipped samples in ``skip_log`` from now on, starting with those found while scanning."""
+        self.skip_log = skip_log
+        for path, reason in self.dataset.skipped:
+            self._record(path, reason)
+
     def _record(self, path, reason):
         if self.skip_log is not None:
             self.skip_log.add(self.dataset.phase, path, reason)

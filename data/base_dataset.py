@@ -135,6 +135,13 @@ class BaseDataset:
                     'write them with --voices mel,wav, their default, and scripts/make_sample_data.py writes both)')
         return ''
 
+    def test_facts(self):
+        """What a test on this dataset is, in the dataset's words (test_DF.py names its results folder and its
+        identity by them): ``part`` (the part tested, ``all`` for the whole set), ``protocol`` (how pairs are
+        drawn; ``sound`` = every real and fake window as it is) and ``split_file`` (or ''); a dataset with more
+        choices adds them."""
+        return {'part': 'all', 'protocol': 'sound', 'split_file': ''}
+
     def label_counts(self):
         """(reals, fakes) among the labelled pairs of a ``val`` or ``test`` phase; None where it is not known."""
         return None

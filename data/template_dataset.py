@@ -95,6 +95,10 @@ class TemplateDataset(BaseDataset):
         """Whether the list has a val part."""
         return any(row['part'] == 'val' for row in self.read_items())
 
+    def test_facts(self):
+        """The part of the items file tested."""
+        return {'part': self.phase, 'protocol': 'sound', 'split_file': ''}
+
     def label_counts(self):
         """(reals, fakes) of a val or test part."""
         labels = [row['label'] for row in self.rows]
