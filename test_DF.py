@@ -28,6 +28,7 @@ import numpy as np
 
 from data import DatasetError, SkipLog, create_dataset, transport
 from models import MODEL_ERRORS, checkpoint, load_model, losses
+from options.base_options import record_model
 from options.test_options import TestOptions
 from util import metrics, report, util
 
@@ -216,6 +217,7 @@ def load(opt):
     """The model of ``--name`` / ``--epoch`` (it sets the input sizes of ``opt``) and the loader of the test set."""
     model = load_model(opt, os.path.join(opt.checkpoints_dir, opt.name), opt.epoch)
     model.setup(opt)
+    record_model(opt, model.config, 'the checkpoint')   # test_opt.* show the sizes the model has
     loader = create_dataset(opt, opt.phase, shuffle=False, **transport.dataset_args(model.config, opt, opt.phase))
     return model, loader
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from data import DatasetError, DatasetLoader, SkipLog, create_dataset, transport
 from models import MODEL_ERRORS, TrainingError, checkpoint, create_model, load_model, losses
+from options.base_options import record_model
 from options.train_options import TrainOptions
 from util import collapse, distributed, metrics, runs, util
 from util.visualizer import Visualizer
@@ -93,6 +94,9 @@ def start_run(opt):
         model = create_model(opt)
     model.setup(opt)
     logger.info('model: %s', model.config.describe())
+    if main:   # the option record shows the sizes the model has, not the flags' defaults
+        record_model(opt, model.config, 'the checkpoint' if opt.continue_train or opt.pretrained_name else
+                     'the model config')
     skip_log = SkipLog(os.path.join(expr_dir, 'skipped_samples.csv' if main else
                                     f'skipped_samples.rank{opt.rank}.csv')) if opt.skip_bad else None
     run = Run(opt=opt, model=model, main=main, epoch=opt.epoch_count, last_epoch=opt.n_epochs + opt.n_epochs_decay,

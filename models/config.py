@@ -168,14 +168,24 @@ class ModelConfig:
                 'n_frames': self.voice['n_frames'], 'load_size': self.load_size, 'preprocess': self.preprocess,
                 'inputs': self.inputs}
 
+    def option_values(self):
+        """(values, per_encoder): the options this model fixes (its input options and the shared sizes both
+        encoders have alike) and the shared sizes the encoders hold differently ({key: {'voice': v, 'face': f}},
+        a missing size as None)."""
+        values, per_encoder = dict(self.input_options()), {}
+        for key in SHARED_SIZES:
+            voice, face = self.voice.get(key), self.face.get(key)
+            if voice == face and key in self.face:
+                values[key] = face
+            elif voice != face:
+                per_encoder[key] = {'voice': voice, 'face': face}
+        return values, per_encoder
+
     def apply_to(self, opt):
         """Set the size and data options of ``opt`` to this model's, so that the datasets and the logs follow the
         checkpoint; a differing value typed on the command line is overridden with a warning (the weights only fit
         the stored one). Sizes the two encoders do not share are left as typed."""
-        stored = dict(self.input_options())
-        for key in SHARED_SIZES:
-            if self.voice.get(key) == self.face.get(key) and key in self.face:
-                stored[key] = self.face[key]
+        stored, _ = self.option_values()
         for key, value in stored.items():
             if key in opt.explicit and getattr(opt, key) != value:
                 logger.warning('--%s %s ignored: the checkpoint was trained with %s', key, getattr(opt, key), value)

@@ -237,6 +237,45 @@ class BaseOptions:
                              'torchrun (see the README, "Several GPUs")')
 
 
+def record_model(opt, config, source):
+    """Make the run's option record (``<phase>_opt.txt`` and ``.json``, written when the options were parsed) tell
+    the sizes the model has: the options ``config`` fixes are shown with their model values and marked with where
+    they came from (``source``: 'the checkpoint' for a loaded or fine-tuned model, 'the model config' for a new one,
+    marked only where an encoder's own default overrode the option), the shared sizes the two encoders hold
+    differently as 'per encoder', and the JSON gains ``model_config`` and ``model_sources``. A record that was not
+    written (a test of a folder it cannot write) stays unwritten."""
+    expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    text_path, json_path = (os.path.join(expr_dir, f'{opt.phase}_opt.{ext}') for ext in ('txt', 'json'))
+    try:
+        with open(json_path) as handle:
+            table = json.load(handle)
+        with open(text_path) as handle:
+            lines = handle.read().splitlines()
+    except (OSError, ValueError):
+        return
+    values, per_encoder = config.option_values()
+    notes = {}
+    for key, value in values.items():
+        if source == 'the checkpoint' or (key not in opt.explicit and table.get(key) != value):
+            notes[key] = (value, f'[model: from {source}]')
+    for key, both in per_encoder.items():
+        notes[key] = (f'voice {both["voice"]}, face {both["face"]}', '[model: per encoder]')
+    for i, line in enumerate(lines):
+        key = line.split(':', 1)[0].strip()
+        if key in notes and ':' in line:
+            value, note = notes[key]
+            lines[i] = f'{key:>25}: {str(value):<30}\t{note}'
+    table.update({key: values[key] for key in notes if key in values})
+    table.update({key: dict(both) for key, both in per_encoder.items()})
+    table['model_config'] = config.to_dict()
+    table['model_sources'] = {key: note.strip('[]') for key, (_, note) in sorted(notes.items())}
+    try:
+        util.atomic_write_text(text_path, '\n'.join(lines) + '\n')
+        util.atomic_write_text(json_path, json.dumps(table, indent=1, default=str) + '\n')
+    except OSError as err:
+        logging.getLogger(__name__).warning('option record not updated with the model\'s sizes: %s', err)
+
+
 def explicit_options(parser, argv=None):
     """Names (dests) of the options that appear on the command line ``argv``."""
     probe = argparse.ArgumentParser(add_help=False)

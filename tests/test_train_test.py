@@ -128,3 +128,37 @@ def test_faces_decoded_on_the_device_train_and_score_as_in_the_loaders(sample_ro
         assert (tmp_path / mode / 'c' / 'd' / 'web' / 'images').is_dir()   # the validation page's faces
     assert all(torch.equal(weights['loader'][k], weights['device'][k]) for k in weights['loader'])
     assert scores['loader'] == scores['device']
+
+
+def test_the_option_record_of_a_fine_tuning_run_shows_the_sizes_its_model_has(trained, sample_root):
+    """A run whose sizes came from a checkpoint records them (marked as such), not the flags' defaults; read back
+    against the model itself."""
+    from models import load_model
+    from options.test_options import TestOptions
+    base, run_dirs = trained
+    assert train_DF.main(train_args(sample_root, run_dirs, 'pre_record')) == 0
+    argv = ['--dataroot', vox(sample_root), '--name', 'ft_record', '--pretrained_name', 'pre_record',
+            '--batch_size', '2',
+            '--negatives', 'sampled', '--n_epochs', '1', '--n_epochs_decay', '0', '--num_threads', '0',
+            '--gpu_ids', '-1', '--no_flip', '--display_id', '0', *run_dirs[:2]]   # no size flags
+    assert train_DF.main(argv) == 0
+    folder = base / 'checkpoints' / 'ft_record'
+    table = json.loads((folder / 'train_opt.json').read_text())
+    text = (folder / 'train_opt.txt').read_text()
+    opt = TestOptions().parse(['--dataroot', vox(sample_root), '--name', 'ft_record', '--gpu_ids', '-1',
+                               *run_dirs], save=False, verbose=False)
+    model = load_model(opt, str(folder), 'latest')
+    voice, face = model.config.voice, model.config.face
+    for key in ('dim', 'emb_dim', 'depth', 'heads', 'mlp_dim', 'width_mult'):
+        assert table[key] == voice[key] == face[key], key
+        assert table['model_sources'][key] == 'model: from the checkpoint'
+        line = next(line for line in text.splitlines() if line.split(':')[0].strip() == key)
+        assert line.split(':')[1].split()[0] == str(face[key]) and '[model: from the checkpoint]' in line
+    assert (table['crop_size'], table['load_size'], table['n_mels']) == (face['image_size'], model.config.load_size,
+                                                                         voice['n_mels'])
+    assert (table['dim'], table['emb_dim'], table['load_size']) == (128, 128, 64)   # not 1024, 2048, 224
+    assert table['model_config'] == model.config.to_dict()
+    # the pre-training run typed its sizes: only --inputs auto, resolved by the model, is marked there
+    own = json.loads((base / 'checkpoints' / 'pre_record' / 'train_opt.json').read_text())
+    assert own['model_sources'] == {'inputs': 'model: from the model config'} and own['inputs'] == 'vfd2022'
+    assert own['dim'] == 128
