@@ -1,4 +1,5 @@
 """The encoders: output shapes, the released state-dict layout, and released versus fixed semantics."""
+import contextlib
 import json
 import os
 import textwrap
@@ -202,39 +203,43 @@ def test_a_registered_encoder_is_used_by_the_model_config():
         del networks.ENCODERS['test_mean_face']
 
 
+@contextlib.contextmanager
 def overview_encoder_example():
-    """The encoder example of docs/overview.md, run as written (it registers ``vit_b16``)."""
+    """The encoder example of docs/overview.md, run as written: its class registered as ``vit_b16`` for the block,
+    then whatever was registered under that name before (a newcomer's own ``vit_b16``) put back."""
     text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'docs', 'overview.md')).read()
     section = text[text.index('## Another encoder'):]
     code = section[section.index('```python') + len('```python'):section.index('```', section.index('```python') + 9)]
     namespace = {'torch': torch, 'nn': torch.nn, 'register_encoder': networks.register_encoder,
                  'Transformer': networks.Transformer}
-    exec(textwrap.dedent(code), namespace)   # noqa: S102 -- our own documentation
-    return namespace['ViTFace']
+    before = networks.ENCODERS.get('vit_b16')
+    try:
+        exec(textwrap.dedent(code), namespace)   # noqa: S102 -- our own documentation
+        yield namespace['ViTFace']
+    finally:
+        if before is None:
+            networks.ENCODERS.pop('vit_b16', None)
+        else:
+            networks.ENCODERS['vit_b16'] = before
 
 
 def test_the_overview_encoder_keeps_its_own_initialisation_and_is_told_flags_it_does_not_take(caplog):
     from tests.conftest import tiny_model
-    cls = overview_encoder_example()
-    try:
-        with caplog.at_level('WARNING'):
-            model = tiny_model(train=True, face_encoder='vit_b16', face_args='patch=16,depth=1,heads=4')
+    with overview_encoder_example() as cls, caplog.at_level('WARNING'):
+        model = tiny_model(train=True, face_encoder='vit_b16', face_args='patch=16,depth=1,heads=4')
         face = model.netG_video
         assert isinstance(face, cls)
         assert face.cls_token.abs().max() == 0 and face.pos_embedding.abs().max() == 0   # zero, as it made them
         assert model.netG_audio.cls_token.abs().max() > 0                                # ours: the recipe's draw
         assert "--width_mult 0.25 does not reach the face encoder 'vit_b16'" in caplog.text
         assert 'voice encoder' not in caplog.text   # the voice encoder takes every shared flag
-    finally:
-        del networks.ENCODERS['vit_b16']
 
 
 def test_an_encoder_that_cannot_be_built_is_one_line_and_exit_2(sample_root, run_dirs, capsys):
     import train_DF
     from models import ModelConfigError
     from tests.conftest import TINY, tiny_model, vox
-    overview_encoder_example()
-    try:
+    with overview_encoder_example():
         with pytest.raises(ModelConfigError) as caught:   # 72 is no multiple of the 16-pixel patch
             tiny_model(face_encoder='vit_b16', crop_size=72, load_size=72, face_args='patch=16')
         message = str(caught.value)
@@ -247,5 +252,3 @@ def test_an_encoder_that_cannot_be_built_is_one_line_and_exit_2(sample_root, run
         assert train_DF.main(argv) == 2
         err = capsys.readouterr().err
         assert "error: encoder 'vit_b16' cannot be built with " in err and 'Traceback' not in err
-    finally:
-        del networks.ENCODERS['vit_b16']
