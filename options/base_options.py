@@ -91,7 +91,8 @@ class BaseOptions:
         parser.add_argument('--no_flip', action='store_true',
                             help='do not flip faces horizontally during training (the paper trains with --no_flip)')
         parser.add_argument('--max_dataset_size', type=int, default=sys.maxsize,
-                            help='load at most this many samples (training clips, or test pairs)')
+                            help='load at most this many samples (training clips, or test pairs; '
+                                 '9223372036854775807 = no limit)')
         parser.add_argument('--epoch', type=str, default='latest',
                             help='which checkpoint to load: latest, best, or an epoch number')
         parser.add_argument('--verbose', action='store_true', help='print the networks and more debugging information')
@@ -128,9 +129,14 @@ class BaseOptions:
 
     def gather_options(self, argv=None):
         """Parse the base flags, then add the model's and the dataset's flags and parse again."""
+        # -h is added last, so that the help lists the model's and the dataset's flags with the defaults they set;
+        # the first passes only look for --model and --dataset_mode, so a required flag may still be missing
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                         description=type(self).__doc__)
+                                         description=type(self).__doc__, add_help=False)
         parser = self.initialize(parser)
+        required = [action for action in parser._actions if action.required]
+        for action in required:
+            action.required = False
         opt, _ = parser.parse_known_args(argv)
         try:
             parser = models.get_option_setter(opt.model)(parser, self.isTrain)
@@ -138,6 +144,10 @@ class BaseOptions:
             parser = data.get_option_setter(opt.dataset_mode)(parser, self.isTrain)
         except ValueError as err:  # an unknown --model or --dataset_mode: the message lists the valid names
             parser.error(str(err))
+        for action in required:
+            action.required = True
+        parser.add_argument('-h', '--help', action='help', help='show this message (every option, with the default '
+                            'of this --model and --dataset_mode) and exit')
         self.parser = parser
         opt = parser.parse_args(argv)
         opt.explicit = explicit_options(parser, argv)

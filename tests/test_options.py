@@ -125,3 +125,73 @@ def test_progress_writes_whole_lines_when_not_on_a_terminal(capsys):
     assert list(bar) == list(range(20))
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 10 and lines[-1].startswith('scan: 20/20') and '\r' not in ''.join(lines)
+
+
+def help_text(options, argv, capsys):
+    with pytest.raises(SystemExit) as done:
+        options.parse([*argv, '--help'], save=False, verbose=False)
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize('options', [TrainOptions, TestOptions])
+@pytest.mark.parametrize('dataset', ['Vox_image', 'DFDC'])
+def test_help_lists_every_option_with_the_default_the_run_uses(options, dataset, tmp_path, capsys):
+    text = ' '.join(help_text(options(), ['--dataset_mode', dataset], capsys).split())
+    runner = options()
+    opt = runner.parse(['--dataroot', str(tmp_path), '--dataset_mode', dataset, '--checkpoints_dir', str(tmp_path)],
+                       save=False, verbose=False)
+    flags = [a for a in runner.parser._actions if a.option_strings and a.dest != 'help']
+    names = {a.option_strings[-1] for a in flags}
+    assert {'--dim', '--encoder_compat', '--score'} <= names   # the model's (DFD) options
+    assert ('--val_ratio' if dataset == 'Vox_image' else '--split_file') in names   # the dataset's
+    for action in flags:
+        name = action.option_strings[-1]
+        assert f'{name} ' in text or text.endswith(name), name
+        if action.default is not None and action.default != '' and not isinstance(action.default, bool):
+            shown = f'(default: {action.default})'
+            assert shown in text.split(f' {name} ', 1)[1].split(' --', 1)[0] or \
+                shown in text.split(f' {name} ', 1)[1][:2000], name
+    # the value the run uses is the one the help shows (Vox_image caps training at 100,000 clips)
+    assert f'(default: {opt.max_dataset_size})' in text
+    if dataset == 'Vox_image':
+        assert opt.max_dataset_size == 100000
+
+
+def readme_option_rows():
+    """(options, default tokens) of each row of the README's 'Main options' table."""
+    import re
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'README.md')).read()
+    table = readme[readme.index('## Main options'):]
+    table = table[:table.index('\n## ')]
+    for line in table.splitlines():
+        if not line.startswith('| `--'):
+            continue
+        first, default = line.split('|')[1:3]
+        names = re.findall(r'--[a-z_0-9]+', first)
+        tokens = [t for span in re.findall(r'`([^`]*)`', default) for t in re.split(r'[\s,]+', span) if t]
+        yield names, tokens
+
+
+def test_the_readme_option_table_names_real_options_with_their_defaults(tmp_path):
+    parsers = []
+    for options, dataset in ((TrainOptions, 'Vox_image'), (TestOptions, 'DFDC')):
+        runner = options()
+        runner.parse(['--dataroot', str(tmp_path), '--dataset_mode', dataset, '--checkpoints_dir', str(tmp_path)],
+                     save=False, verbose=False)
+        parsers.append(runner.parser)
+    rows = list(readme_option_rows())
+    assert len(rows) > 30
+    compared = 0
+    for names, tokens in rows:
+        for name, token in zip(names, tokens):
+            parser = next((p for p in parsers if any(name in a.option_strings for a in p._actions)), None)
+            assert parser is not None, f'README names {name}, which no entry script takes'
+            default = parser.get_default(name[2:])
+            try:
+                same = float(token) == float(default)
+            except (TypeError, ValueError):
+                same = str(default) == token
+            assert same, f'README: {name} defaults to {token}; the parser: {default}'
+            compared += 1
+    assert compared > 30
