@@ -1,5 +1,7 @@
-"""Shared fixtures: the tiny configuration, and small synthetic datasets generated once per test session."""
+"""Shared fixtures: the tiny configuration, and small synthetic datasets generated once per test session; a check
+that the suite leaves the working tree as it found it."""
 import os
+import subprocess
 
 import pytest
 import torch
@@ -61,3 +63,31 @@ def vox(root):
 
 def dfdc(root):
     return os.path.join(str(root), 'DFDC')
+
+
+def git_status():
+    """``git status --porcelain`` of the repository the tests live in (untracked files included), or None outside
+    a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all'], cwd=root,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def pytest_sessionstart(session):
+    session.config.git_status_before = git_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when the tests changed, added or removed a file git sees (tracked or not ignored)."""
+    before, after = getattr(session.config, 'git_status_before', None), git_status()
+    if before is None or after is None or before == after:
+        return
+    changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+    session.config.get_terminal_writer().line(
+        'the tests changed the working tree (they must write only to temporary folders):\n  '
+        + '\n  '.join(changed[:20]), red=True)
+    session.exitstatus = 1

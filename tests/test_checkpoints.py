@@ -145,7 +145,9 @@ def test_version_1_checkpoints_still_load_and_score_as_they_did(mode, v1_data, t
     size option and give the scores recorded when they were written."""
     expected = json.load(open(os.path.join(V1, 'expected_scores.json')))[mode]
     results = tmp_path / 'results'
-    assert test_DF.main(['--dataroot', str(v1_data / 'DFDC'), '--name', mode, '--checkpoints_dir', V1,
+    checkpoints = tmp_path / 'checkpoints'   # a copy: testing writes test_opt.* into the run's folder
+    shutil.copytree(os.path.join(V1, mode), checkpoints / mode)
+    assert test_DF.main(['--dataroot', str(v1_data / 'DFDC'), '--name', mode, '--checkpoints_dir', str(checkpoints),
                          '--results_dir', str(results), '--gpu_ids', '-1', '--num_threads', '0']) == 0
     summary = json.loads((results / mode / 'DFDC_all_sound_latest' / 'summary.json').read_text())
     assert summary['encoder_compat'] == mode and summary['model_config']['face']['image_size'] == 32
@@ -204,3 +206,19 @@ def test_explicit_options_do_not_override_the_checkpoint(tmp_path, sample_root, 
     assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'x', '--dim', '64', '--gpu_ids', '-1',
                          '--num_threads', '0', *run_dirs]) == 0
     assert '--dim 64 ignored: the checkpoint was trained with 128' in caplog.text
+
+
+def test_resuming_puts_back_the_random_state_of_the_moment_it_was_saved(tmp_path):
+    """What draws from torch's generator after a resume (dropout in a newcomer's encoder, say) continues the saved
+    run's sequence, not the fresh process's."""
+    from tests.conftest import tiny_model
+    model = tiny_model(train=True)
+    model.save_dir = str(tmp_path)
+    torch.manual_seed(123)
+    model.save_training_state('latest', epoch=1, epoch_iter=0, total_iters=5)
+    after_save = torch.rand(8)
+    torch.manual_seed(999)          # a new process starts from another state
+    torch.rand(100)
+    counters = model.load_training_state('latest')
+    assert counters['total_iters'] == 5
+    assert torch.equal(torch.rand(8), after_save)

@@ -365,3 +365,31 @@ def test_results_of_each_part_and_protocol_are_kept_apart(pretrained, tmp_path):
     for tag in runs:
         assert json.loads((pretrained / 'res' / 'pre' / tag / 'summary.json').read_text())
         assert f'{tag}/index.html' in index
+
+
+def test_window_k_is_scored_with_the_voice_of_window_k(windowed):
+    """Every pair of a windowed video holds window k's face and window k's voice, read back from the files the
+    layout names (the donors make the windows of one video differ)."""
+    from data import find_dataset_using_name
+    from data.audio import load_voice
+    from options.test_options import TestOptions
+    opt = TestOptions().parse(['--dataroot', str(windowed), '--dataset_mode', 'DFDC', '--checkpoints_dir', 'unused',
+                               '--gpu_ids', '-1', *TINY], save=False, verbose=False)
+    dataset = find_dataset_using_name('DFDC')(opt, 'test')
+    seen = 0
+    for index in range(len(dataset)):
+        item = dataset[index]
+        folder = os.path.join(str(windowed), 'real' if item['label'] == 1 else 'fake', item['video'])
+        if not os.path.isdir(folder):
+            continue
+        k = int(item['window'])
+        face = dataset.load_face(os.path.join(folder, f'{k}.jpg'))
+        voice = load_voice(os.path.join(str(windowed), 'audio_feat', item['video'], f'{k}.npy'), opt.n_mels,
+                           opt.n_frames).astype(item['voice'].dtype)
+        assert np.array_equal(item['face'], face) and np.array_equal(item['voice'], voice), (item['video'], k)
+        others = [j for j in range(3) if j != k]
+        assert not any(np.array_equal(item['voice'], load_voice(os.path.join(
+            str(windowed), 'audio_feat', item['video'], f'{j}.npy'), opt.n_mels, opt.n_frames).astype(
+            item['voice'].dtype)) for j in others)   # the windows' voices differ, so a swap would show
+        seen += 1
+    assert seen == 4 * 3

@@ -1,5 +1,6 @@
 """Face preparation: the torchvision and PIL backends against each other, the uint8 transport against the float
 inputs the encoders got before, and clear errors."""
+import os
 import types
 
 import numpy as np
@@ -156,3 +157,29 @@ def test_where_faces_are_decoded():
         'face_backend': 'pil', 'voice_dtype': 'float32', 'inputs': 'vfd2022', 'face_resample': 'bicubic'}
     assert Transport.for_model('journal', 'journal', 'device').dataset_kwargs() == {
         'face_backend': 'pil', 'voice_dtype': 'float32', 'inputs': 'journal', 'face_resample': 'bilinear'}
+
+
+def cut_body(path):
+    """Keep a JPEG's header and the first two thirds of its body: it opens, then fails while decoding."""
+    data = open(path, 'rb').read()
+    open(path, 'wb').write(data[:len(data) * 2 // 3])
+
+
+@pytest.mark.parametrize('backend', ['torchvision', 'pil'])
+def test_a_jpeg_cut_in_its_body_is_named_from_a_loader_worker(sample_root, tmp_path, backend):
+    import shutil
+    from data import create_dataset
+    from options.test_options import TestOptions
+    from tests.conftest import TINY, dfdc
+    root = tmp_path / 'DFDC'
+    shutil.copytree(dfdc(sample_root), root)
+    victim = root / 'real' / sorted(os.listdir(root / 'real'))[0]
+    cut_body(victim)
+    assert Image.open(victim).size   # the header still reads: the failure comes in the decoder
+    opt = TestOptions().parse(['--dataroot', str(root), '--dataset_mode', 'DFDC', '--checkpoints_dir', 'unused',
+                               '--gpu_ids', '-1', '--num_threads', '1', *TINY], save=False, verbose=False)
+    loader = create_dataset(opt, 'test', shuffle=False, face_backend=backend)
+    with pytest.raises(DatasetError) as caught:
+        for _ in loader:
+            pass
+    assert caught.value.path == str(victim) and 'cannot read the face image' in str(caught.value)
