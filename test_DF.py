@@ -9,7 +9,9 @@ voice and face embeddings, or their cosine (journal models); higher = more real.
 ``--video_agg`` (mean, median, max) of its window scores; results are reported per window (frame level) and per
 video (video level, the headline), with the AUC per fake category when the dataset has a ``categories.csv``.
 ``--protocol original`` reports the released evaluation instead (frame level, its sampling of fakes). Results go to
-``<results_dir>/<name>/<dataset folder>_<part>_<protocol>_<epoch>/``: ``scores.csv`` (one row per window, the score
+``<results_dir>/<name>/<dataset folder>_<part>_<protocol>[_<video_agg>]_<epoch>/`` (part: the ``--split_file`` part
+tested or ``all``; the aggregate named when it is not the mean; ``-<8 hex digits>`` appended when that folder holds
+another test's results; ``--results_tag`` names it instead): ``scores.csv`` (one row per window, the score
 and the same as a distance), ``video_scores.csv``,
 ``summary.json`` and an HTML report (``index.html``: metrics with a bootstrap interval, ROC curve, score
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.

@@ -40,8 +40,8 @@ class DFDCDataset(BaseDataset):
     Test and validation items (a window; test_DF.py aggregates windows per video), S = ``--crop_size``,
     M = ``--n_mels``, T = ``--n_frames``::
 
-        face        float32 (3, S, S)   the window's face, values in [-1, 1] (centre crop, never flipped)
-        voice       float32 (1, M, T)   the window's normalised mel, values in [-1, 0]
+        face        uint8   (3, S, S)   the window's face (centre crop, never flipped)
+        voice       float16 (1, M, T)   the window's normalised mel, values in [-1, 0] (the transport dtype)
         label       int64   ()          1 = real, 0 = fake
         video       str                 the video name
         window      int64   ()          the window number within the video (0 for a single file)
@@ -54,9 +54,9 @@ class DFDCDataset(BaseDataset):
     ``--loss fake_pairs`` each fake face comes with its own window's voice (``neg_voices``), and journal inputs start
     every voice at the journal's random offset (``data/inputs.py``)::
 
-        voice           float32 (1, M, T)
-        face            float32 (3, S, S)
-        neg_faces       float32 (K, 3, S, S)   faces of fake windows
+        voice           float16 (1, M, T)      (the transport dtype)
+        face            uint8   (3, S, S)
+        neg_faces       uint8   (K, 3, S, S)   faces of fake windows
         neg_voices      (K, 1, M, T)           only with neg_voices: the voices of the same fake windows
         identity        int64   ()             the real video's index
         neg_identities  int64   (K,)           -1 - index of each fake video (never equal to an identity)

@@ -34,20 +34,20 @@ class VoxImageDataset(BaseDataset):
     Training items (anchors; K = the model's ``n_negatives``, 0 with in-batch negatives; S = ``--crop_size``,
     M = ``--n_mels``, T = ``--n_frames``)::
 
-        voice           float32 (1, M, T)     the anchor's normalised mel, values in [-1, 0]
-        face            float32 (3, S, S)     the anchor's own face (the positive), values in [-1, 1]
+        voice           float16 (1, M, T)     the anchor's normalised mel, values in [-1, 0] (the transport dtype)
+        face            uint8   (3, S, S)     the anchor's own face (the positive)
         identity        int64   ()            index of the anchor's identity in ``self.identities``
         index           int64   ()            the anchor's index in the dataset
         face_path       str                   path of the anchor's face image
-        neg_faces       float32 (K, 3, S, S)  only when K > 0: faces of K clips of other identities
+        neg_faces       uint8   (K, 3, S, S)  only when K > 0: faces of K clips of other identities
         neg_identities  int64   (K,)          only when K > 0: their identity indices (never ``identity``)
         replaced        list of dict          only with --skip_bad: {'path', 'reason'} of unreadable negatives that
                                               were replaced by another draw
 
     Validation items (labelled pairs, K + 1 per held-out clip: the real pair, then K mismatched ones)::
 
-        voice       float32 (1, M, T)   the clip's voice
-        face        float32 (3, S, S)   its own face (label 1) or a face of another identity (label 0)
+        voice       float16 (1, M, T)   the clip's voice
+        face        uint8   (3, S, S)   its own face (label 1) or a face of another identity (label 0)
         label       int64   ()
         video       str                 the clip (``<identity>/<video>/<frame>``) whose voice it is
         window      int64   ()          0 for the real pair, 1..K for the mismatched ones

@@ -223,7 +223,25 @@ class DatasetLoader:
     def __iter__(self):
         """Collated batches; a sample whose files cannot be used stops the run with a DatasetError that names the
         file, raised here in the main process, or with ``--skip_bad`` is left out of its batch and listed in the
-        skip log. Negatives replaced with ``--skip_bad`` are listed too."""
+        skip log. Negatives replaced with ``--skip_bad`` are listed too. An error that ends the iteration also ends
+        the loader workers (they ignore SIGTERM, so nothing else would: a process exiting with the error still in
+        hand would wait for them for ever)."""
+        try:
+            yield from self._batches()
+        except GeneratorExit:   # the caller stopped early (a break): persistent workers stay for the next epoch
+            raise
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def shutdown(self):
+        """End the loader workers now (the next iteration starts new ones)."""
+        iterator = getattr(self.dataloader, '_iterator', None)
+        if iterator is not None and hasattr(iterator, '_shutdown_workers'):
+            iterator._shutdown_workers()
+        self.dataloader._iterator = None
+
+    def _batches(self):
         for batch in self.dataloader:
             if isinstance(batch, dict) and '__bad__' in batch:
                 for bad in batch['__bad__']:

@@ -59,7 +59,7 @@ def parse(argv):
     parser.add_argument('--face_size', type=int, default=224,
                         help='side of the face crop before the model\'s own scaling (the prep scripts\' default)')
     parser.add_argument('--upsample', type=int, default=0, help='dlib upsampling passes (smaller faces)')
-    parser.add_argument('--detect_size', type=int, default=640, help='longest frame side for detection')
+    parser.add_argument('--detect_size', type=int, default=640, help='frames are scaled for detection so that their shorter side is at most this (0: as decoded)')
     args, rest = parser.parse_known_args(argv)
     return args, rest
 

@@ -183,3 +183,33 @@ def test_a_jpeg_cut_in_its_body_is_named_from_a_loader_worker(sample_root, tmp_p
         for _ in loader:
             pass
     assert caught.value.path == str(victim) and 'cannot read the face image' in str(caught.value)
+
+
+def test_a_process_that_keeps_a_loader_error_still_exits(sample_root, tmp_path):
+    """Loader workers ignore SIGTERM (the main process handles it), so the exit handler of multiprocessing cannot end
+    them: a process that ends while a loader error is still referenced (a failed test's traceback, say) waited for
+    ever. The loader now ends its workers when an error leaves it."""
+    import shutil
+    import subprocess
+    import sys
+    from tests.conftest import TINY, dfdc
+    root = tmp_path / 'DFDC'
+    shutil.copytree(dfdc(sample_root), root)
+    cut_body(root / 'real' / sorted(os.listdir(root / 'real'))[0])
+    script = f'''
+import sys
+from data import DatasetError, create_dataset
+from options.test_options import TestOptions
+opt = TestOptions().parse(['--dataroot', {str(root)!r}, '--dataset_mode', 'DFDC', '--checkpoints_dir', 'unused',
+                           '--gpu_ids', '-1', '--num_threads', '1', *{TINY!r}], save=False, verbose=False)
+KEPT = []
+try:
+    for _ in create_dataset(opt, 'test', shuffle=False):
+        pass
+except DatasetError:
+    KEPT.append(sys.exc_info())
+print('done')
+'''
+    root_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, '-c', script], cwd=root_dir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and 'done' in done.stdout, done.stderr[-2000:]

@@ -72,26 +72,35 @@ def test_test_restores_the_architecture_from_the_checkpoint(trained, sample_root
     assert 'DFDC_all_sound_latest/index.html' in index
     rows = list(csv.DictReader(open(folder / 'scores.csv')))
     assert len(rows) == 8 and {r['label'] for r in rows} == {'0', '1'}
-    assert all(float(r['score']) == pytest.approx(-float(r['distance'])) for r in rows)
+    # the distance column is the score as a dissimilarity (neg_l2: minus the score); the score itself is checked
+    # against the embeddings in the next test
+    assert all(float(r['distance']) == pytest.approx(-float(r['score']), abs=2e-6) for r in rows)
 
 
-def test_scores_equal_minus_the_embedding_distance(trained, sample_root):
+def test_scores_equal_minus_the_embedding_distance(trained, sample_root, tmp_path):
+    """Every row of scores.csv: minus the L2 distance of the pair's embeddings, each encoder run on its own here
+    (this test writes its own results, so it does not depend on another test's)."""
     base, run_dirs = trained
-    from data import create_dataset
+    from data import create_dataset, transport
     from models import load_model
     from options.test_options import TestOptions
+    results = tmp_path / 'results'
+    assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'rt', '--gpu_ids', '-1', '--num_threads', '0',
+                         '--checkpoints_dir', str(base / 'checkpoints'), '--results_dir', str(results)]) == 0
     opt = TestOptions().parse(['--dataroot', dfdc(sample_root), '--name', 'rt', '--gpu_ids', '-1',
                                '--num_threads', '0', *run_dirs], save=False, verbose=False)
     model = load_model(opt, str(base / 'checkpoints' / 'rt'), 'latest')
     model.eval()
-    from data import transport
-    batch = next(iter(create_dataset(opt, 'test', shuffle=False, **transport.dataset_args(model.config, opt, 'test'))))
-    with torch.no_grad():
-        voice = model.netG_audio(batch['voice'][:1])
-        face = model.netG_video(batch['face'][:1])
-    expected = -torch.linalg.vector_norm(voice - face + 1e-6)
-    rows = list(csv.DictReader(open(base / 'results' / 'rt' / 'DFDC_all_sound_latest' / 'scores.csv')))
-    assert float(rows[0]['score']) == pytest.approx(expected.item(), rel=1e-4)
+    expected = {}
+    for batch in create_dataset(opt, 'test', shuffle=False, **transport.dataset_args(model.config, opt, 'test')):
+        with torch.no_grad():
+            voice, face = model.netG_audio(batch['voice']), model.netG_video(batch['face'])
+        for path, value in zip(batch['face_path'], -torch.linalg.vector_norm(voice - face + 1e-6, dim=1)):
+            expected[path] = value.item()
+    rows = list(csv.DictReader(open(results / 'rt' / 'DFDC_all_sound_latest' / 'scores.csv')))
+    assert len(rows) == len(expected) == 8
+    for row in rows:
+        assert float(row['score']) == pytest.approx(expected[row['face_path']], rel=1e-4, abs=1e-5), row
 
 
 def test_continue_train_resumes_after_the_last_epoch(trained, sample_root):
