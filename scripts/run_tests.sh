@@ -3,6 +3,7 @@
 #
 #   bash scripts/run_tests.sh            # everything
 #   bash scripts/run_tests.sh -k metrics # a subset
+#   bash scripts/run_tests.sh -m "not slow"   # the fast tier (tests/slow_tests.txt lists the others)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh requirements-dev.txt

@@ -65,6 +65,17 @@ def dfdc(root):
     return os.path.join(str(root), 'DFDC')
 
 
+SLOW = {line.strip() for line in open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'slow_tests.txt'))
+        if line.strip() and not line.startswith('#')}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests listed in tests/slow_tests.txt (every parametrisation of each) as ``slow``."""
+    for item in items:
+        if item.nodeid.split('[')[0] in SLOW:
+            item.add_marker(pytest.mark.slow)
+
+
 def git_status():
     """``git status --porcelain`` of the repository the tests live in (untracked files included), or None outside
     a git checkout."""
