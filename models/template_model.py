@@ -9,6 +9,7 @@ plus ``Model``, compared case-insensitively) and change what it computes. What i
 * networks: built from ``self.config`` (``ModelConfig.build_encoders``), named in ``model_names`` so that saving,
   loading, ``test_DF.py`` and ``scripts/detect.py`` find them (``<epoch>_net_G_audio.pth``, ``..._G_video.pth``);
 * input: ``set_input`` receives encoder input on the device (``data/transport.py`` made it from the loader's batch);
+* errors the user can fix: ``ModelConfigError`` (one ``error:`` line, exit status 2), never a bare exception;
 * training: ``forward`` -> ``compute_loss`` -> ``optimize_parameters``; the loss here is a softmax over minus the
   voice-face distances of the batch (each voice must pick its own face among the batch's faces), written out in
   full rather than taken from ``models/losses.py``; the reported values are ``loss_names``;
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 from . import losses, networks
 from .base_model import BaseModel
-from .config import add_config_options
+from .config import ModelConfigError, add_config_options
 
 
 class TemplateModel(BaseModel):
@@ -52,7 +53,7 @@ class TemplateModel(BaseModel):
         self.score_fn = losses.SCORES[config.score]
         if self.isTrain:
             if not opt.template_temperature > 0:
-                raise ValueError(f'--template_temperature must be above 0, got {opt.template_temperature}')
+                raise ModelConfigError(f'--template_temperature must be above 0, got {opt.template_temperature}')
             self.loss_names = ['infonce', 'dist_pos']
             params = list(self.netG_audio.parameters()) + list(self.netG_video.parameters())
             self.optimizer = torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, 0.999))

@@ -109,3 +109,11 @@ def test_the_template_dataset_reports_every_bad_row_at_once(sample_root, tmp_pat
     for said in ('voice file f/a.npy does not exist', "part 'trian'", 'not a path inside --dataroot',
                  "label '2'"):
         assert said in message
+
+
+def test_the_template_model_refuses_a_bad_flag_in_one_line(sample_root, run_dirs, capsys):
+    argv = ['--dataroot', vox(sample_root), '--model', 'template', '--dataset_mode', 'template', '--gpu_ids', '-1',
+            '--template_temperature', '0', '--display_id', '0', *TINY, *run_dirs[:2]]
+    assert train_DF.main(argv) == 2
+    err = capsys.readouterr().err
+    assert 'error: --template_temperature must be above 0' in err and 'Traceback' not in err
