@@ -194,12 +194,11 @@ class DatasetLoader:
             _Guarded(dataset), batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
             collate_fn=_collate, pin_memory=opt.device.startswith('cuda'), drop_last=False, **extra)
         self.skip_bad = opt.skip_bad
-        self.skip_log = skip_log
-        for path, reason in dataset.skipped:    # found while scanning (--skip_bad)
-            self._record(path, reason)
+        self.attach_skip_log(skip_log)
 
     def attach_skip_log(self, skip_log):
-        """Keep the skipped samples in ``skip_log`` from now on, starting with those found while scanning."""
+        """Keep the skipped samples in ``skip_log`` (or None) from now on, starting with those found while scanning
+        (``--skip_bad``)."""
         self.skip_log = skip_log
         for path, reason in self.dataset.skipped:
             self._record(path, reason)

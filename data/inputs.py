@@ -81,13 +81,17 @@ def recipe(name):
     return INPUTS[name]
 
 
+def face_stats(name, device=None):
+    """The per-channel mean and standard deviation of recipe ``name``, float32 (3, 1, 1) tensors on ``device``."""
+    spec = recipe(name)
+    return (torch.tensor(spec.face_mean, dtype=torch.float32, device=device).view(3, 1, 1),
+            torch.tensor(spec.face_std, dtype=torch.float32, device=device).view(3, 1, 1))
+
+
 def normalise_faces(x, name):
     """uint8 faces (..., 3, S, S) -> float32 as the recipe ``name`` feeds them: x / 255, minus the mean, over the
     standard deviation, per channel (the journal's order of operations: divide, subtract, divide)."""
-    spec = recipe(name)
-    shape = (3, 1, 1)
-    mean = torch.tensor(spec.face_mean, dtype=torch.float32, device=x.device).view(shape)
-    std = torch.tensor(spec.face_std, dtype=torch.float32, device=x.device).view(shape)
+    mean, std = face_stats(name, x.device)
     return x.float().div(255).sub(mean).div(std)
 
 

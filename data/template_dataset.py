@@ -42,7 +42,8 @@ class TemplateDataset(BaseDataset):
 
     def __init__(self, opt, phase, n_negatives=0, **transport):
         super().__init__(opt, phase, n_negatives, **transport)
-        self.rows = [row for row in self.read_items() if row['part'] == phase]
+        self.items = self.read_items()   # every part's rows, read and checked once
+        self.rows = [row for row in self.items if row['part'] == phase]
         if not self.rows:
             raise DatasetError(f'{self.items_path()} lists no item of part {phase}', path=self.items_path())
         self.rows = self.rows[:opt.max_dataset_size]
@@ -93,7 +94,7 @@ class TemplateDataset(BaseDataset):
 
     def has_validation(self):
         """Whether the list has a val part."""
-        return any(row['part'] == 'val' for row in self.read_items())
+        return any(row['part'] == 'val' for row in self.items)
 
     def test_facts(self):
         """The part of the items file tested."""

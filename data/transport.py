@@ -126,9 +126,7 @@ class Transport:
     def to_images(self, x):
         """Encoder-input faces (..., 3, S, S) back as uint8 pictures on the CPU (the recipe's normalisation
         undone), e.g. for the training page."""
-        spec = data_inputs.recipe(self.inputs)
-        mean = torch.tensor(spec.face_mean, dtype=torch.float32).view(3, 1, 1)
-        std = torch.tensor(spec.face_std, dtype=torch.float32).view(3, 1, 1)
+        mean, std = data_inputs.face_stats(self.inputs)
         pixels = (x.detach().float().cpu() * std + mean) * 255
         return pixels.round().clamp(0, 255).to(torch.uint8).contiguous()
 
