@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -167,28 +166,52 @@ def test_unwritable_folders_are_refused_before_any_work(data, tmp_path, capsys):
     assert 'cannot write the test results' in capsys.readouterr().err
 
 
-def test_too_little_disk_space_is_refused_before_training(data, tmp_path, capsys, monkeypatch):
-    usage = namedtuple('usage', 'total used free')
-    monkeypatch.setattr(shutil, 'disk_usage', lambda path: usage(10 ** 12, 10 ** 12 - 1000, 1000))
+def test_too_little_disk_space_is_refused_before_training(data, tmp_path, small_disk, capsys, monkeypatch):
+    disk = small_disk('256k')        # takes the option table, not one epoch's checkpoints (about 12 MB here)
     started = []
     monkeypatch.setattr(DFDModel, 'optimize_parameters', lambda self: started.append(1))
-    assert train_DF.main(train_args(data, tmp_path)) == 2
-    assert 'GiB free' in capsys.readouterr().err and not started
-
-
-def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(data, tmp_path, capsys, monkeypatch):
-    assert train_DF.main(train_args(data, tmp_path)) == 0
-    folder = tmp_path / 'ck' / 'bad'
-    before = (folder / 'latest_net_G_audio.pth').read_bytes()
-
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, 'No space left on device')
-    monkeypatch.setattr(torch, 'save', full)
-    assert train_DF.main(train_args(data, tmp_path, '--continue_train', '--n_epochs', '2')) == 2
+    assert train_DF.main(train_args(data, disk)) == 2
     err = capsys.readouterr().err
-    assert 'No space left on device' in err and 'intact' in err
+    assert 'GiB free' in err and str(disk / 'ck' / 'bad') in err and 'Traceback' not in err
+    assert not started
+
+
+def fill(disk):
+    """Take every free byte of ``disk`` (another program filling it)."""
+    with open(disk / 'filler', 'ab') as out:
+        try:
+            while True:
+                out.write(b'\0' * 2 ** 20)
+                out.flush()
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize('when', ['saving', 'training'])
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(data, tmp_path, small_disk, capsys, monkeypatch,
+                                                                 when):
+    """The disk fills after the start-up space check: just before the checkpoint is written, or at the first step
+    (the loss log, the page or a checkpoint meets it first). One error line, the old checkpoint whole."""
+    disk = small_disk('160m')     # one run's files (about 35 MB) and the resume's space check (about 40 MB)
+    assert train_DF.main(train_args(data, disk)) == 0
+    folder = disk / 'ck' / 'bad'
+    before = (folder / 'latest_net_G_audio.pth').read_bytes()
+    hooked = 'save_networks' if when == 'saving' else 'optimize_parameters'
+    original = getattr(DFDModel, hooked)
+
+    def fill_first(self, *args, **kwargs):
+        if not (disk / 'filler').exists():
+            fill(disk)
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(DFDModel, hooked, fill_first)
+    assert train_DF.main(train_args(data, disk, '--continue_train', '--n_epochs', '2')) == 2
+    err = capsys.readouterr().err
+    assert 'No space left on device' in err and 'intact' in err and 'Traceback' not in err
+    assert len([line for line in err.splitlines() if line.startswith('error:')]) == 1
+    if when == 'saving':
+        assert f'could not write {folder / "2_net_G_audio.pth"}: No space left on device' in err
     assert (folder / 'latest_net_G_audio.pth').read_bytes() == before
-    assert not [n for n in os.listdir(folder) if n.endswith('.tmp')]
+    assert not [n for n in os.listdir(folder) if n.endswith('.tmp') or n.startswith('.')]
 
 
 # ------------------------------------------------------------------------------------------- training that goes wrong

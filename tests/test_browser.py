@@ -1,6 +1,6 @@
 """The pages as a person sees them, in a real browser: headless Chromium (Debian's chromium-headless-shell) renders
 the visdom page of a short training and the training and test HTML pages. Skipped, with the reason, where Chromium
-is not installed (.ci/run installs it where apt-get works)."""
+is not installed; under .ci/run (which installs it) they fail instead."""
 import functools
 import http.server
 import os
@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import test_DF
-from tests.conftest import dfdc
+from tests.conftest import dfdc, unavailable
 from tests.test_visdom import free_port, run_training, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,10 +23,7 @@ BROWSERS = ('chromium-headless-shell', 'chromium', 'chromium-browser', 'google-c
 def browser():
     found = next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
     if found is None:
-        reason = 'no headless Chromium here (apt-get install chromium-headless-shell)'
-        if os.environ.get('VFD_REQUIRE_BROWSER'):   # set by .ci/run once it has Chromium: a skip would hide a fault
-            pytest.fail(f'{reason}, yet VFD_REQUIRE_BROWSER says this machine has one')
-        pytest.skip(reason)
+        unavailable('no headless Chromium here (apt-get install chromium-headless-shell)', 'VFD_REQUIRE_BROWSER')
     return found
 
 
@@ -91,7 +88,7 @@ def test_the_visdom_page_shows_the_windows_of_a_training(sample_root, tmp_path):
     if visdom_static.missing():
         subprocess.run([sys.executable, '-m', 'scripts.visdom_static', '--from_npm'], cwd=ROOT, capture_output=True)
         if visdom_static.missing():
-            pytest.skip('visdom\'s page files are missing and npm could not fetch them here')
+            unavailable('visdom\'s page files are missing and npm could not fetch them here', 'VFD_REQUIRE_BROWSER')
     port = free_port()
     proc = subprocess.Popen(['bash', 'scripts/visdom_server.sh', '--port', str(port), '--env_path',
                              str(tmp_path / 'env'), '--bind_local'], cwd=ROOT, stdout=subprocess.DEVNULL,

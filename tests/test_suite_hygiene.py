@@ -1,4 +1,5 @@
-"""The suite's own rules: a test that writes into the working tree fails the run; each test has a time limit."""
+"""The suite's own rules: a test that writes into the working tree fails the run; each test has a time limit; a
+test that lacks what it needs skips, or fails under .ci/run."""
 import os
 import subprocess
 import sys
@@ -27,3 +28,17 @@ def test_a_test_that_writes_into_the_working_tree_fails_the_run(tmp_path):
     assert done.returncode != 0, done.stdout
     assert '1 passed' in done.stdout and 'the tests changed the working tree' in done.stdout
     assert f'written_by_a_test_{stamp}.txt' in done.stdout
+
+
+def test_a_missing_need_skips_here_and_fails_where_ci_requires_it(tmp_path, monkeypatch):
+    from tests.conftest import unavailable
+    monkeypatch.delenv('VFD_REQUIRE_BROWSER', raising=False)
+    with pytest.raises(pytest.skip.Exception, match='no Chromium'):
+        unavailable('no Chromium', 'VFD_REQUIRE_BROWSER')
+    log = tmp_path / 'setup.log'
+    log.write_text('E: Unable to locate package chromium-headless-shell\n')
+    monkeypatch.setenv('VFD_REQUIRE_BROWSER', '1')
+    monkeypatch.setenv('VFD_SETUP_LOG', str(log))
+    with pytest.raises(pytest.fail.Exception) as failed:
+        unavailable('no Chromium', 'VFD_REQUIRE_BROWSER')
+    assert 'no Chromium' in str(failed.value) and 'Unable to locate package' in str(failed.value)

@@ -1,5 +1,6 @@
 """Small helpers shared by the entry scripts: folders, atomic writes, seeding, logging, the git commit."""
 import csv
+import errno
 import importlib
 import io
 import json
@@ -253,11 +254,16 @@ def ignore_sigterm_in_worker(_worker_id=None):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+# a full disk (or quota) met anywhere in a run: one error line, not a traceback
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def run_entry(options, job, argv=None, errors=(), interrupted='', status=None, **parse_kwargs):
     """Parse the options, set up logging and run ``job(opt)``: the body of an entry script's ``main``.
 
     An exception of the types in ``errors`` (bad data, an unusable checkpoint: the user's to fix) prints one
-    ``error:`` line to stderr and returns 2 instead of a traceback; Ctrl-C prints one ``interrupted`` line (with
+    ``error:`` line to stderr and returns 2 instead of a traceback, as does a full disk met anywhere (with
+    ``interrupted``, what was kept); Ctrl-C prints one ``interrupted`` line (with
     ``interrupted``, what was kept) and returns 130, SIGTERM one ``terminated`` line and 143; success returns 0. ``status`` maps further exception types to
     their own exit status (one ``error:`` line too). ``parse_kwargs`` go to ``options.parse`` (``save``,
     ``verbose``).
@@ -271,6 +277,13 @@ def run_entry(options, job, argv=None, errors=(), interrupted='', status=None, *
     except (*errors, *status) as err:
         print(f'error: {err}', file=sys.stderr)
         return next((code for kind, code in status.items() if isinstance(err, kind)), 2)
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        where = f' while writing {err.filename}' if err.filename else ''
+        print(f'error: {err.strerror}{where}; free some space{"; " + interrupted if interrupted else ""}',
+              file=sys.stderr)
+        return 2
     except Terminated:
         print(f'terminated (SIGTERM){"; " + interrupted if interrupted else ""}', file=sys.stderr)
         return EXIT_TERMINATED
