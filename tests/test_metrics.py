@@ -1,5 +1,6 @@
 """util/metrics.py against values worked out by hand."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -59,6 +60,39 @@ def test_accuracy_at_threshold():
     assert metrics.accuracy_at(LABELS, SCORES, 0.4) == pytest.approx(0.75)
 
 
+def test_accuracy_of_one_pair_and_of_none():
+    assert metrics.accuracy_at([1], [0.9], 0.5) == 1.0 and metrics.accuracy_at([0], [0.9], 0.5) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')       # no numpy warning about the mean of nothing reaches the user
+        assert math.isnan(metrics.accuracy_at([], [], 0.5))
+
+
+def test_video_scores_are_the_mean_of_their_windows_unless_told_otherwise():
+    videos, labels, scores = ['a', 'a', 'b', 'a'], [1, 1, 0, 1], [0.2, 0.4, 0.9, 0.9]
+    names, out_labels, out_scores, members = metrics.aggregate_by_video(videos, labels, scores)
+    assert names == ['a', 'b'] and out_labels.tolist() == [1, 0] and members == [[0, 1, 3], [2]]
+    assert out_scores.tolist() == pytest.approx([0.5, 0.9])
+    assert metrics.aggregate_by_video(videos, labels, scores, 'max')[2].tolist() == pytest.approx([0.9, 0.9])
+    assert metrics.aggregate_by_video(videos, labels, scores, 'median')[2].tolist() == pytest.approx([0.4, 0.9])
+    empty = metrics.aggregate_by_video([], [], [])
+    assert empty[0] == [] and empty[1].dtype.kind == 'i' and empty[2].size == 0
+    with pytest.raises(ValueError, match='use mean, median, max'):
+        metrics.aggregate_by_video(videos, labels, scores, 'sum')
+    with pytest.raises(ValueError, match='^3 video names for 4 scores$'):
+        metrics.aggregate_by_video(videos[:3], labels, scores)
+
+
+def test_categories_without_reals_have_no_auc_and_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        out = metrics.per_category_auc([0, 0, 0], [0.1, 0.2, 0.3], ['swap', 'lip', 'swap'])
+    assert sorted(out) == ['lip', 'swap'] and out['swap']['n_fake'] == 2 and out['lip']['n_fake'] == 1
+    assert all(math.isnan(entry['auc']) for entry in out.values())
+    # with reals: each category's fakes against all reals (the reals' own categories are ignored)
+    out = metrics.per_category_auc([1, 1, 0, 0], [0.5, 0.8, 0.6, 0.1], ['x', '', 'swap', 'lip'])
+    assert out == {'swap': {'auc': 0.5, 'n_fake': 1}, 'lip': {'auc': 1.0, 'n_fake': 1}}
+
+
 def test_single_class_gives_nan_not_a_number_that_looks_valid():
     assert math.isnan(metrics.roc_auc([1, 1], [0.2, 0.3]))
     assert math.isnan(metrics.average_precision([0, 0], [0.2, 0.3]))
@@ -95,6 +129,18 @@ def test_bootstrap_interval_of_the_auc():
     small = metrics.bootstrap_auc(labels[::10], scores[::10], n_resamples=500, seed=1)
     assert small[1] - small[0] > high - low  # fewer pairs, wider interval
     assert all(math.isnan(v) for v in metrics.bootstrap_auc([1, 1], [0.1, 0.2]))
+    # the reports' interval: 1000 resamples from seed 0, the same on every run (another seed or count moves it)
+    default = metrics.bootstrap_auc(labels[::4], scores[::4])
+    assert default == metrics.bootstrap_auc(labels[::4], scores[::4], n_resamples=1000, seed=0)
+    assert default != metrics.bootstrap_auc(labels[::4], scores[::4], n_resamples=1000, seed=1)
+    assert default != metrics.bootstrap_auc(labels[::4], scores[::4], n_resamples=1001, seed=0)
+    # the bounds are the (1 - c) / 2 and (1 + c) / 2 quantiles of one set of resamples: c = 0 gives their median
+    # twice (near the point estimate), and the interval grows with c, about evenly on both sides here
+    median = metrics.bootstrap_auc(labels, scores, n_resamples=500, seed=1, confidence=0.0)
+    assert median[0] == median[1] and abs(median[0] - point) < 0.01
+    half = metrics.bootstrap_auc(labels, scores, n_resamples=500, seed=1, confidence=0.5)
+    assert low < half[0] < median[0] < half[1] < high
+    assert 0.7 < (point - low) / (high - point) < 1.4
 
 
 def test_rank_auc_matches_sklearn_with_ties():
