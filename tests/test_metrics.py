@@ -93,6 +93,14 @@ def test_categories_without_reals_have_no_auc_and_no_warning():
     assert out == {'swap': {'auc': 0.5, 'n_fake': 1}, 'lip': {'auc': 1.0, 'n_fake': 1}}
 
 
+def test_why_a_set_cannot_be_measured():
+    assert metrics.unmeasurable_reason(0, 0) == 'no samples'
+    assert metrics.unmeasurable_reason(0, 1) == 'only fakes (1) and no real: they need both classes'
+    assert metrics.unmeasurable_reason(0, 3) == 'only fakes (3) and no real: they need both classes'
+    assert metrics.unmeasurable_reason(1, 0) == 'only reals (1) and no fake: they need both classes'
+    assert metrics.unmeasurable_reason(1, 1) is None and metrics.unmeasurable_reason(5, 2) is None
+
+
 def test_single_class_gives_nan_not_a_number_that_looks_valid():
     assert math.isnan(metrics.roc_auc([1, 1], [0.2, 0.3]))
     assert math.isnan(metrics.average_precision([0, 0], [0.2, 0.3]))
