@@ -7,14 +7,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 
 import pytest
 
 import test_DF
 from tests.conftest import dfdc, unavailable
-from tests.test_visdom import free_port, run_training, wait_for_port
+from tests.test_visdom import ensure_visdom_page, free_port, run_training, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROWSERS = ('chromium-headless-shell', 'chromium', 'chromium-browser', 'google-chrome')
@@ -83,12 +82,8 @@ def test_the_training_and_test_pages_render_with_every_image(sample_root, tmp_pa
 
 
 def test_the_visdom_page_shows_the_windows_of_a_training(sample_root, tmp_path):
-    from scripts import visdom_static
     browser()
-    if visdom_static.missing():
-        subprocess.run([sys.executable, '-m', 'scripts.visdom_static', '--from_npm'], cwd=ROOT, capture_output=True)
-        if visdom_static.missing():
-            unavailable('visdom\'s page files are missing and npm could not fetch them here', 'VFD_REQUIRE_BROWSER')
+    ensure_visdom_page()
     port = free_port()
     proc = subprocess.Popen(['bash', 'scripts/visdom_server.sh', '--port', str(port), '--env_path',
                              str(tmp_path / 'env'), '--bind_local'], cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -17,6 +17,19 @@ from tests.conftest import TINY, unavailable, vox
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def ensure_visdom_page(detail=''):
+    """Install visdom's page files from npm where they are missing, as the README tells a user; skip (fail under
+    .ci/run) where npm cannot fetch them. ``detail`` is added to the reason."""
+    from scripts import visdom_static
+    if not visdom_static.missing():
+        return
+    fetched = subprocess.run([sys.executable, '-m', 'scripts.visdom_static', '--from_npm'], cwd=ROOT,
+                             capture_output=True, text=True)
+    if visdom_static.missing():
+        unavailable(f'visdom\'s page files are not installed and npm could not fetch them here '
+                    f'({fetched.stderr.strip()[-300:]}){detail}', 'VFD_REQUIRE_BROWSER')
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -153,22 +166,15 @@ def test_the_server_started_as_the_readme_says_serves_its_page_and_every_file_it
     """`bash scripts/visdom_server.sh`: HTTP 200 for the page (tornado 6.6 answered 403) and, once the page's
     files are in place (npm here; skipped where neither they nor npm are), for every file the page loads."""
     import urllib.parse
-    from scripts import visdom_static
-    root = ROOT
     port = free_port()
     proc = subprocess.Popen(['bash', 'scripts/visdom_server.sh', '--port', str(port), '--env_path',
-                             str(tmp_path / 'env'), '--bind_local'], cwd=root, stdout=subprocess.PIPE,
+                             str(tmp_path / 'env'), '--bind_local'], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         assert wait_for_port(port, timeout=300), 'the server did not start'
         base = f'http://127.0.0.1:{port}/'
         assert http_status(base) == 200
-        if visdom_static.missing():
-            fetched = subprocess.run([sys.executable, '-m', 'scripts.visdom_static', '--from_npm'], cwd=root,
-                                     capture_output=True, text=True)
-            if visdom_static.missing():
-                unavailable(f'visdom\'s page files are not installed and npm could not fetch them here '
-                            f'({fetched.stderr.strip()[-300:]}); the page itself answered 200', 'VFD_REQUIRE_BROWSER')
+        ensure_visdom_page('; the page itself answered 200')
         import urllib.request
         with urllib.request.urlopen(base, timeout=30) as answer:
             refs = page_references(answer.read().decode())
@@ -188,12 +194,7 @@ def test_the_page_files_are_listed_when_missing_and_copied_from_a_folder(tmp_pat
     assert 'js/plotly-plotly.min.js' in lacking and 'js/layout_bin_packer.js' in lacking
     assert visdom_static.main(['--check', '--static', str(empty)]) == 1
     assert '--from_npm' in capsys.readouterr().err     # says how to get them
-    if visdom_static.missing():        # take the page's files from npm, as a user would (the README's way)
-        fetched = subprocess.run([sys.executable, '-m', 'scripts.visdom_static', '--from_npm'], cwd=ROOT,
-                                 capture_output=True, text=True)
-        if visdom_static.missing():
-            unavailable(f'visdom\'s page files are not installed and npm could not fetch them here '
-                        f'({fetched.stderr.strip()[-300:]})', 'VFD_REQUIRE_BROWSER')
+    ensure_visdom_page()
     assert visdom_static.main(['--from', visdom_static.static_dir(), '--static', str(empty)]) == 0
     assert visdom_static.missing(str(empty)) == []
 
