@@ -17,6 +17,7 @@ and the same as a distance), ``video_scores.csv``,
 histograms, worst-scored videos); ``<results_dir>/<name>/index.html`` lists every test run of the experiment.
 """
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -28,11 +29,11 @@ import time
 
 import numpy as np
 
-from data import DatasetError, SkipLog, create_dataset, transport
+from data import DatasetError, SkipLog, create_dataset, perturb, segments, transport
 from models import MODEL_ERRORS, checkpoint, load_model, losses
 from options.base_options import record_model
 from options.test_options import TestOptions
-from util import metrics, report, util
+from util import localisation, metrics, report, util
 
 EXIT_ONE_CLASS = 3   # the set holds one class: scores written, no AUC
 logger = logging.getLogger('test_DF')
@@ -98,6 +99,7 @@ def test_identity(opt, dataset):
     return {'dataroot': os.path.abspath(opt.dataroot), 'dataset_mode': opt.dataset_mode,
             'split_file': '', 'original_order': '', **dataset.test_facts(),
             'video_agg': opt.video_agg, 'max_dataset_size': opt.max_dataset_size,
+            'perturb': ','.join(perturb.name(c) for c in perturb.parse(opt.perturb)),
             'checkpoints': os.path.abspath(os.path.join(opt.checkpoints_dir, opt.name)), 'epoch': opt.epoch}
 
 
@@ -206,7 +208,9 @@ def test(opt):
         start = time.time()
         scored = score_dataset(model, loader)
         summary, videos = summarise(opt, model, loader, scored, time.time() - start, identity)
-        write(opt, tmp, folder, scored, videos, summary)
+        extra = {'localisation': localise(loader.dataset, scored, summary),
+                 'robustness': robustness(opt, model, scored, videos, summary)}
+        write(opt, tmp, folder, scored, videos, summary, extra)
     print_summary(opt, summary, folder)
     if summary.get('not_measurable') and not opt.allow_one_class:
         raise OneClassError(f'the test set cannot measure AUC, AP or EER: {summary["not_measurable"]}. The scores '
@@ -275,11 +279,92 @@ def summarise(opt, model, loader, scored, elapsed, identity):
     return summary, videos
 
 
-def write(opt, tmp, folder, scored, videos, summary):
+def localise(dataset, scored, summary):
+    """With the set's ``segments.json`` (scripts/prep_av1m.py): every window labelled by its overlap with the fake
+    segments (``summary['window_level']``: the windows' AUC against these labels) and the fake segments localised
+    from the window scores (``summary['localisation']``: AP@IoU and AR@N, util/localisation.py). Returns the files
+    to write (the proposals and the true segments in the AV-Deepfake1M SDK's formats, the labelled windows), or
+    None for a set without segments."""
+    data = segments.load(dataset.root, dataset.store)
+    if data is None:
+        return None
+    listed = data['videos']
+    missing = sorted({v for v in scored['video'] if v not in listed})
+    if missing:
+        raise DatasetError(f'{os.path.join(dataset.root, segments.FILE_NAME)} does not list {len(missing)} scored '
+                           f'video(s), e.g. {missing[0]}: it was written for another preparation of the set')
+    distance = losses.score_distance(summary['model_config']['score'], scored['score'])
+    labels, rows, windows = [], [], {}
+    for i, video in enumerate(scored['video']):
+        info = listed[video]
+        start, end = segments.window_span(int(scored['window'][i]), data['hop'], data['window_seconds'],
+                                          info['duration'])
+        label, seconds, fraction = localisation.window_label(start, end, info['fake_segments'],
+                                                             data.get('min_overlap', 0.0))
+        labels.append(label)
+        rows.append([video, int(scored['window'][i]), f'{start:.3f}', f'{end:.3f}', label, f'{seconds:.3f}',
+                     f'{fraction:.4f}', f'{scored["score"][i]:.6f}'])
+        spans, values = windows.setdefault(video, ([], []))
+        spans.append((start, end))
+        values.append(float(distance[i]))
+    summary['window_level'] = level_summary(np.asarray(labels), scored['score'], None)
+    proposals = localisation.propose_all(windows)
+    truths = {video: listed[video]['fake_segments'] for video in windows}
+    found = localisation.ap_ar(proposals, truths)
+    summary['localisation'] = {
+        'ap': {f'{k:g}': v for k, v in found['ap'].items()}, 'ar': {str(k): v for k, v in found['ar'].items()},
+        'n_videos': len(truths), 'n_segments': sum(len(t) for t in truths.values()),
+        'hop': data['hop'], 'window_seconds': data['window_seconds'],
+        'proposals': f'mean window distance per {localisation.STEP:g} s, runs above the set\'s deciles, confidence '
+                     f'= mean inside minus mean outside, at most {localisation.MAX_PROPOSALS} per video',
+        'metrics': 'AP@IoU and AR@N as avdeepfake1m.evaluation.ap_ar_1d (0.0.4) computes them'}
+    return {'proposals': {listed[v]['file']: p for v, p in proposals.items()},
+            'truth': [{'file': listed[v]['file'], 'fake_segments': truths[v]} for v in windows],
+            'windows': rows}
+
+
+def robustness(opt, model, clean, clean_videos, summary):
+    """Score the set again under each ``--perturb`` condition (data/perturb.py); ``summary['robustness']`` gets one
+    row per condition at the headline level (AUC with its interval, AP, EER, the AUC lost against the clean set with
+    a paired bootstrap interval). Returns {condition: per-video scores} to write, or None without --perturb."""
+    conditions = perturb.parse(opt.perturb)
+    if not conditions:
+        return None
+    frame_level = summary['level'] == 'frame'
+    base = clean if frame_level else clean_videos
+    rows, written = [], {}
+    for condition in conditions:
+        name = perturb.name(condition)
+        logger.info('robustness: scoring under %s', name)
+        condition_opt = copy.copy(opt)
+        condition_opt.perturb_condition = condition
+        loader = create_dataset(condition_opt, opt.phase, shuffle=False,
+                                **transport.dataset_args(model.config, opt, opt.phase))
+        try:
+            scored = score_dataset(model, loader)
+        finally:
+            loader.shutdown()
+        videos = by_video(scored, opt.video_agg)
+        other = scored if frame_level else videos
+        if list(other['video']) != list(base['video']) or not np.array_equal(other['label'], base['label']):
+            raise RuntimeError(f'the set scored under {name} is not the set scored clean')
+        part = level_summary(other['label'], other['score'], summary['threshold'])
+        drop = metrics.bootstrap_auc_drop(base['label'], base['score'], other['score'], n_resamples=BOOTSTRAP)
+        rows.append({'condition': name, **{k: part[k] for k in ('auc', 'auc_ci95', 'ap', 'eer', 'accuracy', 'n_real',
+                                                                'n_fake', 'not_measurable')},
+                     'auc_drop': (summary['auc'] - part['auc']) if not part['not_measurable'] else None,
+                     'auc_drop_ci95': list(drop)})
+        written[name] = videos
+    summary['robustness'] = rows
+    return written
+
+
+def write(opt, tmp, folder, scored, videos, summary, extra=None):
     """The scores, the summary and the page into ``tmp``, then ``tmp`` published as ``folder`` and the index of the
     experiment's test runs updated. A disk that fills up costs the page, not the numbers."""
     try:
         write_results(tmp, scored, videos, summary)
+        write_extra(tmp, extra or {}, summary)
         report.write_test_report(tmp, scored if summary['level'] == 'frame' else videos, summary)
     except OSError as err:
         written = [n for n in ('scores.csv', 'video_scores.csv', 'summary.json', 'index.html')
@@ -293,6 +378,38 @@ def write(opt, tmp, folder, scored, videos, summary):
         report.write_results_index(os.path.join(opt.results_dir, opt.name))
     except OSError as err:
         logger.warning('the index of the test runs was not updated: %s', err.strerror or err)
+
+
+def write_extra(folder, extra, summary):
+    """The localisation files (``windows.csv``: every window with its span, segment label and score;
+    ``proposals.json`` and ``segments_truth.json`` in the formats of the AV-Deepfake1M SDK, so that its
+    ``ap_ar_1d(proposals.json, segments_truth.json, 'file', 'fake_segments', 1, ...)`` can check the figures) and the
+    robustness files (``robustness.csv``, ``perturbed/<condition>.csv``: the per-video scores)."""
+    found = extra.get('localisation')
+    if found:
+        util.atomic_write_csv(os.path.join(folder, 'windows.csv'),
+                              ['video', 'window', 'start', 'end', 'segment_label', 'overlap', 'fraction', 'score'],
+                              found['windows'])
+        util.atomic_write_json(os.path.join(folder, 'proposals.json'), found['proposals'])
+        util.atomic_write_json(os.path.join(folder, 'segments_truth.json'), found['truth'])
+    perturbed = extra.get('robustness')
+    if perturbed:
+        util.mkdirs(os.path.join(folder, 'perturbed'))
+        for name, videos in perturbed.items():
+            util.atomic_write_csv(os.path.join(folder, 'perturbed', f'{name.replace(":", "-")}.csv'),
+                                  ['video', 'label', 'windows', f'score_{summary["video_agg"]}'],
+                                  ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]),
+                                    f'{score:.6f}'] for i, score in enumerate(videos['score'])))
+        util.atomic_write_csv(os.path.join(folder, 'robustness.csv'),
+                              ['condition', 'auc', 'auc_low', 'auc_high', 'ap', 'eer', 'auc_drop', 'drop_low',
+                               'drop_high'],
+                              [[row['condition'], *(_num(row[k]) for k in ('auc',)), *map(_num, row['auc_ci95']),
+                                _num(row['ap']), _num(row['eer']), _num(row['auc_drop']),
+                                *map(_num, row['auc_drop_ci95'])] for row in summary['robustness']])
+
+
+def _num(value):
+    return '' if value is None or not np.isfinite(value) else f'{value:.4f}'
 
 
 def print_summary(opt, summary, folder):
@@ -316,6 +433,24 @@ def print_summary(opt, summary, folder):
               f'EER {part["eer"]:.4f}  ({part["n_real"]} real, {part["n_fake"]} fake {unit}){mark}')
     for category, row in (summary[f'{level}_level'].get('categories') or {}).items():
         print(f'  {category}: AUC {row["auc"]:.4f} against the reals ({row["n_fake"]} fakes)')
+    if summary.get('window_level'):
+        part = summary['window_level']
+        if not part['not_measurable']:
+            print(f'windows labelled by their fake segments: AUC {part["auc"]:.4f} ({part["n_real"]} real, '
+                  f'{part["n_fake"]} fake windows)')
+    if summary.get('localisation'):
+        found = summary['localisation']
+        print('localisation: ' + '  '.join(f'AP@{k} {_num(v) or "-"}' for k, v in found['ap'].items()) + '  '
+              + '  '.join(f'AR@{k} {_num(v) or "-"}' for k, v in found['ar'].items())
+              + f'  ({found["n_segments"]} fake segments in {found["n_videos"]} videos)')
+    for row in summary.get('robustness') or ():
+        if row['not_measurable']:
+            print(f'{row["condition"]}: not measurable ({row["not_measurable"]})')
+            continue
+        low, high = row['auc_ci95']
+        print(f'perturbed {row["condition"]}: AUC {row["auc"]:.4f} (95 % interval {low:.4f}-{high:.4f}); clean AUC '
+              f'minus this {row["auc_drop"]:+.4f} (95 % paired interval {row["auc_drop_ci95"][0]:+.4f} to '
+              f'{row["auc_drop_ci95"][1]:+.4f})')
     if protocol == 'original':
         print(f'protocol original: frame-level, the released sampling of fakes per real, fakes in '
               f'{summary["original_order"]}')

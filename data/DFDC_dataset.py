@@ -1,13 +1,13 @@
 """Deepfake data (DFDC, FakeAVCeleb, DeepfakeTIMIT in the DFDC layout): real and fake videos, one or more
 voice-face windows each; test pairs, or fine-tuning anchors with fake faces as negatives."""
 import csv
-import json
 import logging
 import os
 
 import numpy as np
 
 from .base_dataset import BaseDataset, DatasetError, is_image
+from .errors import read_json_file
 from . import faces
 from . import inputs as data_inputs
 from .layouts import DFDC_LABELS
@@ -292,17 +292,7 @@ MAX_SPLIT_BYTES = 256 * 2 ** 20   # a split file is a few MB even for DFDC's 120
 def read_split_file(path):
     """The {'train': [...], 'val': [...], 'test': [...]} video lists of a split file: a regular file (a FIFO or a
     device would hang the read), JSON, each part present a list of video names."""
-    if not os.path.isfile(path):
-        kind = 'no such file' if not os.path.exists(path) else 'not a regular file (a folder, a FIFO, a device)'
-        raise DatasetError(f'--split_file {path}: {kind}', path=path)
-    if os.path.getsize(path) > MAX_SPLIT_BYTES:
-        raise DatasetError(f'--split_file {path}: {os.path.getsize(path)} bytes, far more than a split file holds',
-                           path=path)
-    try:
-        with open(path, encoding='utf-8-sig') as handle:
-            split = json.load(handle)
-    except (OSError, ValueError) as err:
-        raise DatasetError(f'--split_file {path}: cannot read it as JSON ({err})') from err
+    split = read_json_file(path, f'--split_file {path}', MAX_SPLIT_BYTES)
     if not isinstance(split, dict) or not any(isinstance(split.get(p), list) for p in SPLIT_PARTS.values()):
         raise DatasetError(f'--split_file {path}: expected {{"train": [videos], "val": [...], "test": [...]}}, as '
                            f'written by scripts/make_splits.py')

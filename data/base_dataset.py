@@ -58,6 +58,7 @@ import numpy as np
 from . import audio, faces, store
 from . import inputs as data_inputs
 from .errors import DatasetError
+from .perturb import PerturbedReader
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 logger = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ class BaseDataset:
         if not os.path.isdir(self.root):
             raise DatasetError(f'--dataroot {self.root} is not a folder')
         self.store = store.open_store(self.root)   # loose files, or the shards of scripts/pack_dataset.py
+        # the media as read for the encoders: as stored, or after test_DF.py --perturb's condition (data/perturb.py)
+        condition = getattr(opt, 'perturb_condition', None)
+        self.read = PerturbedReader(self.store.read, condition, opt.seed) if condition else self.store.read
 
     def report_problems(self, problems, layout):
         """``problems``: (path, reason) pairs found while scanning. Raise one DatasetError that lists them (the
@@ -115,7 +119,7 @@ class BaseDataset:
     def load_face(self, path, rng=None, train=False):
         """A face for the encoder, uint8 (3, S, S), prepared by this dataset's backend (``data/faces.py``); training
         faces go through ``--augment`` when it is on."""
-        return faces.load_face(path, self.opt, rng, train, self.face_backend, read=self.store.read,
+        return faces.load_face(path, self.opt, rng, train, self.face_backend, read=self.read,
                                resample=self.face_resample, augment=self.augment if train else 'none')
 
     def load_voice(self, path, offset=0):
@@ -123,9 +127,9 @@ class BaseDataset:
         [-1, 0] (vfd2022, ``data/audio.py``), or the journal's power mel of the WAV file's 40,960 samples from sample
         ``offset`` (``data/inputs.py``)."""
         if self.inputs.name == 'journal':
-            voice = data_inputs.load_journal_voice(path, self.store.read, offset, self.opt.n_mels, self.opt.n_frames)
+            voice = data_inputs.load_journal_voice(path, self.read, offset, self.opt.n_mels, self.opt.n_frames)
         else:
-            voice = audio.load_voice(path, self.opt.n_mels, self.opt.n_frames, read=self.store.read)
+            voice = audio.load_voice(path, self.opt.n_mels, self.opt.n_frames, read=self.read)
         return voice.astype(self.voice_dtype, copy=False)
 
     def missing_voice_hint(self):

@@ -1,4 +1,5 @@
 """Test flags (test_DF.py): where results go and how many pairs to score."""
+from data import perturb
 from util import runs
 
 from .base_options import BaseOptions
@@ -33,12 +34,21 @@ class TestOptions(BaseOptions):
                             help='score a set that holds only reals or only fakes (AUC, AP and EER are then not '
                                  'measurable; the scores and the accuracy at the validation threshold still are); '
                                  'without it such a set is refused with exit status 3 after scoring')
+        parser.add_argument('--perturb', type=str, default='',
+                            help='robustness test: after the clean set, score it again under each comma-separated '
+                                 'condition KIND:LEVEL (several joined with +), kinds h264 (CRF), jpeg (quality), '
+                                 'scale (factor), blur (sigma, pixels), noise (sigma, 0-255), snr (dB, voice noise), '
+                                 'mp3 and aac (kbit/s); e.g. jpeg:50,h264:35,snr:10 (data/perturb.py)')
         parser.set_defaults(dataset_mode='DFDC', batch_size=16)
         return parser
 
     def validate(self, opt):
         """The base checks, and a --results_tag that names one folder inside <results_dir>/<name>."""
         BaseOptions.validate(self, opt)
+        try:
+            perturb.parse(opt.perturb)
+        except perturb.PerturbError as err:
+            raise SystemExit(f'error: {err}') from None
         if opt.results_tag and not runs.is_plain_name(opt.results_tag):
             raise SystemExit(f'error: --results_tag {opt.results_tag!r} must be a plain folder name (no "/", not '
                              f'"." or ".."): results go to <results_dir>/<name>/<results_tag>')

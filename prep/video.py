@@ -22,7 +22,9 @@ video. The rules, the same everywhere:
   the loader's normalisation turns into -1, the value it pads with too); a shorter clip is skipped as
   ``too_short``.
 * Several windows per video (``--windows K``, DFDC-style layouts): K windows of 3 s spread evenly over the audio,
-  from its start to its end (one window when the audio is not longer than 3 s).
+  from its start to its end (one window when the audio is not longer than 3 s). On a time grid instead
+  (``Clip.hop``, scripts/prep_av1m.py): window k starts at k x hop seconds, while a whole window fits (at most
+  100), and keeps the number k in its file names even when others are left out.
 * Face: the video frame shown in the middle of the voice window (1.5 s into it, or the middle of a shorter clip);
   dlib's HOG frontal-face detector (built into the ``dlib-bin`` wheel, no model file) on the frame scaled so its
   shorter side is at most ``--detect_size`` (640; portrait and landscape 1080p alike become 640 pixels across the
@@ -103,6 +105,11 @@ class Clip:
     fps: float = 25.0
     voices: tuple = ('mel', 'wav')
     journal_cut: str = 'window'
+    hop: float = 0.0
+
+    def __post_init__(self):
+        if self.hop > 0:   # windows on a time grid: always the several-window layout, files named by grid index
+            self.windows = max(self.windows, 2)
 
     @property
     def key(self):
@@ -320,6 +327,13 @@ def frames_from_folder(folder, times, fps=25.0):
 
 # ---------------------------------------------------------------------------------------------------- voices
 
+def grid_starts(seconds, hop, limit=MAX_WINDOWS):
+    """Start times (s) of 3 s windows every ``hop`` seconds from 0 while a window fits in ``seconds`` of audio (one
+    at 0 when it is short), at most ``limit`` of them; window k starts at k x hop."""
+    count = 1 + max(0, int(np.floor((seconds - DURATION) / hop + 1e-9)))
+    return [round(k * hop, 6) for k in range(min(count, limit))]
+
+
 def window_starts(seconds, windows):
     """Start times (s) of ``windows`` 3 s windows spread evenly over ``seconds`` of audio (one if it is short)."""
     span = seconds - DURATION
@@ -418,7 +432,7 @@ class FaceCropper:
 
 # ---------------------------------------------------------------------------------------------------- one clip
 
-def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=None):
+def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=None, hop=0.0):
     """Decode one clip and cut it into voice/face windows.
 
     Returns a list of dicts, one per window: ``start`` (s into the audio, after any trimming), ``mel`` (float32
@@ -436,7 +450,7 @@ def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=No
     seconds = len(y) / sr
     if seconds < min_seconds:
         raise ClipSkipped('too_short', f'{audio}: {seconds:.2f} s of audio, fewer than --min_seconds {min_seconds}')
-    starts = window_starts(seconds, windows)
+    starts = grid_starts(seconds, hop) if hop > 0 else window_starts(seconds, windows)
     silent_db = config.get('silent_db', SILENT_DB)
     levels = [rms_db(y[int(round(s * sr)):int(round((s + DURATION) * sr))]) for s in starts]
     if all(level < silent_db for level in levels):
@@ -448,9 +462,9 @@ def clip_windows(video, audio=None, windows=1, fps=25.0, cropper=None, config=No
         return frames_from_folder(video, when, fps) if os.path.isdir(video) else decode_frames(video, when)
 
     cropper = cropper or FaceCropper(**config)
-    found = [{'start': s, 'time': t, 'mel': window_mel(y, sr, s), 'silent': level < silent_db,
+    found = [{'start': s, 'time': t, 'mel': window_mel(y, sr, s), 'silent': level < silent_db, 'index': k,
               'face': None if level < silent_db else cropper.crop(frame)}
-             for s, t, frame, level in zip(starts, times, frames_at(times), levels)]
+             for k, (s, t, frame, level) in enumerate(zip(starts, times, frames_at(times), levels))]
     if 'wav' in config.get('voices', ('mel', 'wav')):
         y16 = to_16k(y, sr)
         for w in found:
@@ -495,7 +509,7 @@ def _replace_folder(tmp, final):
 def process_clip(clip, config, cropper=None):
     """Preprocess one clip and write its outputs; returns a short detail string. Raises ClipSkipped."""
     found = clip_windows(clip.video, clip.audio, clip.windows, clip.fps, cropper,
-                         {**config, 'journal_cut': clip.journal_cut})
+                         {**config, 'journal_cut': clip.journal_cut}, hop=clip.hop)
     voiced = [w for w in found if not w['silent']]
     usable = [w for w in voiced if w['face'] is not None]
     if not usable:
@@ -515,6 +529,7 @@ def process_clip(clip, config, cropper=None):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
     for k, w in enumerate(usable):
+        k = w['index'] if clip.hop > 0 else k   # grid windows keep their number: window k starts at k x hop
         if 'mel' in voices:
             with open(os.path.join(tmp_voice, f'{k}.npy'), 'wb') as handle:
                 handle.write(_npy(w['mel']))
@@ -637,11 +652,12 @@ def check_options(out, settings):
                          f'clips of two kinds in one dataset. Use the same options to resume, or a new --out')
 
 
-def main_for(description, add_arguments_fn, build, argv=None, windows=False):
+def main_for(description, add_arguments_fn, build, argv=None, windows=False, extra_settings=None):
     """The shared entry of the prep scripts.
 
     ``add_arguments_fn(parser)`` adds the script's own options; ``build(args)`` returns (clips, desc) and raises
-    ValueError or OSError, with a message for the user, when the input folders do not fit. Returns the exit status:
+    ValueError or OSError, with a message for the user, when the input folders do not fit; ``extra_settings(args)``
+    gives the script's own options that change its outputs (kept in prep_options.json). Returns the exit status:
     0 when anything usable exists after the run, 1 when nothing does, 2 for bad arguments or input folders.
     """
     util.handle_sigterm()
@@ -669,7 +685,8 @@ def main_for(description, add_arguments_fn, build, argv=None, windows=False):
         print('error: no input clips found', file=sys.stderr)
         return 1
     settings = {**config_from(args), 'voices': args.voices, 'windows': getattr(args, 'windows', 1),
-                'script': os.path.basename(build.__code__.co_filename)}
+                'script': os.path.basename(build.__code__.co_filename),
+                **(extra_settings(args) if extra_settings else {})}
     try:
         check_options(args.out, settings)
     except ValueError as err:

@@ -27,7 +27,7 @@ face is shown (position, scale, rotation, light, background, expression, JPEG qu
 recipe on the synthesised 16 kHz waveform (data/audio.py: mel_from_waveform); beside each mel, a 16 kHz WAV holds
 what journal models read (data/inputs.py), cut as the prep scripts cut real clips.
 
-It writes three sets under ``--out`` (identities never shared between sets):
+It writes four sets under ``--out`` (identities never shared between sets):
 
     Voxceleb2/    face/<id>/<video>/<frame>.jpg, voice/<id>_<video>_<frame>.npy   (training, Vox_image)
     DFDC/         real/, fake/, audio_feat/   (--dfdc_reals real videos per identity and as many fakes: one
@@ -39,6 +39,9 @@ It writes three sets under ``--out`` (identities never shared between sets):
                   (face swapped), RealVideo-FakeAudio (cloned voice: traits half-way to another identity's) and
                   FakeVideo-FakeAudio (both); fake audio starts with a short silence, like the leading-silence
                   artefact of the real FakeAVCeleb.
+    AV1M_raw/     val/<id>/<video>/<kind>.mp4 and val_metadata.json in AV-Deepfake1M's format (--av1m_ids
+                  identities, one real video and one fake each: one to three segments whose face, voice or both
+                  come from another identity of its group), for scripts/prep_av1m.py.
 
 The test sets' identities come in groups of --group_size, and a fake's two people belong to one group, so an
 identity-disjoint split (scripts/make_splits.py) keeps every fake: with the defaults each set's default split has 12
@@ -401,6 +404,92 @@ def write_test_set(root, videos, index_file, header, seed, tag, size, variant='a
         handle.write('\n'.join(rows) + '\n')
 
 
+AV1M_KINDS = {'visual_modified': 'fake_video_real_audio', 'audio_modified': 'real_video_fake_audio',
+              'both_modified': 'fake_video_fake_audio'}
+AV1M_FPS = 25
+AV1M_FACE_EVERY = 1.0   # seconds between two draws of a video's face (pose, light and expression change)
+
+
+def fake_segments(rng, duration, count, shortest=1.0, longest=2.5, edge=0.5):
+    """``count`` disjoint [start, end] segments (seconds, two decimals) inside ``[edge, duration - edge]``, each
+    ``shortest`` to ``longest`` long, sorted; fewer when the video has no room for more."""
+    out = []
+    for _ in range(50 * count):
+        if len(out) == count:
+            break
+        length = float(rng.uniform(shortest, longest))
+        start = round(float(rng.uniform(edge, max(edge, duration - edge - length))), 2)
+        end = round(min(start + length, duration - edge), 2)
+        if end - start >= shortest / 2 and all(end + 0.3 < s or start > e + 0.3 for s, e in out):
+            out.append([start, end])
+    return sorted(out)
+
+
+def av1m_plan(first_id, n_ids, seed, min_distance, group_size):
+    """The videos of the AV-Deepfake1M-style set: for each identity one real video and one fake made from another
+    take of the same person, its modify_type drawn among the three, with one to three fake segments whose face, voice
+    or both come from another identity of its group. Returns a list of metadata entries (published field names) with
+    the traits their parts show, under the keys starting with an underscore."""
+    numbers = list(range(first_id, first_id + n_ids))
+    rng = np.random.default_rng([seed, 6, first_id])
+    entries = []
+    for group in identity_groups(numbers, group_size):
+        for number in group:
+            video = video_name(rng)
+            duration = round(float(rng.uniform(6.0, 9.0)), 2)
+            real = f'id{number:05d}/{video}/real.mp4'
+            entries.append({'file': real, 'original': None, 'split': 'val', 'modify_type': 'real',
+                            'audio_model': '', 'fake_segments': [], 'audio_fake_segments': [],
+                            'visual_fake_segments': [], 'video_frames': int(duration * AV1M_FPS),
+                            'audio_frames': int(duration * SAMPLE_RATE), '_own': number, '_other': number,
+                            '_duration': duration})
+            kind = sorted(AV1M_KINDS)[int(rng.integers(3))]
+            duration = round(float(rng.uniform(6.0, 9.0)), 2)
+            spans = fake_segments(rng, duration, int(rng.integers(1, 4)))
+            entries.append({'file': f'id{number:05d}/{video}/{AV1M_KINDS[kind]}.mp4', 'original': real,
+                            'split': 'val', 'modify_type': kind, 'audio_model': 'sample' if kind != 'visual_modified'
+                            else '', 'fake_segments': spans,
+                            'audio_fake_segments': spans if kind != 'visual_modified' else [],
+                            'visual_fake_segments': spans if kind != 'audio_modified' else [],
+                            'video_frames': int(duration * AV1M_FPS), 'audio_frames': int(duration * SAMPLE_RATE),
+                            '_own': number, '_other': pick_other(rng, seed, number, group, min_distance),
+                            '_duration': duration})
+    return entries
+
+
+def render_av1m_video(root, index, entry, seed, size, variant):
+    """Write one planned AV-Deepfake1M-style video (H.264 + AAC in .mp4): the identity's face and voice, with the
+    other identity's face and/or voice inside the fake segments."""
+    from scripts.make_videos import write_video
+    rng = np.random.default_rng([seed, 6, index])
+    own, other = identity_traits(seed, entry['_own']), identity_traits(seed, entry['_other'])
+    duration = entry['_duration']
+    voice = synth_voice(modality_traits(own, variant)[0], rng, duration=duration, variant=variant)
+    swapped = synth_voice(modality_traits(other, variant)[0], rng, duration=duration, variant=variant)
+    for start, end in entry['audio_fake_segments']:
+        a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        voice[a:b] = swapped[a:b] * (np.abs(voice).max() / (np.abs(swapped).max() + 1e-9))
+    frames, faces = [], {}
+    for i in range(int(duration * AV1M_FPS)):
+        t = i / AV1M_FPS
+        fake = any(s <= t < e for s, e in entry['visual_fake_segments'])
+        key = (fake, int(t // AV1M_FACE_EVERY))
+        if key not in faces:
+            faces[key] = np.asarray(draw_face(modality_traits(other if fake else own, variant)[1], rng, size, variant))
+        frames.append(faces[key])
+    path = os.path.join(root, 'val', entry['file'])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_video(path + '.part.mp4', frames, duration, AV1M_FPS, voice, SAMPLE_RATE, video_codec='libx264')
+    os.replace(path + '.part.mp4', path)
+
+
+def write_av1m_set(root, entries, seed, size, variant='a', workers=1):
+    """Render the planned AV-Deepfake1M-style videos under ``root``/val/ and write ``root``/val_metadata.json."""
+    run_jobs(render_av1m_video, [(root, i, e, seed, size, variant) for i, e in enumerate(entries)], workers)
+    with open(os.path.join(root, 'val_metadata.json'), 'w') as handle:
+        json.dump([{k: v for k, v in e.items() if not k.startswith('_')} for e in entries], handle, indent=1)
+
+
 def build(name, root, params, force, make):
     """Run ``make`` unless ``root`` already holds a set built with ``params``."""
     marker = os.path.join(root, '.complete')
@@ -429,7 +518,8 @@ def build_parser():
     """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--out', default='Dataset', help='folder that receives Voxceleb2/, DFDC/ and FakeAVCeleb/')
+    parser.add_argument('--out', default='Dataset',
+                        help='folder that receives Voxceleb2/, DFDC/, FakeAVCeleb/ and AV1M_raw/')
     parser.add_argument('--seed', type=int, default=0, help='seed of every draw (identities, clips, names)')
     parser.add_argument('--image_size', type=int, default=128, help='face crop size in pixels')
     parser.add_argument('--variant', default='a', choices=VARIANTS,
@@ -443,13 +533,15 @@ def build_parser():
     parser.add_argument('--fakeavceleb_ids', type=int, default=40, help='identities of the FakeAVCeleb-style set')
     parser.add_argument('--fakeavceleb_reals', type=int, default=3,
                         help='real videos per FakeAVCeleb-style identity (each identity has one fake per category)')
+    parser.add_argument('--av1m_ids', type=int, default=24,
+                        help='identities of the AV-Deepfake1M-style set (one real and one partly faked video each)')
     parser.add_argument('--group_size', type=int, default=4,
                         help='the test sets\' identities come in groups of this size, and a fake swaps faces or voices '
                              'within its group (so an identity-disjoint split can keep a fake\'s two people together)')
     parser.add_argument('--min_distance', type=float, default=1.0,
                         help='a fake\'s face and voice come from identities at least this far apart in trait space '
                              '(traits lie in [-1, 1]^4)')
-    parser.add_argument('--sets', default='vox,dfdc,fakeavceleb', help='which sets to build, comma-separated')
+    parser.add_argument('--sets', default='vox,dfdc,fakeavceleb,av1m', help='which sets to build, comma-separated')
     parser.add_argument('--force', action='store_true', help='rebuild sets that are already complete')
     parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
                         help='processes that render the sets (the files do not depend on this number)')
@@ -460,7 +552,7 @@ def main(argv=None):
     """Build the chosen sets under ``--out``, leaving those up to date alone; returns 0 (bad arguments exit 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.vox_ids < 2 or args.dfdc_ids < 2 or args.fakeavceleb_ids < 2:
+    if min(args.vox_ids, args.dfdc_ids, args.fakeavceleb_ids, args.av1m_ids) < 2:
         parser.error('every set needs at least two identities')
     if args.group_size < 2 or min(args.dfdc_reals, args.fakeavceleb_reals, args.videos, args.frames) < 1:
         parser.error('--group_size must be at least 2; --dfdc_reals, --fakeavceleb_reals, --videos and --frames at '
@@ -469,9 +561,9 @@ def main(argv=None):
     if args.variant != 'a':   # variant a keeps the parameters of sets made before variants existed
         common['variant'] = args.variant
     sets = {s.strip() for s in args.sets.split(',') if s.strip()}
-    unknown = sets - {'vox', 'dfdc', 'fakeavceleb'}
+    unknown = sets - {'vox', 'dfdc', 'fakeavceleb', 'av1m'}
     if unknown:
-        parser.error(f'unknown --sets {", ".join(sorted(unknown))}; use vox, dfdc, fakeavceleb')
+        parser.error(f'unknown --sets {", ".join(sorted(unknown))}; use vox, dfdc, fakeavceleb, av1m')
     if 'vox' in sets:
         root = os.path.join(args.out, 'Voxceleb2')
         build('Voxceleb2', root, {**common, 'ids': args.vox_ids, 'videos': args.videos, 'frames': args.frames},
@@ -488,6 +580,11 @@ def main(argv=None):
                                  'group': args.group_size}, args.force,
                   lambda: write_test_set(root, plans[folder], index_file, header, args.seed, tag, args.image_size,
                                          args.variant, args.workers))
+    if 'av1m' in sets:
+        root = os.path.join(args.out, 'AV1M_raw')
+        entries = av1m_plan(30001, args.av1m_ids, args.seed, args.min_distance, args.group_size)
+        build('AV1M_raw', root, {**common, 'ids': args.av1m_ids, 'min': args.min_distance, 'group': args.group_size},
+              args.force, lambda: write_av1m_set(root, entries, args.seed, args.image_size, args.variant, args.workers))
     return 0
 
 

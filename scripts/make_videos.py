@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+from data.perturb import mux_mono_audio
+
 ASTRONAUT_BOX = (179, 83, 266, 170)   # dlib's face box on skimage.data.astronaut() (left, top, right, bottom)
 KINDS = {   # width, height, fps, seconds, audio rate
     'vox': (224, 224, 25, 8.0, 16000),
@@ -98,14 +100,7 @@ def write_video(path, frame, seconds=4.0, fps=25, audio=None, sr=16000, audio_co
         if sound is not None:
             fmt = 's16' if codec == 'pcm_s16le' else 'fltp'
             samples = (np.clip(audio, -1, 1) * 32767).astype(np.int16) if fmt == 's16' else audio
-            for start in range(0, len(samples), 1024):
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[start:start + 1024][None]),
-                                                   format=fmt, layout='mono')
-                chunk.sample_rate, chunk.pts = sr, start
-                for packet in sound.encode(chunk):
-                    out.mux(packet)
-            for packet in sound.encode():
-                out.mux(packet)
+            mux_mono_audio(out, sound, samples, fmt, sr)
 
 
 def write_audio(path, audio, sr=16000):
@@ -115,14 +110,7 @@ def write_audio(path, audio, sr=16000):
     with av.open(str(path), 'w', format='mp4' if str(path).endswith('.m4a') else None) as out:
         sound = out.add_stream('aac', rate=sr)
         sound.layout = 'mono'
-        for start in range(0, len(audio), 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[start:start + 1024][None]), format='fltp',
-                                               layout='mono')
-            frame.sample_rate, frame.pts = sr, start
-            for packet in sound.encode(frame):
-                out.mux(packet)
-        for packet in sound.encode():
-            out.mux(packet)
+        mux_mono_audio(out, sound, np.asarray(audio, dtype=np.float32), 'fltp', sr)
 
 
 def make(out, kind, count, face_height=None, light='normal'):

@@ -20,10 +20,12 @@ PAPER_ARCH = dict(encoder_compat='released', dim=1024, depth=6, heads=8, mlp_dim
 
 @pytest.fixture(scope='session')
 def sample_root(tmp_path_factory):
-    """A small copy of the sample data: 8 training identities, DFDC-style and FakeAVCeleb-style test sets."""
+    """A small copy of the sample data: 8 training identities, DFDC-style and FakeAVCeleb-style test sets, and an
+    AV-Deepfake1M-style set of 4 raw videos (AV1M_raw/)."""
     root = tmp_path_factory.mktemp('sample')
     make_sample_data.main(['--out', str(root), '--vox_ids', '8', '--videos', '2', '--frames', '2',
-                           '--dfdc_ids', '4', '--dfdc_reals', '1', '--fakeavceleb_ids', '2', '--image_size', '64'])
+                           '--dfdc_ids', '4', '--dfdc_reals', '1', '--fakeavceleb_ids', '2', '--av1m_ids', '2',
+                           '--image_size', '64'])
     return root
 
 

@@ -154,3 +154,29 @@ def test_bootstrap_interval_of_the_auc():
 def test_rank_auc_matches_sklearn_with_ties():
     real, fake = np.array([0.5, 0.2, 0.2]), np.array([0.2, 0.1])
     assert metrics._auc_of(real, fake) == pytest.approx(metrics.roc_auc([1, 1, 1, 0, 0], [0.5, 0.2, 0.2, 0.2, 0.1]))
+
+
+def test_ap_with_fake_as_the_positive_class_ranks_by_minus_the_score():
+    # most fake first: 0.1 (fake, precision 1/1), 0.3 (real), 0.8 (fake, precision 2/3), 0.9 (real); below, with
+    # scores 0.2 for the real: 0.1 (fake, 1/1), 0.2 (real), 0.3 (fake, 2/3), 0.8 (fake, 3/4)
+    labels, scores = [1, 0, 1, 0], [0.9, 0.8, 0.3, 0.1]
+    assert metrics.average_precision_fake(labels, scores) == pytest.approx((1 + 2 / 3) / 2)
+    # with real as the positive class: 0.9 (real, 1/1), 0.8 (fake), 0.3 (real, 2/3): the same here by symmetry,
+    # and different once the classes are unbalanced
+    assert metrics.average_precision([1, 0, 0, 0], [0.9, 0.8, 0.3, 0.1]) == pytest.approx(1.0)
+    assert metrics.average_precision_fake([1, 0, 0, 0], [0.9, 0.8, 0.3, 0.1]) == pytest.approx(1.0)
+    assert metrics.average_precision_fake([1, 0, 0, 0], [0.2, 0.8, 0.3, 0.1]) == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
+    assert metrics.summarize(labels, scores)['ap_fake'] == metrics.average_precision_fake(labels, scores)
+    assert math.isnan(metrics.average_precision_fake([0, 0], [0.2, 0.3]))
+
+
+def test_paired_bootstrap_of_the_auc_lost():
+    labels = [1] * 20 + [0] * 20
+    rng = np.random.default_rng(0)
+    clean = np.r_[rng.normal(1, 1, 20), rng.normal(-1, 1, 20)]
+    assert metrics.bootstrap_auc_drop(labels, clean, clean, n_resamples=100) == (0.0, 0.0)
+    worse = clean + rng.normal(0, 3, 40)
+    low, high = metrics.bootstrap_auc_drop(labels, clean, worse, n_resamples=300)
+    drop = metrics.roc_auc(labels, clean) - metrics.roc_auc(labels, worse)
+    assert low < drop < high and 0 < drop
+    assert all(math.isnan(v) for v in metrics.bootstrap_auc_drop([1, 1], [0.1, 0.2], [0.1, 0.2]))

@@ -38,6 +38,13 @@ def average_precision(labels, scores):
     return float(average_precision_score(labels, scores)) if _both_classes(labels) else math.nan
 
 
+def average_precision_fake(labels, scores):
+    """Average precision with fake (0) as the positive class, ranked by minus the score (most fake first): the AP of
+    the published cross-dataset tables; NaN without both classes."""
+    labels, scores = _check(labels, scores)
+    return float(average_precision_score(1 - labels, -scores)) if _both_classes(labels) else math.nan
+
+
 def equal_error_rate(labels, scores):
     """Equal error rate and its threshold: ``(eer, threshold)``; ``(nan, nan)`` without both classes.
 
@@ -88,6 +95,7 @@ def summarize(labels, scores):
     return {
         'auc': roc_auc(labels, scores),
         'ap': average_precision(labels, scores),
+        'ap_fake': average_precision_fake(labels, scores),
         'eer': eer,
         'eer_threshold': threshold,
         'n_real': n_real,
@@ -114,6 +122,23 @@ def bootstrap_auc(labels, scores, n_resamples=1000, confidence=0.95, seed=0):
     real, fake = scores[labels == 1], scores[labels == 0]
     aucs = np.array([_auc_of(rng.choice(real, real.size), rng.choice(fake, fake.size)) for _ in range(n_resamples)])
     low, high = np.quantile(aucs, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+def bootstrap_auc_drop(labels, clean, other, n_resamples=1000, confidence=0.95, seed=0):
+    """Percentile bootstrap interval ``(low, high)`` of ``AUC(clean) - AUC(other)``, two scorings of the same items
+    (the same resamples for both, reals and fakes resampled separately); ``(nan, nan)`` without both classes."""
+    labels, clean = _check(labels, clean)
+    _, other = _check(labels, other)
+    if not _both_classes(labels):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    real, fake = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    drops = []
+    for _ in range(n_resamples):
+        r, f = rng.choice(real, real.size), rng.choice(fake, fake.size)
+        drops.append(_auc_of(clean[r], clean[f]) - _auc_of(other[r], other[f]))
+    low, high = np.quantile(drops, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
 
 

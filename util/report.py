@@ -65,6 +65,29 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
         page.add_header('AUC per fake category (each against all reals)')
         page.add_table(['category', 'AUC', 'fakes'], [[name, _fmt(row['auc']), row['n_fake']]
                                                        for name, row in summary['categories'].items()])
+    if summary.get('localisation'):
+        found, windows = summary['localisation'], summary.get('window_level') or {}
+        page.add_header('temporal localisation of the fake segments')
+        page.add_table(['metric', 'value'], [
+            ['windows labelled by their overlap with the fake segments',
+             f'AUC {_fmt(windows.get("auc"))} ({windows.get("n_real")} real, {windows.get("n_fake")} fake windows)'],
+            *[[f'AP@{k}', _fmt(v)] for k, v in found['ap'].items()],
+            *[[f'AR@{k}', _fmt(v)] for k, v in found['ar'].items()],
+            ['segments', f'{found["n_segments"]} fake segments in {found["n_videos"]} videos; windows of '
+                         f'{found["window_seconds"]:g} s every {found["hop"]:g} s'],
+            ['proposals', found['proposals']], ['metrics', found['metrics']]])
+    if summary.get('robustness'):
+        page.add_header('robustness: the same set under each perturbation')
+        low, high = summary.get('auc_ci95') or (None, None)
+        rows = [['clean', f'{_fmt(summary.get("auc"))} [{_fmt(low)}, {_fmt(high)}]', _fmt(summary.get('ap')),
+                 _fmt(summary.get('eer')), '-']]
+        for row in summary['robustness']:
+            drop = row['auc_drop_ci95']
+            rows.append([row['condition'], f'{_fmt(row["auc"])} [{_fmt(row["auc_ci95"][0])}, '
+                                           f'{_fmt(row["auc_ci95"][1])}]', _fmt(row['ap']), _fmt(row['eer']),
+                         f'{_fmt(row["auc_drop"])} [{_fmt(drop[0])}, {_fmt(drop[1])}]'])
+        page.add_table(['condition', 'AUC [95 % interval]', 'AP', 'EER', 'clean AUC minus this [95 % paired interval]'],
+                       rows)
     page.add_text('Nothing in this report was chosen on this test set: the checkpoint was picked before testing '
                   '(--epoch; "best" is the highest validation AUC), and the accuracy threshold, when there is one, '
                   'comes from validation data.')
