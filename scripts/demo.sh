@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo, from a fresh clone: set up the environment, synthesise the sample data if absent, train the tiny
-# configuration on the VoxCeleb2-style sample, test on the DFDC-style and FakeAVCeleb-style samples.
+# configuration on the VoxCeleb2-style sample, prepare the AV-Deepfake1M-style sample from its videos, and test on
+# the DFDC-style, FakeAVCeleb-style and AV-Deepfake1M-style samples in one cross-dataset table, clean and under two
+# perturbations (JPEG quality 30, voice noise at 10 dB SNR).
 #
 #   bash scripts/demo.sh                 # NAME=demo; checkpoints/demo, results/demo
 #
@@ -23,8 +25,11 @@ echo "== training '$NAME' on Dataset/Voxceleb2 (tiny configuration)"
     --print_freq 14 --save_latest_freq 0 --num_threads 1 --display_id 0 --overwrite
 # (--overwrite: running the demo again starts it over; the previous demo run moves into checkpoints/$NAME/replaced-*)
 
-echo "== testing on Dataset/DFDC"
-"$PY" test_DF.py --dataroot Dataset/DFDC --dataset_mode DFDC --model DFD --name "$NAME" --num_threads 1
-echo "== testing on Dataset/FakeAVCeleb"
-"$PY" test_DF.py --dataroot Dataset/FakeAVCeleb --dataset_mode DFDC --model DFD --name "$NAME" --num_threads 1
-echo "== pages: checkpoints/$NAME/web/index.html (training), results/$NAME/index.html (tests)"
+echo "== preparing Dataset/AV1M from the videos of Dataset/AV1M_raw (scripts/prep_av1m.py)"
+"$PY" -m scripts.prep_av1m --src Dataset/AV1M_raw --out Dataset/AV1M --detector none --workers 2
+
+echo "== testing on the three test sets: the cross-dataset table (scripts/evaluate.py)"
+"$PY" -m scripts.evaluate --name "$NAME" --sets dfdc=Dataset/DFDC,favc=Dataset/FakeAVCeleb,av1m=Dataset/AV1M \
+    --perturb jpeg:30,snr:10 --num_threads 1
+echo "== pages: checkpoints/$NAME/web/index.html (training), results/$NAME/table.html (the table),"
+echo "   results/$NAME/index.html (every test)"
