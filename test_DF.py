@@ -191,6 +191,8 @@ def level_summary(labels, scores, threshold, categories=None):
     out['accuracy'] = metrics.accuracy_at(labels, scores, threshold) if threshold is not None else None
     if categories is not None:
         out['categories'] = metrics.per_category_auc(labels, scores, categories)
+        for name, ap in metrics.per_category_ap(labels, scores, categories).items():
+            out['categories'][name]['ap_fake'] = ap
     return out
 
 
@@ -432,7 +434,8 @@ def print_summary(opt, summary, folder):
         print(f'{what}: AUC {part["auc"]:.4f} (95 % interval {low:.4f}-{high:.4f})  AP {part["ap"]:.4f}  '
               f'EER {part["eer"]:.4f}  ({part["n_real"]} real, {part["n_fake"]} fake {unit}){mark}')
     for category, row in (summary[f'{level}_level'].get('categories') or {}).items():
-        print(f'  {category}: AUC {row["auc"]:.4f} against the reals ({row["n_fake"]} fakes)')
+        print(f'  {category}: AUC {row["auc"]:.4f}, AP (fake positive) {_num(row.get("ap_fake")) or "-"} against the '
+              f'reals ({row["n_fake"]} fakes)')
     if summary.get('window_level'):
         part = summary['window_level']
         if not part['not_measurable']:

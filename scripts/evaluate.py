@@ -150,11 +150,11 @@ def table_rows(args, results):
     sections.append(('per set', ['set', 'AUC [95 % interval]', 'AP (fake positive)', 'AP (real positive)', 'EER',
                                  'real / fake videos', 'protocol'],
                      detail, ''))
-    categories = [[SET_NAMES.get(key, key), name, _fmt(c['auc']), c['n_fake']]
+    categories = [[SET_NAMES.get(key, key), name, _fmt(c['auc']), _fmt(c.get('ap_fake')), c['n_fake']]
                   for key, _, s in tested for name, c in ((s.get('video_level') or {}).get('categories') or {}).items()]
     if categories:
         sections.append(('AUC per category (the fakes of each category against all reals of the set)',
-                         ['set', 'category', 'AUC', 'fakes'], categories, ''))
+                         ['set', 'category', 'AUC', 'AP (fake positive)', 'fakes'], categories, ''))
     local = [(key, s) for key, _, s in tested if s.get('localisation')]
     if local:
         first = local[0][1]['localisation']

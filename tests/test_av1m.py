@@ -292,6 +292,7 @@ def test_test_DF_localises_the_fake_segments_of_a_prepared_set(prepared, checkpo
     assert summary['localisation']['n_segments'] == sum(len(v['fake_segments']) for v in data['videos'].values())
     assert set(summary['localisation']['ap']) == {'0.5', '0.75', '0.9', '0.95'}
     assert set(summary['video_level']['categories']) <= set(segments.MODIFY_TYPES) - {'real'}
+    assert all(0 <= row['ap_fake'] <= 1 for row in summary['video_level']['categories'].values())
     windows = read_csv(folder / 'windows.csv')
     assert len(windows) == summary['n_windows']
     assert sum(r['segment_label'] == '0' for r in windows) == summary['window_level']['n_fake']

@@ -180,3 +180,13 @@ def test_paired_bootstrap_of_the_auc_lost():
     drop = metrics.roc_auc(labels, clean) - metrics.roc_auc(labels, worse)
     assert low < drop < high and 0 < drop
     assert all(math.isnan(v) for v in metrics.bootstrap_auc_drop([1, 1], [0.1, 0.2], [0.1, 0.2]))
+
+
+def test_ap_per_category_takes_all_reals_and_the_fakes_of_one_category():
+    labels = [1, 1, 0, 0, 0]
+    scores = [0.9, 0.2, 0.1, 0.85, 0.95]
+    # A: fake 0.1 ranked first of {0.1, 0.2, 0.9}: AP 1; B: fakes 0.85 and 0.95 among reals 0.9 and 0.2, ranked most
+    # fake first 0.2 (real), 0.85 (fake, 1/2), 0.9 (real), 0.95 (fake, 2/4)
+    out = metrics.per_category_ap(labels, scores, [None, None, 'A', 'B', 'B'])
+    assert out == {'A': pytest.approx(1.0), 'B': pytest.approx((1 / 2 + 2 / 4) / 2)}
+    assert metrics.per_category_ap(labels, scores, [None, None, '', 'B', 'B']).keys() == {'B'}

@@ -203,7 +203,7 @@ def test_the_table_from_summaries_by_hand(tmp_path):
     protocol of each cell, a set that was not tested."""
     favc = {'auc': 0.8, 'ap_fake': 0.9, 'ap': 0.7, 'eer': 0.2, 'n_real': 10, 'n_fake': 30, 'auc_ci95': [0.7, 0.9],
             'level': 'video', 'video_agg': 'mean', 'protocol': 'sound', 'test': {'part': 'test'},
-            'video_level': {'categories': {'FakeVideo-RealAudio': {'auc': 0.75, 'n_fake': 10}}}}
+            'video_level': {'categories': {'FakeVideo-RealAudio': {'auc': 0.75, 'ap_fake': 0.5, 'n_fake': 10}}}}
     av1m = dict(favc, auc=0.6, ap_fake=0.5, video_level={}, localisation={
         'ap': {'0.5': 0.1}, 'ar': {'50': 0.2}, 'proposals': 'p', 'metrics': 'm'}, window_level={'auc': 0.55})
     (tmp_path / 'trimmed').mkdir()
@@ -219,7 +219,7 @@ def test_the_table_from_summaries_by_hand(tmp_path):
     assert 'leading silence trimmed' in detail[0][-1] and 'not comparable' not in detail[0][-1]
     assert 'trimming unknown (no prep_options.json)' in detail[1][-1]
     assert detail[2][1] == 'not tested: no such folder'
-    assert sections['AUC per category'][1] == [['FakeAVCeleb', 'FakeVideo-RealAudio', '0.7500', 10]]
+    assert sections['AUC per category'][1] == [['FakeAVCeleb', 'FakeVideo-RealAudio', '0.7500', '0.5000', 10]]
     assert sections['temporal localisation'][1] == [['AV-Deepfake1M', '0.5500', '0.1000', '0.2000']]
     assert evaluate.parse_sets(' favc=a, av1m=b ') == [('favc', 'a'), ('av1m', 'b')]
     for bad in ('favc', 'favc=a,favc=b', '../x=a', '='):

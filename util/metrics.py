@@ -178,3 +178,15 @@ def per_category_auc(labels, scores, categories):
         out[name] = {'auc': float(_auc_of(real, fake)) if real.size and fake.size else float('nan'),
                      'n_fake': int(fake.size)}
     return out
+
+
+def per_category_ap(labels, scores, categories):
+    """AP with fake as the positive class (``average_precision_fake``) of all reals against the fakes of each
+    category: {category: AP}; ``categories`` as in ``per_category_auc``."""
+    labels, scores = _check(labels, scores)
+    names = np.asarray([c or '' for c in categories], dtype=object)
+    out = {}
+    for name in sorted({c for c, y in zip(categories, labels) if y == 0 and c}):
+        keep = (labels == 1) | ((labels == 0) & (names == name))
+        out[name] = average_precision_fake(labels[keep], scores[keep])
+    return out

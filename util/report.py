@@ -63,8 +63,9 @@ def write_test_report(folder, scored, summary, worst=6, thumb=96):
              _fmt(part['accuracy']), part['n_real'], part['n_fake']] for name, part in levels])
     if summary.get('categories'):
         page.add_header('AUC per fake category (each against all reals)')
-        page.add_table(['category', 'AUC', 'fakes'], [[name, _fmt(row['auc']), row['n_fake']]
-                                                       for name, row in summary['categories'].items()])
+        page.add_table(['category', 'AUC', 'AP (fake positive)', 'fakes'],
+                       [[name, _fmt(row['auc']), _fmt(row.get('ap_fake')), row['n_fake']]
+                        for name, row in summary['categories'].items()])
     if summary.get('localisation'):
         found, windows = summary['localisation'], summary.get('window_level') or {}
         page.add_header('temporal localisation of the fake segments')
