@@ -6,6 +6,7 @@
 #
 #   bash scripts/mutation.sh                # every target below; prints mutmut's summary and survivors
 #   bash scripts/mutation.sh 'util.metrics.*'   # only the mutants whose names match
+#   VFD_MUTATION_TESTS=tests/test_losses.py bash scripts/mutation.sh 'models.losses.*'   # against one test file
 #
 # It works in a scratch copy of the working tree (mutmut writes a mutants/ folder beside the code), so the checkout
 # is never touched; the copy (kept between runs) is $VFD_MUTATION_DIR (default /tmp/vfd-mutation) for `mutmut browse` or
@@ -20,7 +21,7 @@ python -m pip install -q 'mutmut==3.8.1'
 mkdir -p "$work"     # kept between runs: mutmut re-tests only what changed (delete it for a fresh start)
 # tracked and new files as they are now, without .git: the suite's working-tree check stands aside outside a checkout
 git ls-files -co --exclude-standard -z | tar -C "$root" --null -T - -cf - | tar -C "$work" -xf -
-cat > "$work/setup.cfg" <<'CFG'
+cat > "$work/setup.cfg" <<CFG
 [mutmut]
 source_paths=
     models/
@@ -52,10 +53,8 @@ pytest_add_cli_args=
     -m
     not slow
 pytest_add_cli_args_test_selection=
-    tests/test_losses.py
-    tests/test_metrics.py
-    tests/test_datasets.py
-    tests/test_evaluation.py
+$(for t in ${VFD_MUTATION_TESTS:-tests/test_losses.py tests/test_metrics.py tests/test_datasets.py tests/test_evaluation.py}; do
+    echo "    $t"; done)
 # a forked child's first torch calls cost CPU time that the tests' recorded durations do not show; without this
 # margin healthy mutants die of the CPU-time limit (SIGXCPU) and count as timeouts
 timeout_constant=30
