@@ -190,3 +190,60 @@ def test_ap_per_category_takes_all_reals_and_the_fakes_of_one_category():
     out = metrics.per_category_ap(labels, scores, [None, None, 'A', 'B', 'B'])
     assert out == {'A': pytest.approx(1.0), 'B': pytest.approx((1 / 2 + 2 / 4) / 2)}
     assert metrics.per_category_ap(labels, scores, [None, None, '', 'B', 'B']).keys() == {'B'}
+
+
+@pytest.mark.parametrize('labels, scores, expected', [
+    # reals 0, 2, 3, 1 and fakes 3, 0: (fpr, fnr) at thresholds 3, 2, 1: (.5, .75), (.5, .5), (.5, .25); the
+    # crossing is the point of threshold 2 itself, which a curve with its collinear points dropped would skip
+    ([0, 1, 1, 1, 0, 1], [3, 0, 2, 3, 0, 1], (0.5, 2.0)),
+    # reals 0, 1 and the fake 1: from (0, 1) to (1, .5) the curves cross at t = 1 / 1.5 of the step
+    ([1, 0, 1], [0, 1, 1], (2 / 3, 1.0)),
+    # reals 0, 3, 0 and fakes 2, 2, 3: from (1/3, 2/3) to (1, 2/3): half-way, 1/3 + 1/3
+    ([0, 1, 1, 0, 0, 1], [2, 0, 3, 2, 3, 0], (2 / 3, 2.0)),
+    # every fake above every real: from (.5, 1) to (1, 1), the crossing at the end: EER 1
+    ([1, 1, 0, 0, 0, 0], [0, 0, 3, 2, 3, 2], (1.0, 2.0)),
+    # reals 3, 1, 1 and the fake 2: from (0, 2/3) to (1, 2/3), a step of denominator exactly 1
+    ([1, 0, 1, 1], [3, 2, 1, 1], (2 / 3, 2.0)),
+])
+def test_equal_error_rate_on_steps_worked_out_by_hand(labels, scores, expected):
+    assert metrics.equal_error_rate(labels, scores) == pytest.approx(expected)
+
+
+def test_summary_holds_every_figure_under_its_name():
+    summary = metrics.summarize(LABELS, SCORES)
+    assert set(summary) == {'auc', 'ap', 'ap_fake', 'eer', 'eer_threshold', 'n_real', 'n_fake', 'not_measurable'}
+    assert summary['ap'] == metrics.average_precision(LABELS, SCORES)
+    assert summary['eer_threshold'] == metrics.equal_error_rate(LABELS, SCORES)[1]
+    assert summary['not_measurable'] is None
+    assert metrics.summarize([1, 1], [0.1, 0.2])['not_measurable'] == metrics.unmeasurable_reason(2, 0)
+    assert metrics.summarize([0], [0.1])['not_measurable'] == metrics.unmeasurable_reason(0, 1)
+
+
+def test_one_class_gives_nan_without_asking_sklearn():
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')       # sklearn warns (UndefinedMetricWarning) when asked about one class
+        assert math.isnan(metrics.roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_paired_bootstrap_of_a_certain_drop_and_its_defaults():
+    labels = [1, 1, 1, 0, 0, 0]
+    clean = [3.0, 2.0, 1.5, 1.0, 0.5, 0.0]          # AUC 1 in every resample
+    assert metrics.bootstrap_auc_drop(labels, clean, [-s for s in clean]) == (1.0, 1.0)   # and 0 reversed
+    rng = np.random.default_rng(4)
+    labels = [1] * 15 + [0] * 15
+    clean, other = rng.normal(size=30) + np.r_[np.ones(15), np.zeros(15)], rng.normal(size=30)
+    default = metrics.bootstrap_auc_drop(labels, clean, other)
+    assert default == metrics.bootstrap_auc_drop(labels, clean, other, n_resamples=1000, seed=0)
+    assert default != metrics.bootstrap_auc_drop(labels, clean, other, n_resamples=1001, seed=0)
+    assert default != metrics.bootstrap_auc_drop(labels, clean, other, seed=1)
+    low, high = metrics.bootstrap_auc_drop(labels, clean, other, confidence=0.0)
+    assert low == high                                  # both bounds are the median
+    narrow = metrics.bootstrap_auc_drop(labels, clean, other, confidence=0.5)
+    assert default[0] < narrow[0] < low < narrow[1] < default[1]
+
+
+def test_bad_input_messages_are_exactly_these():
+    with pytest.raises(ValueError, match=r'^labels must be 0 \(fake\) or 1 \(real\)$'):
+        metrics.roc_auc([2, 0], [0.1, 0.2])
+    with pytest.raises(ValueError, match=r'^scores must be finite$'):
+        metrics.roc_auc([1, 0], [np.inf, 0.2])
