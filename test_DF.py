@@ -188,6 +188,7 @@ def level_summary(labels, scores, threshold, categories=None):
     validation threshold, and the AUC per fake category when ``categories`` (one per score) is given."""
     out = metrics.summarize(labels, scores)
     out['auc_ci95'] = list(metrics.bootstrap_auc(labels, scores, n_resamples=BOOTSTRAP))
+    out['ap_fake_ci95'] = list(metrics.bootstrap_ap_fake(labels, scores, n_resamples=BOOTSTRAP))
     out['accuracy'] = metrics.accuracy_at(labels, scores, threshold) if threshold is not None else None
     if categories is not None:
         out['categories'] = metrics.per_category_auc(labels, scores, categories)

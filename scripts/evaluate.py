@@ -13,9 +13,9 @@ It writes ``<results_dir>/<name>/table.md`` and ``table.html``:
 
 * the row to paste into a cross-dataset table of detectors trained on real videos only: AUC and AP (in %) per set
   and their average over the sets;
-* per set: AUC with its 95 % bootstrap interval, AP, EER, the numbers of real and fake videos, and the protocol of
+* per set: AUC and AP with their 95 % bootstrap intervals, EER, the numbers of real and fake videos, and the protocol of
   the cell (level, aggregate, split, whether the leading silence was trimmed, as the set's prep_options.json says);
-* the AUC per category (FakeAVCeleb's four trees, AV-Deepfake1M's modify_type) where a set has categories;
+* the AUC and AP per category (FakeAVCeleb's fake trees, AV-Deepfake1M's modify_type) where a set has categories;
 * temporal localisation (AP@IoU, AR@N) for sets with fake segments (scripts/prep_av1m.py);
 * robustness rows when ``--perturb`` is given.
 
@@ -141,14 +141,16 @@ def table_rows(args, results):
             detail.append([SET_NAMES.get(key, key), f'not tested: {error}', '-', '-', '-', '-', folder])
             continue
         low, high = s.get('auc_ci95') or (None, None)
+        ap_low, ap_high = s.get('ap_fake_ci95') or (None, None)
         detail.append([SET_NAMES.get(key, key),
                        f'{_fmt(s.get("auc"))} [{_fmt(low)}, {_fmt(high)}]' if not s.get('not_measurable')
                        else f'not measurable ({s["not_measurable"]})',
-                       _fmt(s.get('ap_fake')), _fmt(s.get('ap')), _fmt(s.get('eer')),
+                       f'{_fmt(s.get("ap_fake"))} [{_fmt(ap_low)}, {_fmt(ap_high)}]', _fmt(s.get('ap')),
+                       _fmt(s.get('eer')),
                        f'{s.get("n_real")} / {s.get("n_fake")}',
                        f'{folder}: {protocol_text(key, folder, s)}'])
-    sections.append(('per set', ['set', 'AUC [95 % interval]', 'AP (fake positive)', 'AP (real positive)', 'EER',
-                                 'real / fake videos', 'protocol'],
+    sections.append(('per set', ['set', 'AUC [95 % interval]', 'AP (fake positive) [95 % interval]',
+                                 'AP (real positive)', 'EER', 'real / fake videos', 'protocol'],
                      detail, ''))
     categories = [[SET_NAMES.get(key, key), name, _fmt(c['auc']), _fmt(c.get('ap_fake')), c['n_fake']]
                   for key, _, s in tested for name, c in ((s.get('video_level') or {}).get('categories') or {}).items()]

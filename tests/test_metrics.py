@@ -247,3 +247,16 @@ def test_bad_input_messages_are_exactly_these():
         metrics.roc_auc([2, 0], [0.1, 0.2])
     with pytest.raises(ValueError, match=r'^scores must be finite$'):
         metrics.roc_auc([1, 0], [np.inf, 0.2])
+
+
+
+def test_bootstrap_interval_of_the_ap_with_fake_positive():
+    # fakes below every real: AP 1 in every resample
+    assert metrics.bootstrap_ap_fake([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1], n_resamples=50) == (1.0, 1.0)
+    rng = np.random.default_rng(2)
+    labels = [1] * 20 + [0] * 20
+    scores = rng.normal(size=40) + np.r_[np.ones(20), np.zeros(20)]
+    low, high = metrics.bootstrap_ap_fake(labels, scores, n_resamples=300)
+    assert low < metrics.average_precision_fake(labels, scores) < high
+    assert metrics.bootstrap_ap_fake(labels, scores, n_resamples=300) == (low, high)
+    assert all(math.isnan(v) for v in metrics.bootstrap_ap_fake([0, 0], [0.1, 0.2]))

@@ -202,6 +202,7 @@ def test_the_table_from_summaries_by_hand(tmp_path):
     """The table's sections from two made-up summaries: the row in per cent, the average over measurable sets, the
     protocol of each cell, a set that was not tested."""
     favc = {'auc': 0.8, 'ap_fake': 0.9, 'ap': 0.7, 'eer': 0.2, 'n_real': 10, 'n_fake': 30, 'auc_ci95': [0.7, 0.9],
+            'ap_fake_ci95': [0.85, 0.95],
             'level': 'video', 'video_agg': 'mean', 'protocol': 'sound', 'test': {'part': 'test'},
             'video_level': {'categories': {'FakeVideo-RealAudio': {'auc': 0.75, 'ap_fake': 0.5, 'n_fake': 10}}}}
     av1m = dict(favc, auc=0.6, ap_fake=0.5, video_level={}, localisation={
@@ -219,6 +220,7 @@ def test_the_table_from_summaries_by_hand(tmp_path):
     assert 'leading silence trimmed' in detail[0][-1] and 'not comparable' not in detail[0][-1]
     assert 'trimming unknown (no prep_options.json)' in detail[1][-1]
     assert detail[2][1] == 'not tested: no such folder'
+    assert detail[0][1:3] == ['0.8000 [0.7000, 0.9000]', '0.9000 [0.8500, 0.9500]']
     assert sections['AUC per category'][1] == [['FakeAVCeleb', 'FakeVideo-RealAudio', '0.7500', '0.5000', 10]]
     assert sections['temporal localisation'][1] == [['AV-Deepfake1M', '0.5500', '0.1000', '0.2000']]
     assert evaluate.parse_sets(' favc=a, av1m=b ') == [('favc', 'a'), ('av1m', 'b')]

@@ -125,6 +125,22 @@ def bootstrap_auc(labels, scores, n_resamples=1000, confidence=0.95, seed=0):
     return float(low), float(high)
 
 
+def bootstrap_ap_fake(labels, scores, n_resamples=1000, confidence=0.95, seed=0):
+    """Percentile bootstrap interval ``(low, high)`` of the AP with fake as the positive class
+    (``average_precision_fake``), reals and fakes resampled separately as in ``bootstrap_auc``; ``(nan, nan)``
+    without both classes."""
+    labels, scores = _check(labels, scores)
+    if not _both_classes(labels):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    real, fake = scores[labels == 1], scores[labels == 0]
+    truth = np.r_[np.zeros(real.size), np.ones(fake.size)]
+    aps = [average_precision_score(truth, -np.r_[rng.choice(real, real.size), rng.choice(fake, fake.size)])
+           for _ in range(n_resamples)]
+    low, high = np.quantile(aps, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
+
+
 def bootstrap_auc_drop(labels, clean, other, n_resamples=1000, confidence=0.95, seed=0):
     """Percentile bootstrap interval ``(low, high)`` of ``AUC(clean) - AUC(other)``, two scorings of the same items
     (the same resamples for both, reals and fakes resampled separately); ``(nan, nan)`` without both classes."""
