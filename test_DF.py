@@ -76,11 +76,15 @@ def write_results(folder, scored, videos, summary):
         ([scored['video'][i], int(scored['label'][i]), int(scored['window'][i]), f'{score:.6f}',
           f'{distances[i]:.6f}', scored['face_path'][i], scored['voice_path'][i]]
          for i, score in enumerate(scored['score'])))
-    util.atomic_write_csv(
-        os.path.join(folder, 'video_scores.csv'), ['video', 'label', 'windows', f'score_{summary["video_agg"]}'],
-        ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]), f'{score:.6f}']
-         for i, score in enumerate(videos['score'])))
+    write_video_scores(os.path.join(folder, 'video_scores.csv'), videos, summary['video_agg'])
     util.atomic_write_json(os.path.join(folder, 'summary.json'), summary)
+
+
+def write_video_scores(path, videos, agg):
+    """One row per video (video, label, windows, its ``agg`` score) of ``by_video``'s output into the CSV ``path``."""
+    util.atomic_write_csv(path, ['video', 'label', 'windows', f'score_{agg}'],
+                          ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]), f'{score:.6f}']
+                           for i, score in enumerate(videos['score'])))
 
 
 def results_tag(opt, identity):
@@ -399,14 +403,12 @@ def write_extra(folder, extra, summary):
     if perturbed:
         util.mkdirs(os.path.join(folder, 'perturbed'))
         for name, videos in perturbed.items():
-            util.atomic_write_csv(os.path.join(folder, 'perturbed', f'{name.replace(":", "-")}.csv'),
-                                  ['video', 'label', 'windows', f'score_{summary["video_agg"]}'],
-                                  ([videos['video'][i], int(videos['label'][i]), int(videos['windows'][i]),
-                                    f'{score:.6f}'] for i, score in enumerate(videos['score'])))
+            write_video_scores(os.path.join(folder, 'perturbed', f'{name.replace(":", "-")}.csv'), videos,
+                               summary['video_agg'])
         util.atomic_write_csv(os.path.join(folder, 'robustness.csv'),
                               ['condition', 'auc', 'auc_low', 'auc_high', 'ap', 'eer', 'auc_drop', 'drop_low',
                                'drop_high'],
-                              [[row['condition'], *(_num(row[k]) for k in ('auc',)), *map(_num, row['auc_ci95']),
+                              [[row['condition'], _num(row['auc']), *map(_num, row['auc_ci95']),
                                 _num(row['ap']), _num(row['eer']), _num(row['auc_drop']),
                                 *map(_num, row['auc_drop_ci95'])] for row in summary['robustness']])
 
