@@ -293,19 +293,50 @@ def make_vox_identity(root, number, videos, frames, seed, size, variant='a'):
 
 def make_vox(root, first_id, n_ids, videos, frames, seed, size, variant='a', workers=1):
     """VoxCeleb2 layout: ``n_ids`` identities, ``videos`` videos each, ``frames`` clips per video; identities are
-    independent, so ``workers`` processes share them (the files are the same for any number of workers)."""
+    independent, so ``workers`` processes (a count or a ``SharedPool``) share them (the files are the same for any
+    number of workers)."""
     run_jobs(make_vox_identity, [(root, number, videos, frames, seed, size, variant)
                                  for number in range(first_id, first_id + n_ids)], workers)
 
 
+class SharedPool:
+    """``processes`` worker processes started on first use and shared by every set that ``main`` builds: a worker
+    imports torch and librosa when it starts (seconds each), so one pool per set would pay that again per set."""
+
+    def __init__(self, processes):
+        self.processes, self.pool = processes, None
+
+    def starmap(self, function, jobs):
+        if self.pool is None:
+            self.pool = multiprocessing.get_context('spawn').Pool(self.processes)
+        return self.pool.starmap(function, jobs, chunksize=max(1, len(jobs) // (4 * self.processes)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            if exc[0] is None:
+                self.pool.close()     # let the workers finish
+            else:
+                self.pool.terminate()
+            self.pool.join()
+
+
 def run_jobs(function, jobs, workers):
-    """``function(*job)`` for every job, in ``workers`` processes when there are more than one."""
+    """``function(*job)`` for every job: in this process when ``workers`` is 1 or less, in a ``SharedPool`` when it
+    is one, else in a pool of ``workers`` processes."""
+    if isinstance(workers, SharedPool):
+        if workers.processes > 1:
+            workers.starmap(function, jobs)
+            return
+        workers = 1
     if workers <= 1:
         for job in jobs:
             function(*job)
         return
-    with multiprocessing.get_context('spawn').Pool(workers) as pool:
-        pool.starmap(function, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+    with SharedPool(workers) as pool:
+        pool.starmap(function, jobs)
 
 
 CATEGORIES = ('FakeVideo-RealAudio', 'RealVideo-FakeAudio', 'FakeVideo-FakeAudio')
@@ -564,27 +595,29 @@ def main(argv=None):
     unknown = sets - {'vox', 'dfdc', 'fakeavceleb', 'av1m'}
     if unknown:
         parser.error(f'unknown --sets {", ".join(sorted(unknown))}; use vox, dfdc, fakeavceleb, av1m')
-    if 'vox' in sets:
-        root = os.path.join(args.out, 'Voxceleb2')
-        build('Voxceleb2', root, {**common, 'ids': args.vox_ids, 'videos': args.videos, 'frames': args.frames},
-              args.force, lambda: make_vox(root, 1, args.vox_ids, args.videos, args.frames, args.seed, args.image_size,
-                               args.variant, args.workers))
-    plans = plan_test_sets(args)
-    for key, folder, ids, reals, index_file, header, tag in (
-            ('dfdc', 'DFDC', args.dfdc_ids, args.dfdc_reals, 'videos.csv', 'label', 4),
-            ('fakeavceleb', 'FakeAVCeleb', args.fakeavceleb_ids, args.fakeavceleb_reals, 'categories.csv', 'category',
-             5)):
-        if key in sets:
-            root = os.path.join(args.out, folder)
-            build(folder, root, {**common, 'ids': ids, 'reals': reals, 'min': args.min_distance,
-                                 'group': args.group_size}, args.force,
-                  lambda: write_test_set(root, plans[folder], index_file, header, args.seed, tag, args.image_size,
-                                         args.variant, args.workers))
-    if 'av1m' in sets:
-        root = os.path.join(args.out, 'AV1M_raw')
-        entries = av1m_plan(30001, args.av1m_ids, args.seed, args.min_distance, args.group_size)
-        build('AV1M_raw', root, {**common, 'ids': args.av1m_ids, 'min': args.min_distance, 'group': args.group_size},
-              args.force, lambda: write_av1m_set(root, entries, args.seed, args.image_size, args.variant, args.workers))
+    with SharedPool(args.workers) as pool:
+        if 'vox' in sets:
+            root = os.path.join(args.out, 'Voxceleb2')
+            build('Voxceleb2', root, {**common, 'ids': args.vox_ids, 'videos': args.videos, 'frames': args.frames},
+                  args.force, lambda: make_vox(root, 1, args.vox_ids, args.videos, args.frames, args.seed,
+                                               args.image_size, args.variant, pool))
+        plans = plan_test_sets(args)
+        for key, folder, ids, reals, index_file, header, tag in (
+                ('dfdc', 'DFDC', args.dfdc_ids, args.dfdc_reals, 'videos.csv', 'label', 4),
+                ('fakeavceleb', 'FakeAVCeleb', args.fakeavceleb_ids, args.fakeavceleb_reals, 'categories.csv',
+                 'category', 5)):
+            if key in sets:
+                root = os.path.join(args.out, folder)
+                build(folder, root, {**common, 'ids': ids, 'reals': reals, 'min': args.min_distance,
+                                     'group': args.group_size}, args.force,
+                      lambda: write_test_set(root, plans[folder], index_file, header, args.seed, tag,
+                                             args.image_size, args.variant, pool))
+        if 'av1m' in sets:
+            root = os.path.join(args.out, 'AV1M_raw')
+            entries = av1m_plan(30001, args.av1m_ids, args.seed, args.min_distance, args.group_size)
+            build('AV1M_raw', root, {**common, 'ids': args.av1m_ids, 'min': args.min_distance,
+                                     'group': args.group_size},
+                  args.force, lambda: write_av1m_set(root, entries, args.seed, args.image_size, args.variant, pool))
     return 0
 
 

@@ -268,3 +268,33 @@ def test_face_captions_never_read_nan():
     fine_tuning = face_caption(1.234, float('nan'))     # a voice paired with its own video's face only
     assert 'nan' not in fine_tuning and 'd=1.23' in fine_tuning
     assert 'nan' not in face_caption(float('nan'), float('nan'))
+
+
+def test_a_page_rewrite_redraws_only_the_panels_with_new_points(tmp_path, monkeypatch):
+    """A collapse report rewrites the page right after the validation did, with no new point: no panel is drawn
+    again; a new loss line redraws the loss panels, not the AUC one; a panel file that went missing is drawn."""
+    from types import SimpleNamespace
+
+    from util import plots, visualizer
+    opt = SimpleNamespace(name='page', checkpoints_dir=str(tmp_path), no_html=False, display_id=0,
+                          display_winsize=64)
+    drawn = []
+    real_plot = plots.line_plot
+    monkeypatch.setattr(plots, 'line_plot', lambda path, *a: (drawn.append(os.path.basename(path)),
+                                                              real_plot(path, *a)))
+    vis = visualizer.Visualizer(opt)
+    losses = {'triplet': 1.0, 'dist_pos': 2.0, 'dist_neg': 3.0, 'active': 1.0, 'spread': 0.5}
+    vis.print_current_losses(1, 1, 1, losses, 0.1, 0.0, 0.001)
+    vis.print_validation(1, 1, {'auc': 0.6, 'ap': 0.5, 'eer': 0.4, 'eer_threshold': -1.0, 'n_real': 2, 'n_fake': 2})
+    assert sorted(drawn) == ['distances.png', 'loss.png', 'monitor.png', 'val_auc.png']
+    drawn.clear()
+    vis.report_collapse({'type': 'collapse', 'epoch': 1, 'total_iters': 1, 'reasons': ['a test'], 'new': True})
+    assert drawn == [] and 'a test' in (tmp_path / 'page' / 'web' / 'index.html').read_text()
+    vis.print_current_losses(1, 2, 2, losses, 0.1, 0.0, 0.001)
+    os.remove(tmp_path / 'page' / 'web' / 'images' / 'val_auc.png')
+    vis.update_page()
+    assert sorted(drawn) == ['distances.png', 'loss.png', 'monitor.png', 'val_auc.png']
+    drawn.clear()
+    vis.print_current_losses(1, 3, 3, losses, 0.1, 0.0, 0.001)
+    vis.update_page()
+    assert sorted(drawn) == ['distances.png', 'loss.png', 'monitor.png']

@@ -55,6 +55,7 @@ class Visualizer:
         self.samples_file = os.path.join(self.web_dir, 'samples.json')
         self.samples = self._load_samples()  # per validation: [epoch, [[image path, caption], ...]]
         self.page_failed = False  # a page write refused by the disk (warned once)
+        self.drawn = {}           # panel image -> the points it was last drawn from (a page rewrite redraws no other)
         if self.enabled:
             util.mkdirs(self.expr_dir)
             end_partial_line(self.metrics_name)   # a run killed mid-line leaves one; the next record starts anew
@@ -259,14 +260,12 @@ class Visualizer:
                     continue
                 series = {k: ([r['total_iters'] for r in train if k in r['losses']],
                               [r['losses'][k] for r in train if k in r['losses']]) for k in names}
-                plots.line_plot(os.path.join(self.web_dir, 'images', f'{window}.png'), series, caption,
-                                'training step', ylabel)
+                self._draw(f'images/{window}.png', series, caption, ylabel)
                 panels.append((f'images/{window}.png', caption))
         if val:
-            plots.line_plot(os.path.join(self.web_dir, 'images', 'val_auc.png'),
-                            {'validation AUC': ([r['total_iters'] for r in val],
-                                                [np.nan if r['auc'] is None else r['auc'] for r in val])},
-                            'validation AUC (held-out identities)', 'training step', 'AUC')
+            self._draw('images/val_auc.png', {'validation AUC': ([r['total_iters'] for r in val],
+                                                                [np.nan if r['auc'] is None else r['auc'] for r in val])},
+                       'validation AUC (held-out identities)', 'AUC')
             panels.append(('images/val_auc.png', 'validation AUC'))
         page.add_images([p for p, _ in panels], [c for _, c in panels], width=480)
         if val:
@@ -278,6 +277,17 @@ class Visualizer:
             page.add_images([e[0] for e in entries], [e[1] for e in entries],
                             width=self.opt.display_winsize)
         page.save()
+
+    def _draw(self, image, series, title, ylabel):
+        """Draw one panel of the page against the training step, unless the same points are already drawn in it (a
+        collapse report rewrites the page after the validation's rewrite with no new point: a redraw costs a
+        fraction of a second per panel)."""
+        path = os.path.join(self.web_dir, image)
+        key = (title, ylabel, json.dumps(series))
+        if self.drawn.get(image) == key and os.path.isfile(path):
+            return
+        plots.line_plot(path, series, title, 'training step', ylabel)
+        self.drawn[image] = key
 
 
 def face_caption(d_own, d_other):
