@@ -29,6 +29,23 @@ def sample_root(tmp_path_factory):
     return root
 
 
+# the identities of the learning tests: VFD_LEARNING_SEED (default 0) seeds them, VFD_LEARNING_VARIANT (a or b) picks
+# the generator of scripts/make_sample_data.py
+LEARNING_SEED = int(os.environ.get('VFD_LEARNING_SEED', '0'))
+LEARNING_VARIANT = os.environ.get('VFD_LEARNING_VARIANT', 'a')
+
+
+@pytest.fixture(scope='session')
+def identity_sets(tmp_path_factory):
+    """The sets of the learning tests (tests/test_learning.py, test_journal_training.py): 300 training identities of
+    one clip each (Voxceleb2/) and a DFDC-style set of 64 further identities with 2 real and 2 fake videos each."""
+    root = tmp_path_factory.mktemp('identities')
+    make_sample_data.main(['--out', str(root), '--seed', str(LEARNING_SEED), '--variant', LEARNING_VARIANT,
+                           '--vox_ids', '300', '--videos', '1', '--frames', '1', '--dfdc_ids', '64',
+                           '--dfdc_reals', '2', '--sets', 'vox,dfdc', '--image_size', '64'])
+    return root
+
+
 @pytest.fixture
 def run_dirs(tmp_path):
     """--checkpoints_dir and --results_dir arguments inside a fresh temporary folder (training takes the first two)."""
