@@ -301,12 +301,18 @@ def make_vox(root, first_id, n_ids, videos, frames, seed, size, variant='a', wor
 
 class SharedPool:
     """``processes`` worker processes started on first use and shared by every set that ``main`` builds: a worker
-    imports torch and librosa when it starts (seconds each), so one pool per set would pay that again per set."""
+    imports torch and librosa when it starts (seconds each), so one pool per set would pay that again per set, and
+    a batch of fewer than ``MIN_JOBS`` jobs before the pool exists is rendered in this process instead."""
+    MIN_JOBS = 48     # a job (an identity or a video) takes about 0.2 s; starting the workers about 5 s
 
     def __init__(self, processes):
         self.processes, self.pool = processes, None
 
     def starmap(self, function, jobs):
+        if self.pool is None and len(jobs) < self.MIN_JOBS:
+            for job in jobs:
+                function(*job)
+            return
         if self.pool is None:
             self.pool = multiprocessing.get_context('spawn').Pool(self.processes)
         return self.pool.starmap(function, jobs, chunksize=max(1, len(jobs) // (4 * self.processes)))
