@@ -295,3 +295,37 @@ def test_sample_data_files_do_not_depend_on_the_workers(tmp_path, monkeypatch):
     here, pool = files(tmp_path / 'here'), files(tmp_path / 'pool')
     assert len(here) > 30 and {k for k in here if k.startswith('AV1M_raw/val/')}
     assert here.keys() == pool.keys() and [k for k in here if here[k] != pool[k]] == []
+
+
+def test_window_files_sort_by_their_number_then_their_name():
+    from data.DFDC_dataset import _window_key
+    names = ['10.jpg', '2.jpg', 'b.jpg', '²3.jpg', '١٢.jpg', '02.jpg', 'a.jpg']
+    # '02' and '2' are both window 2 (the name breaks the tie); '²3' is not a number; Arabic-Indic '١٢' is 12
+    assert sorted(names, key=_window_key) == ['a.jpg', 'b.jpg', '²3.jpg', '02.jpg', '2.jpg', '10.jpg', '١٢.jpg']
+    assert _window_key('7.png') == (7, '7') and _window_key('x.jpg') == (0, 'x')
+
+
+def item(video, label, window=0):
+    return (video, f'{video}/{window}.jpg', f'{video}_{window}.npy', label, window)
+
+
+def test_original_sampling_takes_the_fakes_of_each_real_in_turn_by_hand():
+    from data.DFDC_dataset import ORIGINAL_FAKES_PER_REAL, original_sampling
+    reals = [item('r1', 1), item('r2', 1)]
+    fakes = [item(f'f{k}', 0) for k in (5, 3, 1, 4, 2)]
+    # 5 fakes for 2 reals, s = 2.5: real 0 takes round(0) .. round(2.5) = 0 .. 2 (Python rounds half to even),
+    # real 1 takes round(2.5) .. round(5) = 2 .. 5 of the fakes sorted by name
+    assert original_sampling(reals + fakes) == reals + [item(f'f{k}', 0) for k in (1, 2, 3, 4, 5)]
+    # in a given order (os.listdir's): that order, and videos it does not know after those it does
+    order = {'f4': 0, 'f2': 1, 'f5': 2}
+    assert [i[0] for i in original_sampling(reals + fakes, order)] == ['r1', 'r2', 'f4', 'f2', 'f5', 'f1', 'f3']
+    # windows of one video follow their number; a real takes at most ORIGINAL_FAKES_PER_REAL fakes
+    many = [item('f', 0, w) for w in range(2 * ORIGINAL_FAKES_PER_REAL + 5)][::-1]
+    one_real = original_sampling([item('r', 1)] + many)
+    assert [i[4] for i in one_real[1:]] == list(range(ORIGINAL_FAKES_PER_REAL))
+    # 3 reals, 7 fakes, s = 7/3: 0 .. 2, 2 .. 5, 5 .. 7 (round(2.33) = 2, round(4.67) = 5)
+    three = [item(f'r{k}', 1) for k in range(3)]
+    seven = [item(f'f{k}', 0) for k in range(7)]
+    assert original_sampling(three + seven) == three + seven
+    assert original_sampling(three + seven[:1]) == three + seven[:1]       # fewer fakes than reals: each once
+    assert original_sampling(seven) == []                                     # no reals, no pairs
