@@ -42,3 +42,17 @@ def test_a_missing_need_skips_here_and_fails_where_ci_requires_it(tmp_path, monk
     with pytest.raises(pytest.fail.Exception) as failed:
         unavailable('no Chromium', 'VFD_REQUIRE_BROWSER')
     assert 'no Chromium' in str(failed.value) and 'Unable to locate package' in str(failed.value)
+
+
+def test_every_test_named_in_the_slow_list_exists():
+    """tests/slow_tests.txt marks tests by name; a name that no longer exists (a test renamed or removed) would leave
+    its test in the fast tier without a word."""
+    import ast
+    from tests.conftest import SLOW
+    assert SLOW
+    for node in sorted(SLOW):
+        path, name = node.split('::')
+        with open(os.path.join(ROOT, path)) as handle:
+            tree = ast.parse(handle.read())
+        tests = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}
+        assert name in tests, f'{node} (in tests/slow_tests.txt) is not a test of {path}'
