@@ -109,6 +109,8 @@ class DFDCDataset(BaseDataset):
                 path = os.path.join(face_dir, entry)
                 if self.store.isdir(path):
                     video = entry
+                    if keep is not None and video not in keep:
+                        continue
                     windows = sorted((f for f in self.store.listdir(path) if is_image(f)), key=_window_key)
                     if not windows:
                         problems.append((path, 'empty folder: no window images'))

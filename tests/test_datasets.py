@@ -1,5 +1,6 @@
 """Datasets: pairing in both layouts, the identity split, negatives, voice normalisation and the mel recipe."""
 import csv
+import json
 import os
 import types
 
@@ -223,6 +224,18 @@ def test_voice_normalisation_is_librosa_normalize_per_frame():
     np.testing.assert_array_equal(out, librosa.util.normalize(mel))
     np.testing.assert_allclose(out, mel / np.abs(mel).max(axis=0, keepdims=True), rtol=1e-6)
     assert out.min() >= -1 and out.max() <= 0 and np.all(out[:, 5] == -1)
+    # to the bit, in both float widths, with positive values, an all-zero column and one of subnormal numbers
+    # (librosa leaves both as they are), and a column whose maximum is exactly the smallest normal number
+    for dtype in (np.float32, np.float64):
+        odd = np.random.default_rng(2).standard_normal((64, 9)).astype(dtype) * 40
+        odd[:, 1] = 0
+        odd[:, 2] = np.finfo(dtype).tiny / 4
+        odd[:, 3] = 0
+        odd[:3, 3] = -np.finfo(dtype).tiny
+        got, want = normalize_mel(odd), librosa.util.normalize(odd)
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+        assert np.all(got[:, 1] == 0) and np.all(got[:, 2] == odd[:, 2]) and np.all(got[:3, 3] == -1)
 
 
 def test_load_voice_fits_frames_and_checks_the_file(tmp_path):
@@ -329,3 +342,94 @@ def test_original_sampling_takes_the_fakes_of_each_real_in_turn_by_hand():
     assert original_sampling(three + seven) == three + seven
     assert original_sampling(three + seven[:1]) == three + seven[:1]       # fewer fakes than reals: each once
     assert original_sampling(seven) == []                                     # no reals, no pairs
+
+
+def dfdc_layout(root, entries):
+    """A DFDC-layout folder from ``entries``: {path under root: number}; a path ending in .jpg gets a face of that
+    grey level, one ending in .npy a mel of that constant value (dB), anything else an empty file. Returns root."""
+    for name, value in entries.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith('.jpg'):
+            Image.new('RGB', (32, 32), (value,) * 3).save(path)
+        elif name.endswith('.npy'):
+            mel = -80 * np.random.default_rng(value).random((512, 301), dtype=np.float32)
+            mel[0, 0] = -value
+            np.save(path, mel)
+        else:
+            path.write_text('')
+    return root
+
+
+# windows 0, 1, 2 and 10 of real video b (10 sorts after 2); each face and voice carries its own value
+MIXED = {'real/a.jpg': 10, 'audio_feat/a.npy': 10,
+         'real/b/0.jpg': 20, 'real/b/1.jpg': 21, 'real/b/10.jpg': 30, 'real/b/2.jpg': 22, 'real/b/notes.txt': 0,
+         'audio_feat/b/0.npy': 20, 'audio_feat/b/1.npy': 21, 'audio_feat/b/2.npy': 22, 'audio_feat/b/10.npy': 30,
+         'fake/c.jpg': 40, 'audio_feat/c.npy': 40, 'fake/readme.txt': 0,
+         'fake/d/0.jpg': 50, 'fake/d/1.jpg': 51, 'audio_feat/d/0.npy': 50, 'audio_feat/d/1.npy': 51,
+         'audio_feat/notes.txt': 0}
+
+
+def test_dfdc_pairs_each_window_face_with_the_voice_of_that_window_by_hand(tmp_path):
+    root = dfdc_layout(tmp_path / 'dfdc', MIXED)
+    ds = DFDC(make_opt(root, dataset_mode='DFDC', phase='test'))
+    r, f, a = str(root / 'real'), str(root / 'fake'), str(root / 'audio_feat')
+    assert ds.items == [
+        ('a', f'{r}/a.jpg', f'{a}/a.npy', 1, 0),
+        ('b', f'{r}/b/0.jpg', f'{a}/b/0.npy', 1, 0), ('b', f'{r}/b/1.jpg', f'{a}/b/1.npy', 1, 1),
+        ('b', f'{r}/b/2.jpg', f'{a}/b/2.npy', 1, 2), ('b', f'{r}/b/10.jpg', f'{a}/b/10.npy', 1, 10),
+        ('c', f'{f}/c.jpg', f'{a}/c.npy', 0, 0),
+        ('d', f'{f}/d/0.jpg', f'{a}/d/0.npy', 0, 0), ('d', f'{f}/d/1.jpg', f'{a}/d/1.npy', 0, 1)]
+    assert ds.skipped == [] and len(ds) == 8
+    # what is loaded is the files of the item: a face's grey level and its voice file's seed are one number
+    for i, (video, face, voice, label, window) in enumerate(ds.items):
+        got = ds[i]
+        value = MIXED[os.path.relpath(face, root)]
+        assert abs(int(np.median(got['face'])) - value) <= 2
+        assert np.array_equal(got['voice'], ds.load_voice(voice)) and np.load(voice)[0, 0] == -value
+        assert (got['video'], got['face_path'], got['voice_path'], got['label'], got['window']) == ds.items[i]
+
+
+def test_dfdc_problems_are_listed_or_skipped_and_a_split_keeps_its_videos_only(tmp_path):
+    bad = {**MIXED, 'audio_feat/b/3.npy': 23,        # a window voice with no face
+           'audio_feat/e.npy': 60,                   # a voice with no video
+           'real/z/readme.txt': 0,                   # a window folder without a window
+           'fake/a.jpg': 11}                         # a fake of the same name as a real
+    del bad['audio_feat/d/1.npy']                    # a window face without its voice
+    root = dfdc_layout(tmp_path / 'dfdc', bad)
+    r, f, a = str(root / 'real'), str(root / 'fake'), str(root / 'audio_feat')
+    with pytest.raises(DatasetError) as error:
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='test'))
+    assert str(error.value).startswith('5 problem(s) under ')
+    ds = DFDC(make_opt(root, dataset_mode='DFDC', phase='test', skip_bad=True))
+    # in the order of the scan: real/, fake/, then the voices of audio_feat/ (sorted) that no face took
+    assert ds.skipped == [
+        (f'{r}/z', 'empty folder: no window images'),
+        (f'{f}/a.jpg', f'video a is also {r}/a.jpg; a folder prepared twice with different --windows (or labels) '
+                       f'holds both: keep one'),
+        (f'{f}/d/1.jpg', f'no voice file {a}/d/1.npy'),
+        (f'{a}/b/3.npy', 'no face image in real/ or fake/ for this voice'),
+        (f'{a}/e.npy', 'no face image in real/ or fake/ for this voice')]
+    assert [(v, w) for v, _, _, _, w in ds.items] == [('a', 0), ('b', 0), ('b', 1), ('b', 2), ('b', 10), ('c', 0),
+                                                     ('d', 0)]
+    # a split keeps the videos of its part, and only their problems count
+    split = tmp_path / 'split.json'
+    split.write_text(json.dumps({'train': ['a'], 'val': ['d'], 'test': ['b', 'c']}))
+    with pytest.raises(DatasetError, match=r'b/3\.npy'):
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='test', split_file=str(split)))
+    split.write_text(json.dumps({'train': ['a'], 'val': ['c'], 'test': ['b']}))
+    val = DFDC(make_opt(root, dataset_mode='DFDC', phase='val', split_file=str(split), isTrain=False))
+    assert val.items == [('c', f'{f}/c.jpg', f'{a}/c.npy', 0, 0)] and val.skipped == []
+    split.write_text(json.dumps({'train': [], 'val': ['c', 'q'], 'test': ['b']}))
+    with pytest.raises(DatasetError, match=r'1 of the 2 val videos it names are not in .* \(e\.g\. q\)'):
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='val', split_file=str(split), isTrain=False))
+
+
+def test_dfdc_max_dataset_size_keeps_evenly_spaced_windows(tmp_path):
+    root = dfdc_layout(tmp_path / 'dfdc', MIXED)
+    full = DFDC(make_opt(root, dataset_mode='DFDC', phase='test')).items
+    # 8 windows cut to 3: positions linspace(0, 7, 3) = 0, 3.5, 7, rounded half to even: 0, 4, 7
+    assert DFDC(make_opt(root, dataset_mode='DFDC', phase='test', max_dataset_size=3)).items == [full[0], full[4],
+                                                                                                 full[7]]
+    assert DFDC(make_opt(root, dataset_mode='DFDC', phase='test', max_dataset_size=8)).items == full
+    assert DFDC(make_opt(root, dataset_mode='DFDC', phase='test', max_dataset_size=1)).items == [full[0]]
