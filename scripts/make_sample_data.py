@@ -309,13 +309,14 @@ class SharedPool:
         self.processes, self.pool = processes, None
 
     def starmap(self, function, jobs):
+        """``function(*job)`` for every job, for its side effects (the files it writes); returns nothing."""
         if self.pool is None and len(jobs) < self.MIN_JOBS:
             for job in jobs:
                 function(*job)
             return
         if self.pool is None:
             self.pool = multiprocessing.get_context('spawn').Pool(self.processes)
-        return self.pool.starmap(function, jobs, chunksize=max(1, len(jobs) // (4 * self.processes)))
+        self.pool.starmap(function, jobs, chunksize=max(1, len(jobs) // (4 * self.processes)))
 
     def __enter__(self):
         return self

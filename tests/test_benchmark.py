@@ -21,7 +21,7 @@ def test_a_detect_row_names_its_time_memory_and_largest_costs():
 def test_a_tiny_run_appends_its_rows_with_the_command_and_the_commit(tmp_path):
     out = tmp_path / 'bench.md'
     assert benchmark.main(['--config', 'tiny', '--what', 'train,score', '--steps', '2', '--warmup', '1',
-                           '--append', str(out), '--note', 'test run']) == 0
+                           '--append', str(out), '--note', 'test run', '--data_root', str(tmp_path / 'data')]) == 0
     text = out.read_text()
     assert 'tiny size on cpu (test run)' in text and '- commit: ' in text and '--what train,score' in text
     rows = [line for line in text.splitlines() if line.startswith('| train |') or line.startswith('| score |')]
