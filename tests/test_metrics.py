@@ -154,6 +154,16 @@ def test_bootstrap_interval_of_the_auc():
 def test_rank_auc_matches_sklearn_with_ties():
     real, fake = np.array([0.5, 0.2, 0.2]), np.array([0.2, 0.1])
     assert metrics._auc_of(real, fake) == pytest.approx(metrics.roc_auc([1, 1, 1, 0, 0], [0.5, 0.2, 0.2, 0.2, 0.1]))
+    # by hand: 0.5 is above both fakes (2), each 0.2 above 0.1 and tied with 0.2 (1.5): U = 5 of 6 pairs
+    assert metrics._auc_of(real, fake) == 5 / 6 and metrics._auc_of(fake, real) == 1 / 6
+    # to the bit against the mid-rank formula, on many ties and unequal class sizes
+    from scipy.stats import rankdata
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        real, fake = (np.round(rng.normal(size=int(rng.integers(1, 30))), 1) for _ in range(2))
+        ranks = rankdata(np.concatenate([real, fake]))
+        assert metrics._auc_of(real, fake) == ((ranks[:real.size].sum() - real.size * (real.size + 1) / 2)
+                                               / (real.size * fake.size))
 
 
 def test_ap_with_fake_as_the_positive_class_ranks_by_minus_the_score():
@@ -248,6 +258,21 @@ def test_bad_input_messages_are_exactly_these():
     with pytest.raises(ValueError, match=r'^scores must be finite$'):
         metrics.roc_auc([1, 0], [np.inf, 0.2])
 
+
+
+def test_the_bootstraps_ap_is_sklearns_on_ties_and_any_class_balance():
+    from sklearn.metrics import average_precision_score
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(2, 40))
+        truth = rng.integers(0, 2, n).astype(float)
+        truth[rng.integers(n)] = 1
+        scores = np.round(rng.normal(size=n), int(rng.integers(0, 3)))    # rounded to 0 to 2 decimals: many ties
+        assert metrics._ap_of(truth, scores) == pytest.approx(average_precision_score(truth, scores), abs=1e-12)
+    # by hand: scores 3, 2, 2, 1 with truth 1, 0, 1, 0: steps at 3 (recall 1/2, precision 1) and at the tie 2
+    # (recall 1, precision 2/3): AP = 1/2 * 1 + 1/2 * 2/3
+    assert metrics._ap_of(np.array([1., 0, 1, 0]), np.array([3., 2, 2, 1])) == pytest.approx(5 / 6)
+    assert metrics._ap_of(np.array([0., 1, 0, 1]), np.array([3., 2, 2, 1])) == pytest.approx(1 / 2 * 1 / 3 + 1 / 2 * 2 / 4)
 
 
 def test_bootstrap_interval_of_the_ap_with_fake_positive():

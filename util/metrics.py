@@ -6,7 +6,6 @@ Convention everywhere: ``labels`` are 1 for real pairs and 0 for fake pairs, ``s
 import math
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
@@ -105,9 +104,24 @@ def summarize(labels, scores):
 
 
 def _auc_of(real, fake):
-    """AUC from the scores of reals and fakes (Mann-Whitney U with mid-ranks for ties)."""
-    ranks = rankdata(np.concatenate([real, fake]))
-    return (ranks[:real.size].sum() - real.size * (real.size + 1) / 2) / (real.size * fake.size)
+    """AUC from the scores of reals and fakes: the Mann-Whitney U (per real, the fakes below it, and half of those
+    equal to it) over the number of real-fake pairs. The counts are whole and half numbers, exact in float64, so this
+    equals the mid-rank formula to the bit, at a fraction of the cost of ranking (the bootstrap calls it 1000 times)."""
+    fake = np.sort(fake)
+    below, not_above = np.searchsorted(fake, real, 'left'), np.searchsorted(fake, real, 'right')
+    return (below.sum() + 0.5 * (not_above - below).sum()) / (real.size * fake.size)
+
+
+def _ap_of(truth, scores):
+    """Average precision of ``scores`` (higher = more likely positive) against ``truth`` (1 = positive), as
+    ``sklearn.metrics.average_precision_score`` computes it (one step per distinct score, ties in one step), in
+    plain numpy: the bootstrap calls it a thousand times, and sklearn's input checks cost milliseconds a call."""
+    order = np.argsort(scores, kind='mergesort')[::-1]
+    ranked, hits = scores[order], truth[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]   # the last item of each distinct score
+    tps = np.cumsum(hits, dtype=np.float64)[last]
+    precision, recall = tps / (last + 1), tps / tps[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
 def bootstrap_auc(labels, scores, n_resamples=1000, confidence=0.95, seed=0):
@@ -135,7 +149,7 @@ def bootstrap_ap_fake(labels, scores, n_resamples=1000, confidence=0.95, seed=0)
     rng = np.random.default_rng(seed)
     real, fake = scores[labels == 1], scores[labels == 0]
     truth = np.r_[np.zeros(real.size), np.ones(fake.size)]
-    aps = [average_precision_score(truth, -np.r_[rng.choice(real, real.size), rng.choice(fake, fake.size)])
+    aps = [_ap_of(truth, -np.r_[rng.choice(real, real.size), rng.choice(fake, fake.size)])
            for _ in range(n_resamples)]
     low, high = np.quantile(aps, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
