@@ -158,7 +158,7 @@ class DFDCDataset(BaseDataset):
             self.items = [self.items[i] for i in np.unique(pick)]
         self.training = phase == 'train' and opt.isTrain
         if self.training:
-            self._setup_training(opt)
+            self._setup_training()
         labels = [item[3] for item in self.items]
         videos = {(item[0], item[3]) for item in self.items}
         logger.info('DFDC %s (%s): %d real and %d fake windows of %d videos', self.root, phase, sum(labels),
@@ -179,7 +179,7 @@ class DFDCDataset(BaseDataset):
             out += [(f, 'no face image in real/ or fake/ for this voice') for f in files if f not in used]
         return out
 
-    def _setup_training(self, opt):
+    def _setup_training(self):
         """Fine-tuning: real windows are the anchors, fake windows the pool of negatives."""
         if self.n_negatives < 1:
             raise DatasetError('fine-tuning on DFDC takes its negatives from the fake faces: use --negatives sampled')

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import types
 
 import numpy as np
@@ -342,6 +343,13 @@ def test_original_sampling_takes_the_fakes_of_each_real_in_turn_by_hand():
     assert original_sampling(three + seven) == three + seven
     assert original_sampling(three + seven[:1]) == three + seven[:1]       # fewer fakes than reals: each once
     assert original_sampling(seven) == []                                     # no reals, no pairs
+    # the cap: 1 real of 50 fakes takes the first 30; 2 reals of 70 (s = 35) take 0 .. 29 and 35 .. 64
+    fifty = [item(f'f{k:02d}', 0) for k in range(70)]
+    assert original_sampling([item('r', 1)] + fifty[:50])[1:] == fifty[:30]
+    assert original_sampling(three[:2] + fifty)[2:] == fifty[:30] + fifty[35:65]
+    # videos that ``order`` does not know follow in name order (d before d-x, though their paths sort the other way)
+    unknown = [item('d-x', 0), item('d', 0)]
+    assert [i[0] for i in original_sampling(three[:2] + unknown, {})] == ['r0', 'r1', 'd', 'd-x']
 
 
 def dfdc_layout(root, entries):
@@ -365,7 +373,7 @@ def dfdc_layout(root, entries):
 MIXED = {'real/a.jpg': 10, 'audio_feat/a.npy': 10,
          'real/b/0.jpg': 20, 'real/b/1.jpg': 21, 'real/b/10.jpg': 30, 'real/b/2.jpg': 22, 'real/b/notes.txt': 0,
          'audio_feat/b/0.npy': 20, 'audio_feat/b/1.npy': 21, 'audio_feat/b/2.npy': 22, 'audio_feat/b/10.npy': 30,
-         'fake/c.jpg': 40, 'audio_feat/c.npy': 40, 'fake/readme.txt': 0,
+         'fake/c.jpg': 40, 'audio_feat/c.npy': 40, 'fake/_notes.txt': 0,
          'fake/d/0.jpg': 50, 'fake/d/1.jpg': 51, 'audio_feat/d/0.npy': 50, 'audio_feat/d/1.npy': 51,
          'audio_feat/notes.txt': 0}
 
@@ -391,27 +399,28 @@ def test_dfdc_pairs_each_window_face_with_the_voice_of_that_window_by_hand(tmp_p
 
 
 def test_dfdc_problems_are_listed_or_skipped_and_a_split_keeps_its_videos_only(tmp_path):
+    # each problem sorts before good entries of its folder, so that a scan that stopped at one would lose them
     bad = {**MIXED, 'audio_feat/b/3.npy': 23,        # a window voice with no face
            'audio_feat/e.npy': 60,                   # a voice with no video
-           'real/z/readme.txt': 0,                   # a window folder without a window
+           'real/a0/readme.txt': 0,                  # a window folder without a window
            'fake/a.jpg': 11}                         # a fake of the same name as a real
-    del bad['audio_feat/d/1.npy']                    # a window face without its voice
+    del bad['audio_feat/d/0.npy']                    # a window face without its voice
     root = dfdc_layout(tmp_path / 'dfdc', bad)
     r, f, a = str(root / 'real'), str(root / 'fake'), str(root / 'audio_feat')
     with pytest.raises(DatasetError) as error:
         DFDC(make_opt(root, dataset_mode='DFDC', phase='test'))
-    assert str(error.value).startswith('5 problem(s) under ')
+    assert str(error.value).startswith(f'5 problem(s) under {root}; expected <dataroot>/real/<video>.jpg and ')
     ds = DFDC(make_opt(root, dataset_mode='DFDC', phase='test', skip_bad=True))
     # in the order of the scan: real/, fake/, then the voices of audio_feat/ (sorted) that no face took
     assert ds.skipped == [
-        (f'{r}/z', 'empty folder: no window images'),
+        (f'{r}/a0', 'empty folder: no window images'),
         (f'{f}/a.jpg', f'video a is also {r}/a.jpg; a folder prepared twice with different --windows (or labels) '
                        f'holds both: keep one'),
-        (f'{f}/d/1.jpg', f'no voice file {a}/d/1.npy'),
+        (f'{f}/d/0.jpg', f'no voice file {a}/d/0.npy'),
         (f'{a}/b/3.npy', 'no face image in real/ or fake/ for this voice'),
         (f'{a}/e.npy', 'no face image in real/ or fake/ for this voice')]
     assert [(v, w) for v, _, _, _, w in ds.items] == [('a', 0), ('b', 0), ('b', 1), ('b', 2), ('b', 10), ('c', 0),
-                                                     ('d', 0)]
+                                                     ('d', 1)]
     # a split keeps the videos of its part, and only their problems count
     split = tmp_path / 'split.json'
     split.write_text(json.dumps({'train': ['a'], 'val': ['d'], 'test': ['b', 'c']}))
@@ -420,9 +429,24 @@ def test_dfdc_problems_are_listed_or_skipped_and_a_split_keeps_its_videos_only(t
     split.write_text(json.dumps({'train': ['a'], 'val': ['c'], 'test': ['b']}))
     val = DFDC(make_opt(root, dataset_mode='DFDC', phase='val', split_file=str(split), isTrain=False))
     assert val.items == [('c', f'{f}/c.jpg', f'{a}/c.npy', 0, 0)] and val.skipped == []
+    test = DFDC(make_opt(root, dataset_mode='DFDC', phase='test', split_file=str(split), isTrain=False,
+                         skip_bad=True))
+    assert [(v, w) for v, _, _, _, w in test.items] == [('b', 0), ('b', 1), ('b', 2), ('b', 10)]
+    assert test.skipped == [(f'{a}/b/3.npy', 'no face image in real/ or fake/ for this voice')]
     split.write_text(json.dumps({'train': [], 'val': ['c', 'q'], 'test': ['b']}))
-    with pytest.raises(DatasetError, match=r'1 of the 2 val videos it names are not in .* \(e\.g\. q\)'):
+    with pytest.raises(DatasetError, match=r'1 of the 2 val videos it names are not in .* \(e\.g\. q\)') as error:
         DFDC(make_opt(root, dataset_mode='DFDC', phase='val', split_file=str(split), isTrain=False))
+    assert error.value.path == str(split)
+    # a part the file lacks, a phase with no part, parts that share videos when training
+    split.write_text(json.dumps({'train': ['a'], 'val': ['c']}))
+    with pytest.raises(DatasetError, match=f'--split_file {split} lists no test videos'):
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='test', split_file=str(split), isTrain=False))
+    with pytest.raises(DatasetError, match='--split_file: no part for --phase dev; use train, val or test'):
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='dev', split_file=str(split), isTrain=False))
+    split.write_text(json.dumps({'train': ['a', 'c'], 'val': ['c'], 'test': ['b']}))
+    with pytest.raises(DatasetError, match=f'--split_file {split}: 1 video.* in both train and val'):
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='val', split_file=str(split), isTrain=True))
+    assert DFDC(make_opt(root, dataset_mode='DFDC', phase='val', split_file=str(split), isTrain=False)).items
 
 
 def test_dfdc_max_dataset_size_keeps_evenly_spaced_windows(tmp_path):
@@ -433,3 +457,82 @@ def test_dfdc_max_dataset_size_keeps_evenly_spaced_windows(tmp_path):
                                                                                                  full[7]]
     assert DFDC(make_opt(root, dataset_mode='DFDC', phase='test', max_dataset_size=8)).items == full
     assert DFDC(make_opt(root, dataset_mode='DFDC', phase='test', max_dataset_size=1)).items == [full[0]]
+
+
+def test_dfdc_layout_errors_name_what_is_wrong(tmp_path):
+    only_folders = {k: v for k, v in MIXED.items() if k.split('/')[1] not in ('a.jpg', 'c.jpg', 'a.npy', 'c.npy')}
+    root = dfdc_layout(tmp_path / 'folders', only_folders)     # real/ and fake/ hold window folders only
+    assert [v for v, _, _, _, _ in DFDC(make_opt(root, dataset_mode='DFDC', phase='test')).items] == ['b'] * 4 + ['d'] * 2
+    for missing in ('fake', 'audio_feat'):
+        root = dfdc_layout(tmp_path / f'no_{missing}', {k: v for k, v in MIXED.items() if not k.startswith(missing)})
+        with pytest.raises(DatasetError, match=f'^{root / missing} is missing; DFDC expects <dataroot>/real/'):
+            DFDC(make_opt(root, dataset_mode='DFDC', phase='test'))
+    root = dfdc_layout(tmp_path / 'empty', {**MIXED, 'fake/_notes.txt': 0})
+    os.remove(root / 'fake' / 'c.jpg')
+    shutil.rmtree(root / 'fake' / 'd')                          # fake/ holds _notes.txt only
+    with pytest.raises(DatasetError, match=f'^{root / "fake"} holds no face images \\(an empty folder\\); DFDC '):
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='test'))
+    root = dfdc_layout(tmp_path / 'voiceless', {k: v for k, v in MIXED.items() if not k.endswith('.npy')})
+    with pytest.raises(DatasetError, match=f'^no usable voice-face pairs under {root}; DFDC expects '):
+        DFDC(make_opt(root, dataset_mode='DFDC', phase='test', skip_bad=True))
+
+
+def test_dfdc_logs_its_counts_and_takes_the_transport_options(tmp_path, caplog):
+    root = dfdc_layout(tmp_path / 'dfdc', MIXED)
+    with caplog.at_level('INFO', logger='data.DFDC_dataset'):
+        ds = DFDC(make_opt(root, dataset_mode='DFDC', phase='test'))
+    assert f'DFDC {root} (test): 5 real and 3 fake windows of 4 videos' in caplog.messages
+    assert ds.phase == 'test' and ds[0]['voice'].dtype == np.float16
+    wide = DFDCDataset(make_opt(root, dataset_mode='DFDC', phase='test'), 'test', voice_dtype='float32')
+    assert wide[0]['voice'].dtype == np.float32
+    # the journal's inputs pair each face with a .wav beside it; the .npy files are not theirs
+    wavs = dfdc_layout(tmp_path / 'wav', {**{k: v for k, v in MIXED.items() if not k.endswith('.npy')},
+                                          'audio_feat/a.wav': 0, 'audio_feat/b/0.wav': 0, 'audio_feat/b/1.wav': 0,
+                                          'audio_feat/b/2.wav': 0, 'audio_feat/b/10.wav': 0, 'audio_feat/c.wav': 0,
+                                          'audio_feat/d/0.wav': 0, 'audio_feat/x.wav': 0, 'audio_feat/a.npy': 1})
+    journal = DFDCDataset(make_opt(wavs, dataset_mode='DFDC', phase='test', skip_bad=True), 'test', inputs='journal')
+    a = str(wavs / 'audio_feat')
+    assert [voice for _, _, voice, _, _ in journal.items] == [
+        f'{a}/a.wav', f'{a}/b/0.wav', f'{a}/b/1.wav', f'{a}/b/2.wav', f'{a}/b/10.wav', f'{a}/c.wav', f'{a}/d/0.wav']
+    assert journal.skipped == [(str(wavs / 'fake' / 'd' / '1.jpg'), f'no voice file {a}/d/1.wav' + journal.missing_voice_hint()),
+                               (f'{a}/x.wav', 'no face image in real/ or fake/ for this voice')]
+
+
+def test_dfdc_fine_tuning_takes_real_windows_as_anchors_and_needs_negatives(tmp_path):
+    root = dfdc_layout(tmp_path / 'dfdc', MIXED)
+    opt = make_opt(root, dataset_mode='DFDC', phase='train', augment='none')
+    with pytest.raises(DatasetError, match='fine-tuning on DFDC takes its negatives from the fake faces: use '
+                                           '--negatives sampled'):
+        DFDCDataset(opt, 'train')                 # no negatives by default
+    ds = DFDC(opt, n_negatives=2)
+    assert ds.training and ds.phase == 'train' and len(ds) == 5
+    assert [i[0] for i in ds.reals] == ['a'] + ['b'] * 4 and [i[0] for i in ds.fakes] == ['c', 'd', 'd']
+    assert ds.video_index == {'a': 0, 'b': 1, 'c': 2, 'd': 3}
+    item = ds.load(1, np.random.default_rng(0))
+    assert item['face_path'] == str(root / 'real' / 'b' / '0.jpg') and item['identity'] == 1
+    assert item['neg_faces'].shape[0] == 2 and set(item['neg_identities'].tolist()) <= {-3, -4}
+    # the same folder read by test_DF.py (not training): labelled windows, real and fake
+    assert not DFDC(make_opt(root, dataset_mode='DFDC', phase='train', isTrain=False)).training
+    only_reals = dfdc_layout(tmp_path / 'reals', {**{k: v for k, v in MIXED.items() if not k.startswith('fake/')},
+                                                   'fake/d/x.txt': 0})
+    with pytest.raises(DatasetError, match='fine-tuning needs real and fake videos in the training part of '):
+        DFDC(make_opt(only_reals, dataset_mode='DFDC', phase='train', skip_bad=True), n_negatives=2)
+
+
+def test_dfdc_original_protocol_takes_the_fakes_in_name_or_listdir_order(tmp_path, monkeypatch):
+    # fakes: the image e.jpg, the window folder d.v2/ (a dot in a folder name is not an extension), c.jpg
+    layout = {**MIXED, 'fake/e.jpg': 70, 'audio_feat/e.npy': 70}
+    layout = {k.replace('/d/', '/d.v2/'): v for k, v in layout.items()}
+    root = dfdc_layout(tmp_path / 'dfdc', layout)
+    listing = ['e.jpg', '_notes.txt', 'd.v2', 'c.jpg']    # the file system's order, neither sorted nor reversed
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, 'listdir', lambda path='.': listing if os.path.normpath(str(path)) == str(root / 'fake')
+                        else real_listdir(path))
+
+    def fakes(**options):
+        ds = DFDC(make_opt(root, dataset_mode='DFDC', phase='test', protocol='original', **options))
+        assert [v for v, _, _, label, _ in ds.items if label == 1] == ['a', 'b', 'b', 'b', 'b']
+        return [(v, w) for v, _, _, label, w in ds.items if label == 0]
+    # 4 fakes for 5 reals: every fake once
+    assert fakes() == fakes(original_order='sorted') == [('c', 0), ('d.v2', 0), ('d.v2', 1), ('e', 0)]
+    assert fakes(original_order='listdir') == [('e', 0), ('d.v2', 0), ('d.v2', 1), ('c', 0)]
