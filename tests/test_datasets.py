@@ -501,9 +501,10 @@ def test_dfdc_logs_its_counts_and_takes_the_transport_options(tmp_path, caplog):
 def test_dfdc_fine_tuning_takes_real_windows_as_anchors_and_needs_negatives(tmp_path):
     root = dfdc_layout(tmp_path / 'dfdc', MIXED)
     opt = make_opt(root, dataset_mode='DFDC', phase='train', augment='none')
-    with pytest.raises(DatasetError, match='fine-tuning on DFDC takes its negatives from the fake faces: use '
-                                           '--negatives sampled'):
+    with pytest.raises(DatasetError, match='^fine-tuning on DFDC takes its negatives from the fake faces: use '
+                                           '--negatives sampled$'):
         DFDCDataset(opt, 'train')                 # no negatives by default
+    assert DFDC(opt, n_negatives=1).load(0, np.random.default_rng(0))['neg_faces'].shape[0] == 1
     ds = DFDC(opt, n_negatives=2)
     assert ds.training and ds.phase == 'train' and len(ds) == 5
     assert [i[0] for i in ds.reals] == ['a'] + ['b'] * 4 and [i[0] for i in ds.fakes] == ['c', 'd', 'd']
