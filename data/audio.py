@@ -5,6 +5,7 @@ Recipe (the released code; docs/method.md): ``librosa.load(path, sr=16000, durat
 ``power_to_db(ref=np.max)``; stored as float32 .npy, (512, 301) for a full 3 s clip. At load time every time frame (column) is divided by its largest absolute value over the
 mel bins (``librosa.util.normalize`` with its defaults), so values lie in [-1, 0].
 """
+import functools
 import io
 
 import numpy as np
@@ -13,6 +14,7 @@ from .errors import DatasetError
 
 SAMPLE_RATE = 16000
 HOP_LENGTH = 160
+N_FFT = 2048
 N_MELS = 512
 DURATION = 3.0
 N_FRAMES = int(SAMPLE_RATE * DURATION) // HOP_LENGTH + 1  # 301
@@ -35,8 +37,22 @@ def mel_from_waveform(y, sr=SAMPLE_RATE, duration=DURATION):
         y = y[:int(round(duration * sr))]
     if sr != SAMPLE_RATE:
         y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
-    mel = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_mels=N_MELS)
+    # librosa.feature.melspectrogram(y=y, sr=16000, hop_length=160, n_mels=512), step by step, with its filter bank
+    # built once per process (building it took 40 % of the call)
+    power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH, window='hann', center=True,
+                                pad_mode='constant')) ** 2.0
+    mel = np.einsum('...ft,mf->...mt', power, mel_basis(), optimize=True)
     return librosa.power_to_db(mel, ref=np.max).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def mel_basis():
+    """librosa's mel filter bank of the recipe, (N_MELS, N_FFT // 2 + 1) float32, read-only (shared by every call)."""
+    import librosa
+
+    basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
+    basis.flags.writeable = False
+    return basis
 
 
 def mel_from_file(path, duration=DURATION):
