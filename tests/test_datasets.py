@@ -353,9 +353,9 @@ def test_original_sampling_takes_the_fakes_of_each_real_in_turn_by_hand():
     assert original_sampling(three + seven[:1]) == three + seven[:1]       # fewer fakes than reals: each once
     assert original_sampling(seven) == []                                     # no reals, no pairs
     # the cap: 1 real of 50 fakes takes the first 30; 2 reals of 70 (s = 35) take 0 .. 29 and 35 .. 64
-    fifty = [item(f'f{k:02d}', 0) for k in range(70)]
-    assert original_sampling([item('r', 1)] + fifty[:50])[1:] == fifty[:30]
-    assert original_sampling(three[:2] + fifty)[2:] == fifty[:30] + fifty[35:65]
+    seventy = [item(f'f{k:02d}', 0) for k in range(70)]
+    assert original_sampling([item('r', 1)] + seventy[:50])[1:] == seventy[:30]
+    assert original_sampling(three[:2] + seventy)[2:] == seventy[:30] + seventy[35:65]
     # videos that ``order`` does not know follow in name order (d before d-x, though their paths sort the other way)
     unknown = [item('d-x', 0), item('d', 0)]
     assert [i[0] for i in original_sampling(three[:2] + unknown, {})] == ['r0', 'r1', 'd', 'd-x']
@@ -363,7 +363,8 @@ def test_original_sampling_takes_the_fakes_of_each_real_in_turn_by_hand():
 
 def dfdc_layout(root, entries):
     """A DFDC-layout folder from ``entries``: {path under root: number}; a path ending in .jpg gets a face of that
-    grey level, one ending in .npy a mel of that constant value (dB), anything else an empty file. Returns root."""
+    grey level, one ending in .npy a random mel in dB drawn from that seed whose first value is minus the number,
+    anything else an empty file. Returns root."""
     for name, value in entries.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
