@@ -6,7 +6,6 @@ Convention everywhere: ``labels`` are 1 for real pairs and 0 for fake pairs, ``s
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
 def _check(labels, scores):
@@ -28,20 +27,36 @@ def _both_classes(labels):
 def roc_auc(labels, scores):
     """Area under the ROC curve (ties count one half); NaN when only one class is present."""
     labels, scores = _check(labels, scores)
-    return float(roc_auc_score(labels, scores)) if _both_classes(labels) else math.nan
+    return float(_auc_of(scores[labels == 1], scores[labels == 0])) if _both_classes(labels) else math.nan
 
 
 def average_precision(labels, scores):
     """Average precision with real (1) as the positive class; NaN without both classes."""
     labels, scores = _check(labels, scores)
-    return float(average_precision_score(labels, scores)) if _both_classes(labels) else math.nan
+    return _ap_of(labels, scores) if _both_classes(labels) else math.nan
 
 
 def average_precision_fake(labels, scores):
     """Average precision with fake (0) as the positive class, ranked by minus the score (most fake first): the AP of
     the published cross-dataset tables; NaN without both classes."""
     labels, scores = _check(labels, scores)
-    return float(average_precision_score(1 - labels, -scores)) if _both_classes(labels) else math.nan
+    return _ap_of(1 - labels, -scores) if _both_classes(labels) else math.nan
+
+
+def roc_points(labels, scores):
+    """The ROC curve with a point at every distinct score: ``(fpr, tpr, thresholds)``, thresholds from high to
+    low, the first point (0, 0) at an infinite threshold; a pair is called real when ``score >= threshold``. The same
+    arrays, to the bit, as ``sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)``. Needs both
+    classes."""
+    labels, scores = _check(labels, scores)
+    if not _both_classes(labels):
+        raise ValueError('a ROC curve needs both real and fake pairs')
+    order = np.argsort(scores, kind='mergesort')[::-1]
+    ranked = scores[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]   # the last pair of each distinct score
+    tps = np.cumsum(labels[order], dtype=np.float64)[last]
+    fps = 1 + last - tps
+    return (np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]], np.r_[np.inf, ranked[last]])
 
 
 def equal_error_rate(labels, scores):
@@ -55,9 +70,9 @@ def equal_error_rate(labels, scores):
     labels, scores = _check(labels, scores)
     if not _both_classes(labels):
         return math.nan, math.nan
-    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    fpr, tpr, thresholds = roc_points(labels, scores)
     fnr = 1.0 - tpr
-    # roc_curve starts at (fpr 0, fnr 1) and ends at (fpr 1, fnr 0), so the crossing lies at some i >= 1
+    # the curve starts at (fpr 0, fnr 1) and ends at (fpr 1, fnr 0), so the crossing lies at some i >= 1
     i = int(np.argmax(fnr <= fpr + 1e-12))  # tolerance: 1 - 2/3 is not exactly 1/3 in floating point
     f0, f1, n0, n1 = fpr[i - 1], fpr[i], fnr[i - 1], fnr[i]
     denom = (f1 - f0) - (n1 - n0)
@@ -115,7 +130,8 @@ def _auc_of(real, fake):
 def _ap_of(truth, scores):
     """Average precision of ``scores`` (higher = more likely positive) against ``truth`` (1 = positive), as
     ``sklearn.metrics.average_precision_score`` computes it (one step per distinct score, ties in one step), in
-    plain numpy: the bootstrap calls it a thousand times, and sklearn's input checks cost milliseconds a call."""
+    plain numpy: the bootstrap calls it a thousand times, and sklearn's input checks cost milliseconds a call (and
+    importing sklearn a second in every process)."""
     order = np.argsort(scores, kind='mergesort')[::-1]
     ranked, hits = scores[order], truth[order]
     last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]   # the last item of each distinct score

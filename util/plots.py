@@ -1,26 +1,34 @@
 """PNG figures for the HTML pages: training curves, ROC curves, score histograms.
 
 Uses matplotlib's object API with the Agg canvas, so no global backend is switched and no display is needed.
+matplotlib is imported by the first figure, not with this module: the entry scripts import this module, and a run
+that draws nothing (``--no_html``, ``--help``, a DDP rank other than 0) need not pay for the import.
 """
 import os
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.metrics import roc_curve
 
 from util import util
+from util.metrics import roc_points
+
+
+def _figure(**kwargs):
+    """A matplotlib figure on an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MatplotlibFigure
+    fig = MatplotlibFigure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig, path):
-    FigureCanvasAgg(fig)
     util.mkdirs(os.path.dirname(path) or '.')
     fig.savefig(path, dpi=100, bbox_inches='tight')
 
 
 def line_plot(path, series, title, xlabel, ylabel):
     """One line per entry of ``series`` (name -> (x values, y values)), saved as a PNG."""
-    fig = Figure(figsize=(6, 3.5))
+    fig = _figure(figsize=(6, 3.5))
     ax = fig.add_subplot(1, 1, 1)
     for name, (x, y) in series.items():
         ax.plot(x, y, label=name, marker='o' if len(x) < 30 else None, markersize=3)
@@ -35,8 +43,8 @@ def line_plot(path, series, title, xlabel, ylabel):
 
 def roc_plot(path, labels, scores, title):
     """ROC curve (real = positive class) with the chance diagonal."""
-    fpr, tpr, _ = roc_curve(np.asarray(labels), np.asarray(scores))
-    fig = Figure(figsize=(4.5, 4.5))
+    fpr, tpr, _ = roc_points(labels, scores)
+    fig = _figure(figsize=(4.5, 4.5))
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(fpr, tpr, label='VFD')
     ax.plot([0, 1], [0, 1], linestyle='--', color='grey', label='chance')
@@ -52,7 +60,7 @@ def score_histograms(path, labels, scores, threshold=None, meaning='minus the vo
     """Histograms of the real and the fake scores, with the decision threshold when there is one; ``meaning`` says
     what a score is (the x-axis label)."""
     labels, scores = np.asarray(labels), np.asarray(scores)
-    fig = Figure(figsize=(6, 3.5))
+    fig = _figure(figsize=(6, 3.5))
     ax = fig.add_subplot(1, 1, 1)
     bins = np.histogram_bin_edges(scores, bins=30)
     ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label=f'real ({int((labels == 1).sum())})')
@@ -69,7 +77,7 @@ def learning_curves(path, runs, title='', x='minutes'):
     """Two panels from metrics.jsonl records: validation AUC, and the mean positive and negative distances of the
     loss lines (log scale), against ``x``: 'minutes' since each run's first record, or the training 'step'.
     ``runs``: label -> list of records (dicts with a 'type')."""
-    fig = Figure(figsize=(11, 4))
+    fig = _figure(figsize=(11, 4))
     auc_ax, dist_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for i, (label, records) in enumerate(runs.items()):
         color = f'C{i % 10}'
