@@ -48,6 +48,16 @@ def identity_sets(tmp_path_factory):
     return root
 
 
+@pytest.fixture(autouse=True)
+def torch_process_settings():
+    """Puts back after each test what an entry point run in the test process sets for the whole process (the
+    deterministic mode of --deterministic, a thread count), so that no test depends on the tests before it."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
 @pytest.fixture
 def run_dirs(tmp_path):
     """--checkpoints_dir and --results_dir arguments inside a fresh temporary folder (training takes the first two)."""

@@ -254,16 +254,17 @@ def train_losses(path):
 
 
 def test_a_training_killed_with_sigkill_resumes_and_reproduces_the_uninterrupted_losses(data, tmp_path):
+    """The killed run is a process of its own; the uninterrupted run and the resumption run here, on one thread as
+    the killed process does (OMP_NUM_THREADS=1), so that all three sum in the same order."""
+    torch.set_num_threads(1)     # put back by conftest after the test
     # 16 clips: 3 epochs of 4 steps, the first latest_* in the middle of epoch 1
     args = train_args(data, tmp_path, '--n_epochs', '2', '--n_epochs_decay', '1', '--save_latest_freq', '3',
                       '--max_dataset_size', '16', '--deterministic')
     env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
-
-    def command(name, *extra):
-        return [sys.executable, 'train_DF.py', *args, '--name', name, *extra]
-    subprocess.run(command('whole'), cwd=ROOT, env=env, check=True, capture_output=True)
+    assert train_DF.main([*args, '--name', 'whole']) == 0
     folder = tmp_path / 'ck' / 'killed'
-    run = subprocess.Popen(command('killed'), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen([sys.executable, 'train_DF.py', *args, '--name', 'killed'], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (folder / 'latest_train_state.pth').exists() and run.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -271,7 +272,7 @@ def test_a_training_killed_with_sigkill_resumes_and_reproduces_the_uninterrupted
     assert run.wait() == -signal.SIGKILL                            # killed, not finished
     state_dict, meta = read_checkpoint(str(folder / 'latest_net_G_video.pth'))   # the latest complete files read
     assert state_dict and torch.load(folder / 'latest_train_state.pth', weights_only=True)['total_iters'] >= 3
-    subprocess.run(command('killed', '--continue_train'), cwd=ROOT, env=env, check=True, capture_output=True)
+    assert train_DF.main([*args, '--name', 'killed', '--continue_train']) == 0
     whole, resumed = (train_losses(tmp_path / 'ck' / n / 'metrics.jsonl') for n in ('whole', 'killed'))
     assert len(whole) == 12 and resumed == whole
     final = [read_checkpoint(str(tmp_path / 'ck' / n / 'latest_net_G_video.pth'))[0] for n in ('whole', 'killed')]
