@@ -10,6 +10,10 @@ from scripts import make_sample_data
 
 TINY = ['--load_size', '64', '--crop_size', '64', '--width_mult', '0.25', '--dim', '128', '--depth', '2',
         '--heads', '4', '--mlp_dim', '256', '--emb_dim', '128']
+# for trainings whose test is about neither the training page nor the BatchNorm statistics: no page (a redraw costs
+# about a second at each validation) and no recalibration (about half a second an epoch at the tiny size);
+# test_visdom.py, test_browser.py, test_collapse.py, test_learning.py and the tests that read a page keep both
+QUICK = ['--no_html', '--bn_recalib_batches', '0']
 TINY_ARCH = dict(encoder_compat='fixed', dim=128, depth=2, heads=4, mlp_dim=256, emb_dim=128, width_mult=0.25,
                  crop_size=64, n_mels=512, n_frames=301)
 # the CPU always; CUDA too where there is one (the suite runs on a GPU machine as it is)

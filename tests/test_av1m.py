@@ -16,7 +16,7 @@ import test_DF
 import train_DF
 from data import segments
 from scripts import prep_av1m
-from tests.conftest import TINY, vox
+from tests.conftest import QUICK, TINY, vox
 from util import localisation as loc
 
 
@@ -276,7 +276,7 @@ def checkpoint(sample_root, tmp_path_factory):
     assert train_DF.main(['--dataroot', vox(sample_root), '--name', 'av', *TINY, '--batch_size', '4',
                           '--negatives', 'sampled',
                           '--n_epochs', '1', '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1',
-                          '--no_flip', '--display_id', '0', '--checkpoints_dir', str(base / 'ck')]) == 0
+                          '--no_flip', '--display_id', '0', '--checkpoints_dir', str(base / 'ck'), *QUICK]) == 0
     return base
 
 

@@ -18,7 +18,7 @@ import test_DF
 import train_DF
 from models.checkpoint import read as read_checkpoint
 from models.DFD_model import DFDModel
-from tests.conftest import TINY, dfdc, vox
+from tests.conftest import QUICK, TINY, dfdc, vox
 from util.visualizer import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +35,7 @@ def train_args(root, tmp_path, *extra, name='bad'):
     return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--negatives', 'sampled',
             '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip', '--display_id', '0',
-            '--checkpoints_dir', str(tmp_path / 'ck'), '--print_freq', '1', '--bn_recalib_batches', '2', *extra]
+            '--checkpoints_dir', str(tmp_path / 'ck'), '--print_freq', '1', *QUICK, *extra]
 
 
 def train_face(root):

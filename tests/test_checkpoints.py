@@ -17,7 +17,7 @@ from models.checkpoint import read as read_checkpoint
 from models.DFD_model import DFDModel
 from options.test_options import TestOptions
 from scripts import make_sample_data
-from tests.conftest import PAPER_ARCH, TINY, encoders, dfdc
+from tests.conftest import PAPER_ARCH, QUICK, TINY, encoders, dfdc
 
 V1 = os.path.join(os.path.dirname(__file__), 'fixtures', 'checkpoints_v1')
 
@@ -202,7 +202,7 @@ def test_explicit_options_do_not_override_the_checkpoint(tmp_path, sample_root, 
     assert train_DF.main(['--dataroot', os.path.join(str(sample_root), 'Voxceleb2'), '--name', 'x', *TINY,
                           '--n_epochs', '1', '--n_epochs_decay', '0', '--batch_size', '2', '--negatives', 'sampled',
                           '--num_threads', '0',
-                          '--gpu_ids', '-1', '--val_ratio', '0', '--display_id', '0', *run_dirs[:2]]) == 0
+                          '--gpu_ids', '-1', '--val_ratio', '0', '--display_id', '0', *QUICK, *run_dirs[:2]]) == 0
     assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'x', '--dim', '64', '--gpu_ids', '-1',
                          '--num_threads', '0', *run_dirs]) == 0
     assert '--dim 64 ignored: the checkpoint was trained with 128' in caplog.text

@@ -6,7 +6,7 @@ import pytest
 import train_DF
 from models.checkpoint import read as read_checkpoint
 from scripts import detect
-from tests.conftest import TINY, vox
+from tests.conftest import QUICK, TINY, vox
 from tests.media import blank_frame, face_frame, tone, write_video
 
 
@@ -16,7 +16,7 @@ def checkpoint(sample_root, tmp_path_factory):
     args = ['--dataroot', vox(sample_root), '--name', 'd', *TINY, '--batch_size', '2', '--negatives', 'sampled',
             '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip', '--display_id', '0',
-            '--checkpoints_dir', str(base / 'checkpoints')]
+            '--checkpoints_dir', str(base / 'checkpoints'), *QUICK]
     assert train_DF.main(args) == 0
     return ['--name', 'd', '--checkpoints_dir', str(base / 'checkpoints'), '--gpu_ids', '-1'], base
 

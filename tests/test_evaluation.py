@@ -16,7 +16,7 @@ import train_DF
 from data.DFDC_dataset import DFDCDataset, original_sampling
 from models.checkpoint import read as read_checkpoint
 from scripts import make_splits
-from tests.conftest import TINY, dfdc, vox
+from tests.conftest import QUICK, TINY, dfdc, vox
 from tests.test_datasets import make_opt
 from util import metrics
 
@@ -27,7 +27,7 @@ def pretrained(sample_root, tmp_path_factory):
     args = ['--dataroot', vox(sample_root), '--name', 'pre', *TINY, '--batch_size', '4', '--negatives', 'sampled',
             '--n_epochs', '1',
             '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip', '--display_id', '0',
-            '--checkpoints_dir', str(base / 'ck')]
+            '--checkpoints_dir', str(base / 'ck'), *QUICK]
     assert train_DF.main(args) == 0
     return base
 

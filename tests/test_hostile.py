@@ -20,7 +20,7 @@ import torch
 import test_DF
 import train_DF
 from scripts import detect, prep_dfdc
-from tests.conftest import TINY, dfdc, vox
+from tests.conftest import QUICK, TINY, dfdc, vox
 from tests.media import face_frame, tone, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def args(root, ck, *extra, name='run'):
     return ['--dataroot', vox(root), '--name', name, *TINY, '--batch_size', '4', '--negatives', 'sampled',
             '--n_epochs', '1', '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1', '--no_flip',
-            '--display_id', '0', '--checkpoints_dir', str(ck), '--max_dataset_size', '8', *extra]
+            '--display_id', '0', '--checkpoints_dir', str(ck), '--max_dataset_size', '8', *QUICK, *extra]
 
 
 def outcome(fn, argv, capsys):

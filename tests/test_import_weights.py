@@ -17,7 +17,7 @@ import train_DF
 from models.checkpoint import read as read_checkpoint
 from scripts import detect, import_weights
 from tests import journal_reference
-from tests.conftest import dfdc, encoders
+from tests.conftest import QUICK, dfdc, encoders
 from tests.media import face_frame, tone, write_video
 from tests.test_inputs import reference_power_mel
 
@@ -229,7 +229,7 @@ def test_fine_tuning_and_resuming_from_an_import(journal_file, sample_root, tmp_
     split = write_split(dfdc(sample_root), tmp_path / 'split.json')
     common = ['--dataroot', dfdc(sample_root), '--dataset_mode', 'DFDC', '--split_file', str(split),
               '--checkpoints_dir', str(ck), '--gpu_ids', '-1', '--num_threads', '0', '--display_id', '0',
-              '--recipe', 'journal_finetune', '--n_negatives', '2', '--batch_size', '2', '--print_freq', '1']
+              '--recipe', 'journal_finetune', '--n_negatives', '2', '--batch_size', '2', '--print_freq', '1', *QUICK]
     # fine-tune a new run from the imported weights: the fake-pair loss, the journal's sizes from the checkpoint
     assert train_DF.main([*common, '--name', 'ft', '--pretrained_name', 'imp', '--n_epochs', '1']) == 0
     log = (ck / 'ft' / 'loss_log.txt').read_text()

@@ -122,12 +122,12 @@ def test_a_voice_perturbation_without_the_wav_says_what_is_missing(tmp_path):
 def trained(sample_root, tmp_path_factory):
     """A tiny model trained for one epoch on the sample set: <base>/ck/rb."""
     import train_DF
-    from tests.conftest import TINY, vox
+    from tests.conftest import QUICK, TINY, vox
     base = tmp_path_factory.mktemp('robust')
     assert train_DF.main(['--dataroot', vox(sample_root), '--name', 'rb', *TINY, '--batch_size', '4',
                           '--negatives', 'sampled', '--n_epochs', '1', '--n_epochs_decay', '0', '--num_threads', '0',
                           '--gpu_ids', '-1', '--no_flip', '--display_id', '0', '--checkpoints_dir',
-                          str(base / 'ck')]) == 0
+                          str(base / 'ck'), *QUICK]) == 0
     return base
 
 

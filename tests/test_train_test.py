@@ -10,7 +10,7 @@ import torch
 import test_DF
 import train_DF
 from models.checkpoint import read as read_checkpoint
-from tests.conftest import TINY, TINY_ARCH, dfdc, vox
+from tests.conftest import QUICK, TINY, TINY_ARCH, dfdc, vox
 
 
 def train_args(root, run_dirs, name, *extra):
@@ -26,7 +26,7 @@ def trained(sample_root, tmp_path_factory):
     """One tiny training run on the sample data, shared by the tests below."""
     base = tmp_path_factory.mktemp('run')
     run_dirs = ['--checkpoints_dir', str(base / 'checkpoints'), '--results_dir', str(base / 'results')]
-    assert train_DF.main(train_args(sample_root, run_dirs, 'rt')) == 0
+    assert train_DF.main(train_args(sample_root, run_dirs, 'rt', *QUICK)) == 0
     return base, run_dirs
 
 
@@ -108,7 +108,8 @@ def test_continue_train_resumes_after_the_last_epoch(trained, sample_root):
     base, run_dirs = trained
     # a copy of the shared run, so that the other tests of this file find it as it was, in any order
     shutil.copytree(base / 'checkpoints' / 'rt', base / 'checkpoints' / 'rt_resumed')
-    assert train_DF.main(train_args(sample_root, run_dirs, 'rt_resumed', '--continue_train', '--n_epochs', '2')) == 0
+    assert train_DF.main(train_args(sample_root, run_dirs, 'rt_resumed', '--continue_train', '--n_epochs', '2',
+                                    *QUICK)) == 0
     folder = base / 'checkpoints' / 'rt_resumed'
     assert (folder / '2_net_G_audio.pth').is_file()
     records = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
@@ -148,11 +149,9 @@ def test_the_option_record_of_a_fine_tuning_run_shows_the_sizes_its_model_has(tr
     from models import load_model
     from options.test_options import TestOptions
     base, run_dirs = trained
-    assert train_DF.main(train_args(sample_root, run_dirs, 'pre_record')) == 0
-    argv = ['--dataroot', vox(sample_root), '--name', 'ft_record', '--pretrained_name', 'pre_record',
-            '--batch_size', '2',
+    argv = ['--dataroot', vox(sample_root), '--name', 'ft_record', '--pretrained_name', 'rt', '--batch_size', '2',
             '--negatives', 'sampled', '--n_epochs', '1', '--n_epochs_decay', '0', '--num_threads', '0',
-            '--gpu_ids', '-1', '--no_flip', '--display_id', '0', *run_dirs[:2]]   # no size flags
+            '--gpu_ids', '-1', '--no_flip', '--display_id', '0', *QUICK, *run_dirs[:2]]   # no size flags
     assert train_DF.main(argv) == 0
     folder = base / 'checkpoints' / 'ft_record'
     table = json.loads((folder / 'train_opt.json').read_text())
@@ -171,6 +170,6 @@ def test_the_option_record_of_a_fine_tuning_run_shows_the_sizes_its_model_has(tr
     assert (table['dim'], table['emb_dim'], table['load_size']) == (128, 128, 64)   # not 1024, 2048, 224
     assert table['model_config'] == model.config.to_dict()
     # the pre-training run typed its sizes: only --inputs auto, resolved by the model, is marked there
-    own = json.loads((base / 'checkpoints' / 'pre_record' / 'train_opt.json').read_text())
+    own = json.loads((base / 'checkpoints' / 'rt' / 'train_opt.json').read_text())
     assert own['model_sources'] == {'inputs': 'model: from the model config'} and own['inputs'] == 'vfd2022'
     assert own['dim'] == 128
