@@ -25,7 +25,8 @@ else
 fi
 stamp="$VFD_ROOT/.venv-stamp-$(basename "$REQUIREMENTS")"
 if [ ! -f "$stamp" ] || [ "$VFD_ROOT/$REQUIREMENTS" -nt "$stamp" ] || [ "$VFD_ROOT/requirements.txt" -nt "$stamp" ] \
-        || ! "$PY" -c "import torch, torchvision, librosa, scipy, visdom, dominate, matplotlib, av, dlib" \
+        || ! "$PY" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in (
+            'torch', 'torchvision', 'librosa', 'scipy', 'visdom', 'dominate', 'matplotlib', 'av', 'dlib')))" \
             >/dev/null 2>&1; then
     echo "== installing $REQUIREMENTS into $("$PY" -c 'import sys; print(sys.prefix)')"
     # visdom builds from source and imports pkg_resources, which setuptools 82 removed: build it without

@@ -91,7 +91,7 @@ def test_the_visdom_page_shows_the_windows_of_a_training(sample_root, tmp_path):
     try:
         assert wait_for_port(port, timeout=300)
         assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
-                            '--display_port', str(port), '--display_env', 'browser') == 0
+                            '--display_port', str(port), '--display_env', 'browser', '--no_html') == 0
         url = f'http://127.0.0.1:{port}/env/browser'
         dom = render(url)
         assert dom.count('js-plotly-plot') >= 4, dom[-2000:]       # loss, distances, monitor, validation AUC

@@ -78,7 +78,7 @@ def visdom_env_path(tmp_path):
 def test_losses_and_validation_auc_reach_a_real_visdom_server(visdom_server, visdom_env_path, sample_root, tmp_path):
     import visdom
     assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
-                        '--display_port', str(visdom_server), '--display_env', 'vfd_test') == 0
+                        '--display_port', str(visdom_server), '--display_env', 'vfd_test', '--no_html') == 0
     records = [json.loads(line) for line in open(tmp_path / 'ck' / 'watched' / 'metrics.jsonl')]
     steps = sum(r['type'] == 'train' for r in records)
     assert steps == 12  # 24 training clips / batch 4 = 6 steps per epoch, a loss line every step, 2 epochs
@@ -105,7 +105,7 @@ def test_losses_and_validation_auc_reach_a_real_visdom_server(visdom_server, vis
 def test_unreachable_server_gives_one_warning_and_training_goes_on(sample_root, tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
-                        '--display_port', str(free_port())) == 0
+                        '--display_port', str(free_port()), '--no_html') == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     # one warning about visdom, however many steps try to plot; the only other warnings this tiny run may give are
     # the collapse monitor's (12 steps on 6 identities may leave the validation AUC at chance) and the one about
@@ -243,7 +243,7 @@ def test_training_with_a_stopped_server_finishes(visdom_server, sample_root, tmp
     try:
         start = time.perf_counter()
         assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
-                            '--display_port', str(visdom_server)) == 0
+                            '--display_port', str(visdom_server), '--no_html') == 0
         stopped = time.perf_counter() - start
     finally:
         for pid in server_pids:
