@@ -191,7 +191,8 @@ class DFDModel(BaseModel):
             self.step_encoder = DistributedDataParallel(self.joint, device_ids=ids,
                                                         output_device=None if ids is None else ids[0])
         if opt.compile:
-            self.step_encoder = torch.compile(self.step_encoder, mode=opt.compile_mode)
+            self.step_encoder = torch.compile(self.step_encoder, backend=opt.compile_backend,
+                                              mode=opt.compile_mode if opt.compile_backend == 'inductor' else None)
 
     def training_modules(self):
         """The loss, whose learnt temperature (``--learn_temperature``) is saved with the training state."""

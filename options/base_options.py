@@ -114,7 +114,14 @@ class BaseOptions:
                             help='compile the training step\'s encoders with torch.compile (slow start, faster steps)')
         parser.add_argument('--compile_mode', type=str, default='default',
                             choices=('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'),
-                            help='torch.compile mode of --compile (docs/benchmarks.md compares them)')
+                            help='torch.compile mode of --compile (docs/benchmarks.md compares them); inductor\'s, '
+                                 'so only with --compile_backend inductor')
+        parser.add_argument('--compile_backend', type=str, default='inductor',
+                            help='torch.compile backend of --compile: inductor generates fused kernels (on a CPU '
+                                 'that takes minutes of C++ compilation at the first run); aot_eager traces the same '
+                                 'forward and backward graphs and runs them as they are, which tells whether a '
+                                 'problem lies in the code generation; any backend torch._dynamo.list_backends() '
+                                 'names')
         parser.add_argument('--face_decode', type=str, default='auto', choices=transport.FACE_DECODE,
                             help='where face JPEGs are decoded (data/transport.py): device = in batches on the '
                                  'model\'s device (nvjpeg on CUDA; the loader workers only read the files and draw '
@@ -242,6 +249,15 @@ class BaseOptions:
             raise SystemExit(f'error: --crop_size {opt.crop_size} is larger than --load_size {opt.load_size}')
         if opt.batch_size < 1:
             raise SystemExit('error: --batch_size must be at least 1')
+        if opt.compile_backend != 'inductor' and opt.compile_mode != 'default':
+            raise SystemExit(f'error: --compile_mode {opt.compile_mode} is a mode of the inductor backend; '
+                             f'--compile_backend {opt.compile_backend} takes none')
+        if opt.compile:
+            import torch._dynamo
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            if opt.compile_backend not in backends:
+                raise SystemExit(f'error: --compile_backend {opt.compile_backend!r} is not a torch.compile backend '
+                                 f'here; choose from {", ".join(sorted(backends))}')
         if len(opt.gpu_ids) > 1:
             raise SystemExit('error: one process drives one GPU; for several GPUs launch one process per GPU with '
                              'torchrun (see the README, "Several GPUs")')

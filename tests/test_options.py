@@ -112,6 +112,11 @@ def test_impossible_combinations_are_refused(tmp_path):
             DFDModel.build(train_opt(tmp_path, *flags))
     with pytest.raises(SystemExit, match='larger than --load_size'):
         train_opt(tmp_path, '--crop_size', '96')
+    with pytest.raises(SystemExit, match="'no_such' is not a torch.compile backend here; choose from .*aot_eager"):
+        train_opt(tmp_path, '--compile', '--compile_backend', 'no_such')
+    with pytest.raises(SystemExit, match='max-autotune is a mode of the inductor backend'):
+        train_opt(tmp_path, '--compile', '--compile_backend', 'aot_eager', '--compile_mode', 'max-autotune')
+    assert train_opt(tmp_path, '--compile', '--compile_backend', 'aot_eager').compile_backend == 'aot_eager'
 
 
 def test_test_options_read_no_checkpoint_and_loading_a_missing_one_says_so(tmp_path):
