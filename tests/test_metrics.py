@@ -253,8 +253,11 @@ def test_the_point_figures_and_the_roc_are_sklearns_on_ties_and_any_class_balanc
     fpr, tpr, thresholds = metrics.roc_points([1, 0, 1, 0], [0.5, 0.5, 0.2, 0.1])   # a tie: one point for both
     assert fpr.tolist() == [0, 0.5, 0.5, 1] and tpr.tolist() == [0, 0.5, 1, 1] and thresholds[1:].tolist() == [
         0.5, 0.2, 0.1]
-    with pytest.raises(ValueError, match='both real and fake'):
+    with pytest.raises(ValueError, match='^a ROC curve needs both real and fake pairs$'):
         metrics.roc_points([1, 1], [0.2, 0.3])
+    # one class: no AP either way round (with reals only, a ranking would score 1.0)
+    assert math.isnan(metrics.average_precision([1, 1], [0.2, 0.3]))
+    assert math.isnan(metrics.average_precision_fake([0, 0], [0.2, 0.3]))
 
 
 def test_one_class_gives_nan_without_asking_sklearn():

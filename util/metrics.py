@@ -51,10 +51,10 @@ def roc_points(labels, scores):
     labels, scores = _check(labels, scores)
     if not _both_classes(labels):
         raise ValueError('a ROC curve needs both real and fake pairs')
-    order = np.argsort(scores, kind='mergesort')[::-1]
+    order = np.argsort(scores)[::-1]      # the order within a tie does not matter: a tie is one point, at its end
     ranked = scores[order]
     last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]   # the last pair of each distinct score
-    tps = np.cumsum(labels[order], dtype=np.float64)[last]
+    tps = np.cumsum(labels[order])[last]
     fps = 1 + last - tps
     return (np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]], np.r_[np.inf, ranked[last]])
 
