@@ -59,8 +59,9 @@ def test_two_nodes_train_on_the_packed_format_with_identical_weights(sample_root
                '--node_rank', str(node), '--rdzv_backend', 'c10d', '--rdzv_endpoint', f'127.0.0.1:{port}',
                '--rdzv_id', 'vfd-test', 'train_DF.py', '--dataroot', str(packed), '--name', 'nodes',
                '--checkpoints_dir', str(checkpoints), *TINY, '--gpu_ids', '-1', '--negatives', 'sampled',
-               '--batch_size', '2', '--n_negatives', '3', '--n_epochs', '2', '--n_epochs_decay', '0', '--num_threads', '1',
-               '--print_freq', '1', '--bn_recalib_batches', '2', '--display_id', '0', '--no_html']
+               '--batch_size', '2', '--n_negatives', '3', '--n_epochs', '2', '--n_epochs_decay', '0',
+               '--num_threads', '1', '--print_freq', '1', '--bn_recalib_batches', '2', '--display_id', '0',
+               '--no_html']
         nodes.append(subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
     outputs = [node.communicate(timeout=600) for node in nodes]

@@ -303,7 +303,8 @@ def test_the_bootstraps_ap_is_sklearns_on_ties_and_any_class_balance():
     # by hand: scores 3, 2, 2, 1 with truth 1, 0, 1, 0: steps at 3 (recall 1/2, precision 1) and at the tie 2
     # (recall 1, precision 2/3): AP = 1/2 * 1 + 1/2 * 2/3
     assert metrics._ap_of(np.array([1., 0, 1, 0]), np.array([3., 2, 2, 1])) == pytest.approx(5 / 6)
-    assert metrics._ap_of(np.array([0., 1, 0, 1]), np.array([3., 2, 2, 1])) == pytest.approx(1 / 2 * 1 / 3 + 1 / 2 * 2 / 4)
+    assert metrics._ap_of(np.array([0., 1, 0, 1]), np.array([3., 2, 2, 1])) == \
+        pytest.approx(1 / 2 * 1 / 3 + 1 / 2 * 2 / 4)
 
 
 def test_bootstrap_interval_of_the_ap_with_fake_positive():
