@@ -51,12 +51,19 @@ def roc_points(labels, scores):
     labels, scores = _check(labels, scores)
     if not _both_classes(labels):
         raise ValueError('a ROC curve needs both real and fake pairs')
-    order = np.argsort(scores)[::-1]      # the order within a tie does not matter: a tie is one point, at its end
-    ranked = scores[order]
-    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]   # the last pair of each distinct score
-    tps = np.cumsum(labels[order])[last]
+    thresholds, last, tps = _steps(labels, scores)
     fps = 1 + last - tps
-    return (np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]], np.r_[np.inf, ranked[last]])
+    return (np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]], np.r_[np.inf, thresholds])
+
+
+def _steps(truth, scores):
+    """The ranking behind the ROC points and the AP: ``(distinct scores from high to low, index of each one's last
+    item in that order, positives up to and including it)``. The order within a tie does not matter: a tie is one
+    step, read at its last item."""
+    order = np.argsort(scores)[::-1]
+    ranked = scores[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]
+    return ranked[last], last, np.cumsum(truth[order], dtype=np.float64)[last]
 
 
 def equal_error_rate(labels, scores):
@@ -132,10 +139,7 @@ def _ap_of(truth, scores):
     ``sklearn.metrics.average_precision_score`` computes it (one step per distinct score, ties in one step), in
     plain numpy: the bootstrap calls it a thousand times, and sklearn's input checks cost milliseconds a call (and
     importing sklearn a second in every process)."""
-    order = np.argsort(scores, kind='mergesort')[::-1]
-    ranked, hits = scores[order], truth[order]
-    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]   # the last item of each distinct score
-    tps = np.cumsum(hits, dtype=np.float64)[last]
+    _, last, tps = _steps(truth, scores)
     precision, recall = tps / (last + 1), tps / tps[-1]
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
