@@ -162,7 +162,7 @@ class VoxImageDataset(BaseDataset):
         clip's negatives drawn as in training (epoch 0), so every validation sees the same pairs."""
         clip, slot = divmod(index, 1 + self.n_negatives)
         face_index = clip if slot == 0 else int(self.sample_negatives(clip, self.rng(0, clip))[slot - 1])
-        identity, video, frame = os.path.relpath(self.face_paths[clip], self.face_dir).split(os.sep)[-3:]
+        identity, video, frame = self.face_paths[clip].split(os.sep)[-3:]   # <face_dir>/<identity>/<video>/<frame>
         return {
             'voice': self.load_voice(self.voice_paths[clip]),
             'face': self.load_face(self.face_paths[face_index]),

@@ -13,7 +13,8 @@ from PIL import Image
 from data import DatasetError, DatasetLoader, SkipLog, available_datasets, create_dataset, find_dataset_using_name
 from data.audio import fit_frames, load_voice, mel_from_file, mel_from_waveform, normalize_mel
 from data.DFDC_dataset import DFDCDataset
-from data.Vox_image_dataset import VoxImageDataset, split_identities
+from data.Vox_image_dataset import (SCAN_PROGRESS_FROM, VoxImageDataset, interleave, scan_clips, split_identities,
+                                    voice_owner)
 
 
 def make_opt(root, **kw):
@@ -74,6 +75,15 @@ def test_vox_pairs_faces_with_voices_when_video_names_hold_separators(vox_root):
     assert any('a_b-c_d' in p for p in ds.voice_paths)
 
 
+def test_a_voice_file_belongs_to_the_identity_that_starts_its_name():
+    identities = {'id1', 'id_2'}
+    assert voice_owner('id1_v_00001.npy', identities) == 'id1'
+    assert voice_owner('id_2_v-x_00001.npy', identities) == 'id_2'          # an identity name holding '_'
+    assert voice_owner('id3_v_00001.npy', identities) is None
+    assert voice_owner('id__v_00001.npy', {'id_'}) == 'id_'              # one ending in '_'
+    assert voice_owner('id1.npy', identities) is None and voice_owner('_id1_v.npy', identities) is None
+
+
 def test_identity_split_is_sorted_disjoint_and_deterministic(vox_root):
     train = Vox(make_opt(vox_root))
     val = Vox(make_opt(vox_root, phase='val'))
@@ -89,6 +99,11 @@ def test_split_holds_out_at_least_two_identities_and_rejects_too_few():
         split_identities(['id1'], 0.1, 'x')
     with pytest.raises(DatasetError, match='too few'):
         split_identities(['id1', 'id2', 'id3'], 0.1, 'x')
+    assert split_identities(['d', 'c', 'b', 'a'], 0.5, 'x') == (['c', 'd'], ['a', 'b'])    # two left: enough
+    for ratio in (1, 1.5, -0.1):
+        with pytest.raises(DatasetError) as error:
+            split_identities(['a', 'b', 'c'], ratio, 'x')
+        assert str(error.value) == f'--val_ratio must lie in [0, 1), got {ratio}'
 
 
 def test_fewer_than_two_identities_is_a_clear_error(tmp_path):
@@ -122,6 +137,7 @@ def test_vox_validation_yields_labelled_pairs(vox_root):
         assert [int(p['label']) for p in pairs] == [1, 0, 0, 0] and [int(p['window']) for p in pairs] == [0, 1, 2, 3]
         assert {p['voice_path'] for p in pairs} == {ds.voice_paths[clip]} and len({p['video'] for p in pairs}) == 1
         assert pairs[0]['face_path'] == ds.face_paths[clip]
+        assert pairs[0]['video'] == os.path.splitext(os.path.relpath(ds.face_paths[clip], vox_root / 'face'))[0]
         negatives = ds.sample_negatives(clip, ds.rng(0, clip))
         assert [p['face_path'] for p in pairs[1:]] == [ds.face_paths[j] for j in negatives]
         own = ds.face_paths[clip].split(os.sep)[-3]
@@ -129,6 +145,62 @@ def test_vox_validation_yields_labelled_pairs(vox_root):
         assert set(pairs[0]) == {'voice', 'face', 'label', 'video', 'window', 'face_path', 'voice_path'}
     with pytest.raises(DatasetError, match='mismatched pair'):
         Vox(make_opt(vox_root, phase='val'), n_negatives=0)
+
+
+def noise_clips(root, count):
+    """Identities id0, id1, ... of one clip each, whose faces are noise: every crop and flip of one differs."""
+    for i in range(count):
+        write_clip(root, f'id{i}', 'v', '00001')
+        face = root / 'face' / f'id{i}' / 'v' / '00001.jpg'
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(face)
+    return root
+
+
+def test_vox_negatives_are_distinct_while_they_can_be_and_every_training_face_is_augmented(tmp_path):
+    root = noise_clips(tmp_path / 'vox', 3)
+    opt = make_opt(root, val_ratio=0, load_size=40, crop_size=32, no_flip=False)
+    ds = Vox(opt, n_negatives=2)            # as many negatives as other clips: each other clip once
+    for epoch in range(1, 6):
+        for index in range(3):
+            item = ds[(epoch, index)]
+            assert item['index'] == index and item['identity'] == index and item['face_path'] == ds.face_paths[index]
+            assert sorted(item['neg_identities'].tolist()) == sorted({0, 1, 2} - {index})
+    wide = Vox(opt, n_negatives=5)          # more negatives than other clips: drawn again
+    anchors, negatives = set(), set()
+    for epoch in range(1, 7):
+        item = wide[(epoch, 0)]
+        assert item['neg_faces'].shape == (5, 3, 32, 32) and set(item['neg_identities'].tolist()) <= {1, 2}
+        anchors.add(item['face'].tobytes())
+        negatives.update(face.tobytes() for face, who in zip(item['neg_faces'], item['neg_identities']) if who == 1)
+    # a training face is cropped and flipped afresh at each draw, the anchor's and the negatives' alike
+    assert len(anchors) > 3 and len(negatives) > 3
+
+
+def test_vox_unreadable_negatives_are_drawn_again_at_most_ten_times(tmp_path):
+    root = noise_clips(tmp_path / 'vox', 3)
+    bad = root / 'face' / 'id1' / 'v' / '00001.jpg'
+    bad.write_bytes(b'not a jpeg')
+    ds = Vox(make_opt(root, val_ratio=0, skip_bad=True), n_negatives=1)
+    items = [ds[(epoch, 0)] for epoch in range(1, 9)]
+    # the one negative of id0 is id1 (unreadable, drawn again) or id2: always id2 in the end
+    assert [item['neg_identities'].tolist() for item in items] == [[2]] * 8
+    replaced = [r for item in items for r in item['replaced']]
+    assert replaced and all(r['path'] == str(bad) and 'cannot read the face image' in r['reason'] for r in replaced)
+    read = ds.load_face                    # an error that names no file: the record names the face drawn
+
+    def pathless(path, *args, **kw):
+        if path == str(bad):
+            raise DatasetError('cannot prepare it')
+        return read(path, *args, **kw)
+    ds.load_face = pathless
+    replaced = [r for epoch in range(1, 9) for r in ds[(epoch, 0)]['replaced']]
+    assert replaced and all(r == {'path': str(bad), 'reason': 'cannot prepare it'} for r in replaced)
+    ds.load_face = read
+    (root / 'face' / 'id2' / 'v' / '00001.jpg').write_bytes(b'not a jpeg')
+    anchor = str(root / 'face' / 'id0' / 'v' / '00001.jpg')
+    with pytest.raises(DatasetError) as error:
+        ds[(1, 0)]
+    assert str(error.value) == f'10 negatives in a row for {anchor} could not be read' and error.value.path == anchor
 
 
 def test_vox_item_keys_shapes_dtypes(vox_root):
@@ -178,6 +250,92 @@ def test_per_identity_cap_takes_clips_from_every_video(tmp_path):
     videos = [p.split(os.sep)[-2] for p in ds.face_paths[:3]]
     assert videos == ['v1', 'v2', 'v3']
     assert len(Vox(make_opt(tmp_path, val_ratio=0.0, max_clips_per_id=3, max_dataset_size=4))) == 4
+
+
+def test_interleave_takes_one_clip_of_each_video_in_turn():
+    assert interleave([[1, 2, 3], [4], [], [5, 6]]) == [1, 4, 5, 2, 6, 3]
+    assert interleave([]) == [] and interleave([[], []]) == []
+
+
+def vox_problem_layout(root):
+    """Four identities: id0 with a file and an empty video folder before its videos v1 (two clips) and v2 (one),
+    id1 with no video folder, id2 whose first clip has no voice, id3 whose second video w has no voice, id4 with an
+    empty video folder only; and two voices that no face takes."""
+    for identity, video, frame in (('id0', 'v1', '00001'), ('id0', 'v1', '00002'), ('id0', 'v2', '00001'),
+                                   ('id2', 'v', '00001'), ('id2', 'v', '00002'), ('id3', 'v', '00001'),
+                                   ('id3', 'w', '00001'), ('id0', 'v9', '00001'), ('zz', 'v', '00001')):
+        write_clip(root, identity, video, frame)
+    shutil.rmtree(root / 'face' / 'zz')
+    shutil.rmtree(root / 'face' / 'id0' / 'v9')
+    os.remove(root / 'voice' / 'id2_v_00001.npy')
+    os.remove(root / 'voice' / 'id3_w_00001.npy')
+    os.makedirs(root / 'face' / 'id0' / 'v0')
+    os.makedirs(root / 'face' / 'id1')
+    os.makedirs(root / 'face' / 'id4' / 'e')
+    for name in ('face/id0/notes.txt', 'face/id1/readme.txt', 'voice/notes.txt', 'voice/id0_v1_00001.wav',
+                 'voice/id2_v_00002.wav', 'voice/id3_v_00001.wav'):
+        (root / name).write_text('')
+    return root
+
+
+def test_vox_scan_pairs_clips_in_turn_and_lists_each_problem_in_order(tmp_path):
+    root = vox_problem_layout(tmp_path / 'vox')
+    face, voice = root / 'face', root / 'voice'
+    with pytest.raises(DatasetError, match=r'^7 problem\(s\) under '):
+        Vox(make_opt(root, val_ratio=0))
+    ds = Vox(make_opt(root, val_ratio=0, skip_bad=True))
+    clips = ['id0/v1/00001', 'id0/v2/00001', 'id0/v1/00002', 'id2/v/00002', 'id3/v/00001']
+    assert ds.face_paths == [f'{face}/{c}.jpg' for c in clips]
+    assert ds.voice_paths == [f'{voice}/{c.replace("/", "_")}.npy' for c in clips]
+    assert ds.labels.tolist() == [0, 0, 0, 2, 3] and ds.identities == ['id0', 'id1', 'id2', 'id3', 'id4']
+    # in the order of the scan; each problem sorts before good entries of its folder
+    assert ds.skipped == [
+        (f'{face}/id0/v0', 'empty folder: no face images'),
+        (f'{face}/id1', 'empty folder: no video folders with face images'),
+        (f'{face}/id2/v/00001.jpg', f'no voice file {voice}/id2_v_00001.npy'),
+        (f'{face}/id3/w/00001.jpg', f'no voice file {voice}/id3_w_00001.npy'),
+        (f'{face}/id4/e', 'empty folder: no face images'),
+        (f'{voice}/id0_v9_00001.npy', f'no face image: expected one in {face}/id0/'),
+        (f'{voice}/zz_v_00001.npy', f'belongs to no identity folder of {face}')]
+    # the cap ends the scan: the identities beyond it (id3, id4) are neither taken nor reported
+    capped = Vox(make_opt(root, val_ratio=0, skip_bad=True, max_dataset_size=4))
+    assert capped.face_paths == [f'{face}/{c}.jpg' for c in clips[:4]]
+    assert capped.skipped == [ds.skipped[i] for i in (0, 1, 2, 5, 6)]
+    capped = Vox(make_opt(root, val_ratio=0, skip_bad=True, max_dataset_size=3, max_clips_per_id=2))
+    assert capped.face_paths == [f'{face}/{c}.jpg' for c in clips[:2] + clips[3:4]]
+    # the journal's inputs pair the faces with the .wav files, and a missing one says where .wav files come from
+    journal = VoxImageDataset(make_opt(root, val_ratio=0, skip_bad=True), 'train', 3, inputs='journal')
+    assert journal.voice_paths == [f'{voice}/id0_v1_00001.wav', f'{voice}/id2_v_00002.wav', f'{voice}/id3_v_00001.wav']
+    assert (f'{face}/id0/v2/00001.jpg', f'no voice file {voice}/id0_v2_00001.wav' + journal.missing_voice_hint()) \
+        in journal.skipped
+
+
+class TreeStore:
+    """The folder questions of data/store.py over {folder: [entries]}: a folder is a key."""
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    def listdir(self, path):
+        return list(self.tree[path])
+
+    def isdir(self, path):
+        return path in self.tree
+
+
+def test_scan_clips_defaults_to_mels_and_shows_progress_from_its_threshold(capfd):
+    tree = {'F': ['id0', 'id1'], 'F/id0': ['v'], 'F/id0/v': ['1.jpg', '2.jpg'], 'F/id1': [],
+            'V': ['id0_v_1.npy', 'id0_v_1.wav', 'id0_v_2.wav']}
+    faces, voices, labels, problems = scan_clips(TreeStore(tree), 'F', 'V', ['id0', 'id1'], 0, 10)
+    assert (faces, voices, labels) == (['F/id0/v/1.jpg'], ['V/id0_v_1.npy'], [0])
+    assert problems == [('F/id0/v/2.jpg', 'no voice file V/id0_v_2.npy'),
+                        ('F/id1', 'empty folder: no video folders with face images')]
+    # a scan of many identities reports its progress (as lines on a pipe); a smaller one says nothing
+    for count, shown in ((SCAN_PROGRESS_FROM - 1, False), (SCAN_PROGRESS_FROM, True)):
+        many = [f'id{i}' for i in range(count)]
+        capfd.readouterr()
+        scan_clips(TreeStore({'F': many, 'V': [], **{f'F/{i}': [] for i in many}}), 'F', 'V', many, 0, 10)
+        assert ('scanning F' in capfd.readouterr().err) == shown
 
 
 @pytest.fixture
@@ -472,7 +630,8 @@ def test_dfdc_max_dataset_size_keeps_evenly_spaced_windows(tmp_path):
 def test_dfdc_layout_errors_name_what_is_wrong(tmp_path):
     only_folders = {k: v for k, v in MIXED.items() if k.split('/')[1] not in ('a.jpg', 'c.jpg', 'a.npy', 'c.npy')}
     root = dfdc_layout(tmp_path / 'folders', only_folders)     # real/ and fake/ hold window folders only
-    assert [v for v, _, _, _, _ in DFDC(make_opt(root, dataset_mode='DFDC', phase='test')).items] == ['b'] * 4 + ['d'] * 2
+    videos = [v for v, _, _, _, _ in DFDC(make_opt(root, dataset_mode='DFDC', phase='test')).items]
+    assert videos == ['b'] * 4 + ['d'] * 2
     for missing in ('fake', 'audio_feat'):
         root = dfdc_layout(tmp_path / f'no_{missing}', {k: v for k, v in MIXED.items() if not k.startswith(missing)})
         with pytest.raises(DatasetError, match=f'^{root / missing} is missing; DFDC expects <dataroot>/real/'):
@@ -504,7 +663,8 @@ def test_dfdc_logs_its_counts_and_takes_the_transport_options(tmp_path, caplog):
     a = str(wavs / 'audio_feat')
     assert [voice for _, _, voice, _, _ in journal.items] == [
         f'{a}/a.wav', f'{a}/b/0.wav', f'{a}/b/1.wav', f'{a}/b/2.wav', f'{a}/b/10.wav', f'{a}/c.wav', f'{a}/d/0.wav']
-    assert journal.skipped == [(str(wavs / 'fake' / 'd' / '1.jpg'), f'no voice file {a}/d/1.wav' + journal.missing_voice_hint()),
+    assert journal.skipped == [(str(wavs / 'fake' / 'd' / '1.jpg'),
+                                f'no voice file {a}/d/1.wav' + journal.missing_voice_hint()),
                                (f'{a}/x.wav', 'no face image in real/ or fake/ for this voice')]
 
 
@@ -528,6 +688,95 @@ def test_dfdc_fine_tuning_takes_real_windows_as_anchors_and_needs_negatives(tmp_
                                                    'fake/d/x.txt': 0})
     with pytest.raises(DatasetError, match='fine-tuning needs real and fake videos in the training part of '):
         DFDC(make_opt(only_reals, dataset_mode='DFDC', phase='train', skip_bad=True), n_negatives=2)
+
+
+# fine-tuning: 5 real windows (videos a, b) and 4 fake ones (c, d, e); grey levels far apart, so that each face read
+# back names its file
+FINE = {'real/a.jpg': 10, 'real/b/0.jpg': 30, 'real/b/1.jpg': 50, 'real/b/2.jpg': 70, 'real/b/3.jpg': 90,
+        'fake/c.jpg': 120, 'fake/d/0.jpg': 150, 'fake/d/1.jpg': 180, 'fake/e.jpg': 210}
+FINE_VOICES = {'audio_feat/' + os.path.splitext(path.split('/', 1)[1])[0] + '.npy': value
+               for path, value in FINE.items()}
+
+
+def fake_of(face):
+    """The FINE fake whose grey level ``face`` (uint8, (3, S, S)) holds."""
+    level = int(np.median(face))
+    path = min((p for p in FINE if p.startswith('fake/')), key=lambda p: abs(FINE[p] - level))
+    assert abs(FINE[path] - level) <= 3, level
+    return path
+
+
+def test_dfdc_fine_tuning_items_hold_their_real_window_and_distinct_fakes_by_hand(tmp_path):
+    root = dfdc_layout(tmp_path / 'dfdc', {**FINE, **FINE_VOICES})
+    opt = make_opt(root, dataset_mode='DFDC', phase='train', augment='none')
+    # the negative's identity: minus one minus its video's index among all videos in name order (a b c d e)
+    identity = {'fake/c.jpg': -3, 'fake/d/0.jpg': -4, 'fake/d/1.jpg': -4, 'fake/e.jpg': -5}
+    for k in (1, 3, 4, 6):                      # 4 fakes: drawn without replacement up to 4, with it beyond
+        ds = DFDCDataset(opt, 'train', k, neg_voices=k != 3)
+        assert len(ds) == 5
+        drawn = set()
+        for index, (video, face, voice, label, _) in enumerate(ds.reals):
+            assert label == 1
+            for seed in range(4):
+                item = ds.load(index, np.random.default_rng([index, seed]))
+                assert item['index'] == index and item['face_path'] == face
+                assert item['identity'] == 'ab'.index(video)
+                assert abs(int(np.median(item['face'])) - FINE[os.path.relpath(face, root)]) <= 3
+                assert np.array_equal(item['voice'], ds.load_voice(voice))
+                negatives = [fake_of(f) for f in item['neg_faces']]
+                assert len(negatives) == k and (len(set(negatives)) == k if k <= 4 else len(set(negatives)) <= 4)
+                assert item['neg_identities'].dtype == np.int64
+                assert item['neg_identities'].tolist() == [identity[n] for n in negatives]
+                if k == 3:
+                    assert 'neg_voices' not in item
+                else:                            # each fake face with the voice of its own window
+                    assert item['neg_voices'].shape == (k, 1, 512, 301)
+                    for got, path in zip(item['neg_voices'], negatives):
+                        own = root / 'audio_feat' / (os.path.splitext(path.split('/', 1)[1])[0] + '.npy')
+                        assert np.array_equal(got, ds.load_voice(str(own)))
+                again = ds.load(index, np.random.default_rng([index, seed]))      # the same generator, the same item
+                assert np.array_equal(again['neg_identities'], item['neg_identities'])
+                assert np.array_equal(again['neg_faces'], item['neg_faces'])
+                drawn.update(negatives)
+        assert drawn == set(identity)            # the draws differ between generators and reach every fake
+    # with room to crop and flips on, the anchor's face and each fake face are cropped and flipped afresh per draw
+    for i, path in enumerate(FINE):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / path)
+    ds = DFDCDataset(make_opt(root, dataset_mode='DFDC', phase='train', load_size=40, crop_size=32, no_flip=False),
+                     'train', 4)
+    anchors, fakes = set(), set()
+    for seed in range(6):
+        item = ds.load(0, np.random.default_rng(seed))
+        anchors.add(item['face'].tobytes())
+        fakes.update(f.tobytes() for f, who in zip(item['neg_faces'], item['neg_identities']) if who == -3)
+    assert len(anchors) > 3 and len(fakes) > 3
+
+
+def test_dfdc_fine_tuning_starts_journal_voices_at_a_random_offset(tmp_path, monkeypatch):
+    from data import inputs as data_inputs
+    wavs = {path[:-len('.npy')] + '.wav': 0 for path in FINE_VOICES}      # empty files: the reader is replaced
+    root = dfdc_layout(tmp_path / 'dfdc', {**FINE, **wavs})
+    # a voice that says where it started: every value is the offset it was read from
+    monkeypatch.setattr(data_inputs, 'load_journal_voice',
+                        lambda path, read, offset, n_mels, n_frames: np.full((1, 2, 3), offset, np.float32))
+    opt = make_opt(root, dataset_mode='DFDC', phase='train', augment='none')
+    ds = DFDCDataset(opt, 'train', 2, inputs='journal', voice_dtype='float32', neg_voices=True)
+    starts = []
+    for index in range(len(ds)):
+        for seed in range(4):
+            item = ds.load(index, np.random.default_rng([index, seed]))
+            starts.append([int(item['voice'][0, 0, 0])] + [int(v[0, 0, 0]) for v in item['neg_voices']])
+    offsets = [s for item in starts for s in item]
+    assert all(s in data_inputs.DEEPFAKE_OFFSETS for s in offsets)       # 0.1 to 1 s, in steps of 10 ms
+    assert len(set(offsets)) > 30                                       # drawn, not fixed: 60 draws from 90
+    assert sum(len(set(item)) == 3 for item in starts) > 15            # each voice of an item draws its own start
+    # a test reads each window from its start; the stored mels have no offset
+    test = DFDCDataset(make_opt(root, dataset_mode='DFDC', phase='train', isTrain=False), 'train', inputs='journal',
+                       voice_dtype='float32')
+    assert {int(test[i]['voice'].max()) for i in range(len(test))} == {0}
+    mels = dfdc_layout(tmp_path / 'mels', {**FINE, **FINE_VOICES})
+    assert {DFDCDataset(make_opt(mels, dataset_mode='DFDC', phase='train'), 'train', 2)._offset(
+        np.random.default_rng(seed)) for seed in range(20)} == {0}
 
 
 def test_dfdc_original_protocol_takes_the_fakes_in_name_or_listdir_order(tmp_path, monkeypatch):
