@@ -64,12 +64,36 @@ process_isolation=forkserver
 CFG
 export OMP_NUM_THREADS=1     # one thread per child (mutmut runs one child per core)
 cd "$work"
+# mutmut's own time limit does not reach the children of its fork server, so a mutant that loops forever (e.g. a
+# search whose position no longer advances) would hold a core until the run is killed: end any child that has used
+# more than VFD_MUTATION_CPU_LIMIT seconds of CPU (default 60; a healthy mutant here takes 1 to 30). mutmut reports
+# such a mutant as "segfault" (killed by a signal): the tests did not pass, the mutant is caught.
+limit="${VFD_MUTATION_CPU_LIMIT:-60}"
+(
+    set +e +o pipefail    # a child may end between two questions: keep watching
+    while sleep 10; do
+        for main in $(pgrep -f 'mutmut run'); do
+            for server in $(pgrep -P "$main"); do           # the fork server; its children each test one mutant
+                for child in $(pgrep -P "$server"); do
+                    used=$(ps -o times= -p "$child" | tr -d ' ')
+                    if [ -n "$used" ] && [ "$used" -gt "$limit" ]; then
+                        echo "mutation.sh: ended a test child after ${used} s of CPU (a mutant that loops)" >&2
+                        kill -9 "$child"
+                    fi
+                done
+            done
+        done
+    done
+) &
+watchdog=$!
+trap 'kill "$watchdog" 2> /dev/null' EXIT
 if [ $# -gt 0 ]; then
     mutmut run "$@"
 else
     # the losses and the metrics whole; of the datasets, the functions that pair voices with faces
     mutmut run 'models.losses.*' 'util.metrics.*' \
-        'data.DFDC_dataset.xǁDFDCDatasetǁ__init__*' 'data.DFDC_dataset.xǁDFDCDatasetǁload*' \
+        'data.DFDC_dataset.xǁDFDCDatasetǁ__init__*' 'data.DFDC_dataset.xǁDFDCDatasetǁ_setup_training*' \
+        'data.DFDC_dataset.xǁDFDCDatasetǁload*' \
         'data.DFDC_dataset.xǁDFDCDatasetǁ_training_item*' 'data.DFDC_dataset.xǁDFDCDatasetǁ_offset*' \
         'data.DFDC_dataset.x__window_key*' 'data.DFDC_dataset.x_original_sampling*' \
         'data.Vox_image_dataset.xǁVoxImageDatasetǁsample_negatives*' 'data.Vox_image_dataset.xǁVoxImageDatasetǁload*' \
