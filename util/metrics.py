@@ -63,7 +63,7 @@ def _steps(truth, scores):
     order = np.argsort(scores)[::-1]
     ranked = scores[order]
     last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]
-    return ranked[last], last, np.cumsum(truth[order], dtype=np.float64)[last]
+    return ranked[last], last, np.cumsum(truth[order])[last]
 
 
 def equal_error_rate(labels, scores):
