@@ -205,11 +205,20 @@ def wait_for(predicate, seconds):
     return False
 
 
+def ctrl_c_at_its_default():
+    """``preexec_fn`` of a process that the test will interrupt: Ctrl-C (SIGINT) back at its default, which Python
+    turns into KeyboardInterrupt. A shell without job control starts its background jobs with SIGINT ignored, and an
+    ignored signal stays ignored in every process started below (pytest run with ``&`` or ``nohup``): the command
+    under test would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_training_with_one_line(sample_root, tmp_path):
     ck = tmp_path / 'ck'
     proc = subprocess.Popen([sys.executable, 'train_DF.py', *args(sample_root, ck, '--n_epochs', '50',
                                                                   '--num_threads', '1')],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_at_its_default)
     assert wait_for(lambda: (ck / 'run' / 'loss_log.txt').exists(), 120), 'training never started'
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
@@ -228,7 +237,7 @@ def test_ctrl_c_ends_prep_with_its_lists_written_and_a_killed_parent_leaves_no_w
     command = [sys.executable, '-m', 'scripts.prep_voxceleb2', '--src', str(src), '--detector', 'none',
                '--workers', '2']
     proc = subprocess.Popen([*command, '--out', str(tmp_path / 'a')], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_at_its_default)
     assert wait_for(lambda: any((tmp_path / 'a' / 'voice').glob('*.npy')), 120), 'prep never started'
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
