@@ -147,12 +147,16 @@ def test_vox_validation_yields_labelled_pairs(vox_root):
         Vox(make_opt(vox_root, phase='val'), n_negatives=0)
 
 
+def noise_face(path, seed):
+    """A 40 x 40 face of noise at ``path``: every crop and flip of it differs."""
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+
+
 def noise_clips(root, count):
-    """Identities id0, id1, ... of one clip each, whose faces are noise: every crop and flip of one differs."""
+    """Identities id0, id1, ... of one clip each, whose faces are noise."""
     for i in range(count):
         write_clip(root, f'id{i}', 'v', '00001')
-        face = root / 'face' / f'id{i}' / 'v' / '00001.jpg'
-        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(face)
+        noise_face(root / 'face' / f'id{i}' / 'v' / '00001.jpg', i)
     return root
 
 
@@ -694,8 +698,14 @@ def test_dfdc_fine_tuning_takes_real_windows_as_anchors_and_needs_negatives(tmp_
 # back names its file
 FINE = {'real/a.jpg': 10, 'real/b/0.jpg': 30, 'real/b/1.jpg': 50, 'real/b/2.jpg': 70, 'real/b/3.jpg': 90,
         'fake/c.jpg': 120, 'fake/d/0.jpg': 150, 'fake/d/1.jpg': 180, 'fake/e.jpg': 210}
-FINE_VOICES = {'audio_feat/' + os.path.splitext(path.split('/', 1)[1])[0] + '.npy': value
-               for path, value in FINE.items()}
+
+
+def fine_voice(face):
+    """The voice file (under the root) of FINE face ``face``: audio_feat/<video>.npy or audio_feat/<video>/<k>.npy."""
+    return 'audio_feat/' + os.path.splitext(face.split('/', 1)[1])[0] + '.npy'
+
+
+FINE_VOICES = {fine_voice(path): value for path, value in FINE.items()}
 
 
 def fake_of(face):
@@ -732,8 +742,7 @@ def test_dfdc_fine_tuning_items_hold_their_real_window_and_distinct_fakes_by_han
                 else:                            # each fake face with the voice of its own window
                     assert item['neg_voices'].shape == (k, 1, 512, 301)
                     for got, path in zip(item['neg_voices'], negatives):
-                        own = root / 'audio_feat' / (os.path.splitext(path.split('/', 1)[1])[0] + '.npy')
-                        assert np.array_equal(got, ds.load_voice(str(own)))
+                        assert np.array_equal(got, ds.load_voice(str(root / fine_voice(path))))
                 again = ds.load(index, np.random.default_rng([index, seed]))      # the same generator, the same item
                 assert np.array_equal(again['neg_identities'], item['neg_identities'])
                 assert np.array_equal(again['neg_faces'], item['neg_faces'])
@@ -741,7 +750,7 @@ def test_dfdc_fine_tuning_items_hold_their_real_window_and_distinct_fakes_by_han
         assert drawn == set(identity)            # the draws differ between generators and reach every fake
     # with room to crop and flips on, the anchor's face and each fake face are cropped and flipped afresh per draw
     for i, path in enumerate(FINE):
-        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / path)
+        noise_face(root / path, i)
     ds = DFDCDataset(make_opt(root, dataset_mode='DFDC', phase='train', load_size=40, crop_size=32, no_flip=False),
                      'train', 4)
     anchors, fakes = set(), set()
