@@ -2,14 +2,12 @@
 the lab's other accounts and a web server), not the 0600 of a temporary file."""
 import os
 import stat
-import subprocess
-import sys
-import textwrap
 
+import test_DF
+import train_DF
+from scripts import prep_dfdc
 from tests.conftest import TINY, dfdc, vox
 from tests.media import face_frame, tone, write_video
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def modes(folder):
@@ -29,19 +27,17 @@ def test_checkpoints_reports_and_prep_outputs_follow_the_umask(sample_root, tmp_
     (src / 'metadata.json').write_text('{"a.mkv": {"label": "REAL"}}')
     train = ['--dataroot', vox(sample_root), '--name', 'perm', *TINY, '--batch_size', '4', '--negatives', 'sampled',
              '--n_epochs', '1', '--n_epochs_decay', '0', '--num_threads', '0', '--gpu_ids', '-1',
-             '--display_id', '0', '--max_dataset_size', '8', '--checkpoints_dir', str(tmp_path / 'ck')]
+             '--display_id', '0', '--max_dataset_size', '8', '--bn_recalib_batches', '0',
+             '--checkpoints_dir', str(tmp_path / 'ck')]
     test = ['--dataroot', dfdc(sample_root), '--name', 'perm', '--gpu_ids', '-1', '--num_threads', '0',
             '--checkpoints_dir', str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res')]
-    script = textwrap.dedent(f'''
-        import os, sys
-        os.umask(0o027)
-        import train_DF, test_DF
-        from scripts import prep_dfdc
-        assert train_DF.main({train!r}) == 0
-        assert test_DF.main({test!r}) == 0
-        assert prep_dfdc.main(['--src', {str(src)!r}, '--out', {str(tmp_path / 'prep')!r}, '--detector', 'none']) == 0
-    ''')
-    subprocess.run([sys.executable, '-c', script], cwd=ROOT, check=True, capture_output=True)
+    old = os.umask(0o027)     # in this process: anything that kept the umask it found at import would show
+    try:
+        assert train_DF.main(train) == 0
+        assert test_DF.main(test) == 0
+        assert prep_dfdc.main(['--src', str(src), '--out', str(tmp_path / 'prep'), '--detector', 'none']) == 0
+    finally:
+        os.umask(old)
     written = {**{f'ck/{k}': v for k, v in modes(tmp_path / 'ck').items()},
                **{f'res/{k}': v for k, v in modes(tmp_path / 'res').items()},
                **{f'prep/{k}': v for k, v in modes(tmp_path / 'prep').items()}}
@@ -52,3 +48,16 @@ def test_checkpoints_reports_and_prep_outputs_follow_the_umask(sample_root, tmp_
         assert needed in written, needed
     wrong = {path: oct(mode) for path, mode in written.items() if mode != 0o640}
     assert not wrong, wrong    # 0666 & ~0027 for every file, whoever wrote it
+
+
+def test_the_umask_is_read_when_a_file_is_written_not_at_import(tmp_path):
+    from util import util
+    old = os.umask(0o077)
+    try:
+        assert util.current_umask() == 0o077
+        util.atomic_write_text(str(tmp_path / 'a.txt'), 'x')
+        os.umask(0o002)
+        util.atomic_write_text(str(tmp_path / 'b.txt'), 'x')
+    finally:
+        os.umask(old)
+    assert modes(tmp_path) == {'a.txt': 0o600, 'b.txt': 0o664}

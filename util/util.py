@@ -27,14 +27,27 @@ def mkdirs(*paths):
         os.makedirs(path, exist_ok=True)
 
 
-def _current_umask():
-    """The process's umask (read by setting it and putting it back, once, at import)."""
+def _umask_by_setting():
+    """The process's umask, read by setting it and putting it back (not safe while other threads create files)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-UMASK = _current_umask()
+UMASK_AT_IMPORT = _umask_by_setting()
+
+
+def current_umask():
+    """The process's umask now (a caller may set it after importing this module): read from /proc/self/status on
+    Linux, which changes nothing; where that line is missing, the umask this module found at import."""
+    try:
+        with open('/proc/self/status') as handle:
+            for line in handle:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return UMASK_AT_IMPORT
 
 
 def _atomic_write(path, write, durable=True):
@@ -46,7 +59,7 @@ def _atomic_write(path, write, durable=True):
     mkdirs(folder)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
     try:
-        os.fchmod(fd, 0o666 & ~UMASK)   # mkstemp makes 0600; the file gets what open() would give it
+        os.fchmod(fd, 0o666 & ~current_umask())   # mkstemp makes 0600; the file gets what open() would give it
         with os.fdopen(fd, 'wb') as handle:
             write(handle)
             handle.flush()
