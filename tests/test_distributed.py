@@ -61,31 +61,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INVARIANCE_EPOCHS = 2
 
 
-def invariance_argv(sample_root, folder, batch, *extra, epochs=INVARIANCE_EPOCHS):
-    """train_DF.py's arguments for ``epochs`` epochs of 2 steps of a global batch of 8 (16 training clips, their
-    first 1.5 s of voice, no validation) with global BatchNorm and deterministic kernels, ``batch`` a process, into
-    ``folder``/inv."""
-    return ['--dataroot', vox(sample_root), '--name', 'inv', '--checkpoints_dir', str(folder), *TINY, '--gpu_ids',
+def train_losses_and_weights(sample_root, folder, processes, batch, *extra, epochs=INVARIANCE_EPOCHS):
+    """Train ``epochs`` epochs of 2 steps of a global batch of 8 (16 training clips, their first 1.5 s of voice, no
+    validation) with global BatchNorm and deterministic kernels, in this process or under torchrun; returns the loss
+    lines (one dict per step), the final weights and the run record."""
+    import torch
+
+    import train_DF
+    argv = ['--dataroot', vox(sample_root), '--name', 'inv', '--checkpoints_dir', str(folder), *TINY, '--gpu_ids',
             '-1', '--negatives', 'in_batch', '--batch_size', str(batch), '--n_negatives', '3', '--n_epochs',
             str(epochs), '--n_epochs_decay', '0', '--save_epoch_freq', str(epochs), '--max_dataset_size', '16',
             '--val_ratio', '0', '--n_frames', '151', '--num_threads', '0', '--print_freq', '1',
             '--bn_recalib_batches', '0', '--display_id', '0', '--no_html', '--sync_bn', '--deterministic',
             '--no_flip', *extra]
-
-
-def torchrun_trainings(processes, *argvs):
-    """Run the trainings ``argvs`` one after the other in the same ``processes`` gloo processes of one torchrun
-    launch (tests/ddp_trainings.py; a launch costs about 10 s on 2 cores, most of it starting the processes)."""
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(processes),
-           os.path.join('tests', 'ddp_trainings.py'), json.dumps(argvs)]
-    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
-def losses_and_weights(folder):
-    """The loss lines (one dict per step), the final weights and the run record of the training in ``folder``/inv."""
-    import torch
+    if processes == 1:
+        assert train_DF.main(argv) == 0        # conftest puts the process-wide deterministic mode back after
+    else:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(processes),
+               'train_DF.py', *argv]
+        done = subprocess.run(cmd, cwd=REPO, env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
     records = [json.loads(line) for line in (folder / 'inv' / 'metrics.jsonl').read_text().splitlines()]
     losses = [r['losses'] for r in records if r['type'] == 'train']
     run = next(r for r in records if r['type'] == 'run')
@@ -112,24 +108,16 @@ def test_two_processes_of_batch_b_train_as_one_process_of_batch_2b(sample_root, 
     the rounding of sums taken in another order is amplified by the training itself (a max-pooling or ReLU that
     flips, Adam's division of near-zero gradients by their own size) to 1e-4 after 20 steps, which would hide what
     the test is about."""
-    import train_DF
     extra = ['--loss', loss, '--precision', 'float64'] + (['--temperature', '0.5'] if loss == 'infonce' else [])
-    assert train_DF.main(invariance_argv(sample_root, tmp_path / 'one', 8, *extra)) == 0   # conftest restores the
-    # process-wide deterministic mode; the two-process run, and for the triplet loss the local negatives' run after
-    # it, in one launch
-    local = ['--negatives_scope', 'local']
-    torchrun_trainings(2, invariance_argv(sample_root, tmp_path / 'two', 4, *extra),
-                       *([invariance_argv(sample_root, tmp_path / 'local', 4, *extra, *local, epochs=1)]
-                         if loss == 'triplet' else []))
-    (one, w_one, run_one), (two, w_two, run_two) = losses_and_weights(tmp_path / 'one'), losses_and_weights(
-        tmp_path / 'two')
+    one, w_one, run_one = train_losses_and_weights(sample_root, tmp_path / 'one', 1, 8, *extra)
+    two, w_two, run_two = train_losses_and_weights(sample_root, tmp_path / 'two', 2, 4, *extra)
     assert len(one) == len(two) == 2 * INVARIANCE_EPOCHS
     assert run_one['global_batch'] == run_two['global_batch'] == 8 and run_two['world_size'] == 2
     weights = max((w_one[k].double() - w_two[k].double()).abs().max().item() for k in w_one)
     print(f'{loss}: largest difference of a loss {largest_difference(one, two):.1e}, of a weight {weights:.1e}')
     assert largest_difference(one, two) < 1e-5 and weights < 1e-4
     if loss == 'triplet':
-        local_losses, _, run_local = losses_and_weights(tmp_path / 'local')
-        assert run_local['world_size'] == 2 and len(local_losses) == 2
-        print(f'local negatives: largest difference of a loss {largest_difference(one, local_losses):.1e}')
-        assert largest_difference(one, local_losses) > 1e-3
+        local, _, _ = train_losses_and_weights(sample_root, tmp_path / 'local', 2, 4, *extra, '--negatives_scope',
+                                               'local', epochs=1)
+        print(f'local negatives: largest difference of a loss {largest_difference(one, local):.1e}')
+        assert largest_difference(one, local) > 1e-3
