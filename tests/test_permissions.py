@@ -1,5 +1,6 @@
 """Files the project writes get the permissions the umask gives (a shared dataset or report must be readable by
 the lab's other accounts and a web server), not the 0600 of a temporary file."""
+import contextlib
 import os
 import stat
 
@@ -8,6 +9,16 @@ import train_DF
 from scripts import prep_dfdc
 from tests.conftest import TINY, dfdc, vox
 from tests.media import face_frame, tone, write_video
+
+
+@contextlib.contextmanager
+def umask(mask):
+    """This process's umask set to ``mask`` for the block, then put back."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def modes(folder):
@@ -31,13 +42,10 @@ def test_checkpoints_reports_and_prep_outputs_follow_the_umask(sample_root, tmp_
              '--checkpoints_dir', str(tmp_path / 'ck')]
     test = ['--dataroot', dfdc(sample_root), '--name', 'perm', '--gpu_ids', '-1', '--num_threads', '0',
             '--checkpoints_dir', str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res')]
-    old = os.umask(0o027)     # in this process: anything that kept the umask it found at import would show
-    try:
+    with umask(0o027):     # in this process: anything that kept the umask it found at import would show
         assert train_DF.main(train) == 0
         assert test_DF.main(test) == 0
         assert prep_dfdc.main(['--src', str(src), '--out', str(tmp_path / 'prep'), '--detector', 'none']) == 0
-    finally:
-        os.umask(old)
     written = {**{f'ck/{k}': v for k, v in modes(tmp_path / 'ck').items()},
                **{f'res/{k}': v for k, v in modes(tmp_path / 'res').items()},
                **{f'prep/{k}': v for k, v in modes(tmp_path / 'prep').items()}}
@@ -52,12 +60,9 @@ def test_checkpoints_reports_and_prep_outputs_follow_the_umask(sample_root, tmp_
 
 def test_the_umask_is_read_when_a_file_is_written_not_at_import(tmp_path):
     from util import util
-    old = os.umask(0o077)
-    try:
+    with umask(0o077):
         assert util.current_umask() == 0o077
         util.atomic_write_text(str(tmp_path / 'a.txt'), 'x')
-        os.umask(0o002)
+    with umask(0o002):
         util.atomic_write_text(str(tmp_path / 'b.txt'), 'x')
-    finally:
-        os.umask(old)
     assert modes(tmp_path) == {'a.txt': 0o600, 'b.txt': 0o664}
