@@ -1,6 +1,7 @@
 """Shared fixtures: the tiny configuration, and small synthetic datasets generated once per test session; a check
 that the suite leaves the working tree as it found it."""
 import os
+import socket
 import subprocess
 
 import pytest
@@ -50,6 +51,25 @@ def identity_sets(tmp_path_factory):
                            '--vox_ids', '300', '--videos', '1', '--frames', '1', '--dfdc_ids', '64',
                            '--dfdc_reals', '2', '--sets', 'vox,dfdc', '--image_size', '64', '--workers', '1'])
     return root
+
+
+def run_training(root, tmp_path, *extra):
+    """A 2-epoch tiny training named ``watched`` of the sample set ``root``, into ``tmp_path``/ck, with its HTML page
+    and the BatchNorm recalibration (the tests of what a person watching a training sees)."""
+    import train_DF
+    return train_DF.main(['--dataroot', vox(root), '--name', 'watched', *TINY, '--checkpoints_dir',
+                          str(tmp_path / 'ck'), '--batch_size', '4', '--negatives', 'sampled', '--n_epochs', '2',
+                          '--n_epochs_decay', '0', '--num_threads', '0', '--print_freq', '1', '--gpu_ids', '-1',
+                          '--bn_recalib_batches', '2', *extra])
+
+
+@pytest.fixture(scope='session')
+def watched_run(sample_root, tmp_path_factory):
+    """The checkpoints folder of one ``run_training`` with its page and no visdom (--display_id 0), shared by the
+    tests that read its page; a test that trains on copies it first."""
+    base = tmp_path_factory.mktemp('watched')
+    assert run_training(sample_root, base, '--display_id', '0') == 0
+    return base / 'ck'
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +144,13 @@ def small_disk(tmp_path):
     yield mount
     for folder in mounted:
         subprocess.run(['umount', '-l', str(folder)], check=False)
+
+
+def free_port():
+    """A TCP port of the loopback interface that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
 
 
 def vox(root):

@@ -12,8 +12,8 @@ import threading
 import pytest
 
 import test_DF
-from tests.conftest import dfdc, unavailable
-from tests.test_visdom import ensure_visdom_page, free_port, run_training, wait_for_port
+from tests.conftest import dfdc, free_port, run_training, unavailable
+from tests.test_visdom import ensure_visdom_page, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROWSERS = ('chromium-headless-shell', 'chromium', 'chromium-browser', 'google-chrome')
@@ -27,16 +27,11 @@ def browser():
 
 
 def render(url, *extra, budget=20000):
-    """The DOM of ``url`` after Chromium ran its scripts for ``budget`` ms of virtual time."""
+    """The DOM of ``url`` after Chromium ran its scripts for ``budget`` ms of virtual time (``extra`` flags may add a
+    screenshot of the same moment)."""
     done = subprocess.run([browser(), '--no-sandbox', '--disable-gpu', f'--virtual-time-budget={budget}',
                            *extra, '--dump-dom', url], capture_output=True, text=True, timeout=180)
     return done.stdout
-
-
-def screenshot(url, path, budget=20000):
-    subprocess.run([browser(), '--no-sandbox', '--disable-gpu', f'--virtual-time-budget={budget}',
-                    '--window-size=1400,1000', f'--screenshot={path}', url], capture_output=True, timeout=180)
-    return path
 
 
 @pytest.fixture
@@ -70,9 +65,9 @@ def images_loaded(base, tmp_path, page):
     return int(parts[1]), parts[4:]
 
 
-def test_the_training_and_test_pages_render_with_every_image(sample_root, tmp_path, page_server):
+def test_the_training_and_test_pages_render_with_every_image(watched_run, sample_root, tmp_path, page_server):
     browser()
-    assert run_training(sample_root, tmp_path, '--display_id', '0') == 0
+    shutil.copytree(watched_run, tmp_path / 'ck')       # under the page server's folder, with the test's results
     assert test_DF.main(['--dataroot', dfdc(sample_root), '--name', 'watched', '--checkpoints_dir',
                          str(tmp_path / 'ck'), '--results_dir', str(tmp_path / 'res'), '--gpu_ids', '-1',
                          '--num_threads', '0']) == 0
@@ -93,12 +88,12 @@ def test_the_visdom_page_shows_the_windows_of_a_training(sample_root, tmp_path):
         assert run_training(sample_root, tmp_path, '--display_id', '1', '--display_server', 'http://127.0.0.1',
                             '--display_port', str(port), '--display_env', 'browser', '--no_html') == 0
         url = f'http://127.0.0.1:{port}/env/browser'
-        dom = render(url)
+        shot = tmp_path / 'visdom.png'
+        dom = render(url, '--window-size=1400,1000', f'--screenshot={shot}')     # one browser run for both
         assert dom.count('js-plotly-plot') >= 4, dom[-2000:]       # loss, distances, monitor, validation AUC
         for title in ('watched: training loss', 'watched: voice-face distances', 'validation AUC'):
             assert title in dom, title
         assert dom.count('class="trace scatter') >= 6               # their curves: 1 + 2 + 2 + 1 traces
-        shot = screenshot(url, tmp_path / 'visdom.png')
         assert shot.stat().st_size > 20000
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

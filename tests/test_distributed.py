@@ -1,4 +1,5 @@
-"""torchrun with two CPU processes (gloo): ranks stay identical, and only rank 0 writes."""
+"""Training in two CPU processes (gloo), under torchrun or started with the environment it gives: ranks stay identical,
+the recipe does not change with the number of processes, and only rank 0 writes."""
 import json
 import os
 import subprocess
@@ -6,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import TINY, vox
+from tests.conftest import TINY, free_port, vox
 
 EXPECTED_FILES = {f'{tag}_net_{net}.pth' for tag in ('1', '2', 'latest', 'best') for net in ('G_audio', 'G_video')} | {
     'latest_train_state.pth', 'loss_log.txt', 'metrics.jsonl', 'split_train.txt', 'split_val.txt', 'train_opt.txt',
@@ -18,15 +19,11 @@ def test_two_nodes_train_on_the_packed_format_with_identical_weights(sample_root
     reading the packed shards of the sample set with sampled negatives; at every checkpoint their weights agree, each
     node takes its half of the clips, and only rank 0 writes: one set of files, every step logged once. (The
     negatives of the whole global batch, the default, are checked under torchrun --standalone below.)"""
-    import socket
-
     from scripts import pack_dataset
     packed = tmp_path / 'packed'
     assert pack_dataset.main(['--dataroot', vox(sample_root), '--out', str(packed), '--files_per_shard', '20',
                               '--workers', '1']) == 0
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     checkpoints = tmp_path / 'ck'
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
@@ -61,10 +58,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INVARIANCE_EPOCHS = 2
 
 
-def train_losses_and_weights(sample_root, folder, processes, batch, *extra, epochs=INVARIANCE_EPOCHS):
+def train_losses_and_weights(sample_root, folder, processes, batch, *extra, epochs=INVARIANCE_EPOCHS, torchrun=True):
     """Train ``epochs`` epochs of 2 steps of a global batch of 8 (16 training clips, their first 1.5 s of voice, no
-    validation) with global BatchNorm and deterministic kernels, in this process or under torchrun; returns the loss
-    lines (one dict per step), the final weights and the run record."""
+    validation) with global BatchNorm and deterministic kernels, in this process or in ``processes`` processes;
+    returns the loss lines (one dict per step), the final weights and the run record. The processes start under
+    torchrun --standalone, as the README says, or with ``torchrun=False`` straight from this test with the
+    environment torchrun would give them (RANK, WORLD_SIZE, MASTER_ADDR...): the same training, without the 3 s that
+    torchrun's own agent takes to start and stop."""
     import torch
 
     import train_DF
@@ -74,14 +74,27 @@ def train_losses_and_weights(sample_root, folder, processes, batch, *extra, epoc
             '--val_ratio', '0', '--n_frames', '151', '--num_threads', '0', '--print_freq', '1',
             '--bn_recalib_batches', '0', '--display_id', '0', '--no_html', '--sync_bn', '--deterministic',
             '--no_flip', *extra]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     if processes == 1:
         assert train_DF.main(argv) == 0        # conftest puts the process-wide deterministic mode back after
-    else:
+    elif torchrun:
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(processes),
                'train_DF.py', *argv]
-        done = subprocess.run(cmd, cwd=REPO, env={**os.environ, 'OMP_NUM_THREADS': '1'}, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
+    else:
+        env.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()), WORLD_SIZE=str(processes),
+                   LOCAL_WORLD_SIZE=str(processes))
+        ranks = [subprocess.Popen([sys.executable, 'train_DF.py', *argv], cwd=REPO, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env={**env, 'RANK': str(rank), 'LOCAL_RANK': str(rank)})
+                 for rank in range(processes)]
+        try:
+            errors = [rank.communicate(timeout=600)[1] for rank in ranks]
+        finally:
+            for rank in ranks:
+                rank.kill()
+        assert [rank.returncode for rank in ranks] == [0] * processes, errors[0][-3000:] + errors[-1][-3000:]
     records = [json.loads(line) for line in (folder / 'inv' / 'metrics.jsonl').read_text().splitlines()]
     losses = [r['losses'] for r in records if r['type'] == 'train']
     run = next(r for r in records if r['type'] == 'run')
@@ -110,7 +123,8 @@ def test_two_processes_of_batch_b_train_as_one_process_of_batch_2b(sample_root, 
     the test is about."""
     extra = ['--loss', loss, '--precision', 'float64'] + (['--temperature', '0.5'] if loss == 'infonce' else [])
     one, w_one, run_one = train_losses_and_weights(sample_root, tmp_path / 'one', 1, 8, *extra)
-    two, w_two, run_two = train_losses_and_weights(sample_root, tmp_path / 'two', 2, 4, *extra)
+    two, w_two, run_two = train_losses_and_weights(sample_root, tmp_path / 'two', 2, 4, *extra,
+                                                   torchrun=loss == 'triplet')
     assert len(one) == len(two) == 2 * INVARIANCE_EPOCHS
     assert run_one['global_batch'] == run_two['global_batch'] == 8 and run_two['world_size'] == 2
     weights = max((w_one[k].double() - w_two[k].double()).abs().max().item() for k in w_one)
@@ -118,6 +132,6 @@ def test_two_processes_of_batch_b_train_as_one_process_of_batch_2b(sample_root, 
     assert largest_difference(one, two) < 1e-5 and weights < 1e-4
     if loss == 'triplet':
         local, _, _ = train_losses_and_weights(sample_root, tmp_path / 'local', 2, 4, *extra, '--negatives_scope',
-                                               'local', epochs=1)
+                                               'local', epochs=1, torchrun=False)
         print(f'local negatives: largest difference of a loss {largest_difference(one, local):.1e}')
         assert largest_difference(one, local) > 1e-3

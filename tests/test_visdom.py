@@ -3,6 +3,7 @@ the HTML page is written either way."""
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,8 +12,7 @@ import time
 
 import pytest
 
-import train_DF
-from tests.conftest import TINY, unavailable, vox
+from tests.conftest import free_port, run_training, unavailable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,12 +28,6 @@ def ensure_visdom_page(detail=''):
     if visdom_static.missing():
         unavailable(f'visdom\'s page files are not installed and npm could not fetch them here '
                     f'({fetched.stderr.strip()[-300:]}){detail}', 'VFD_REQUIRE_BROWSER')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port, timeout=60):
@@ -60,14 +54,6 @@ def visdom_server(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-
-
-def run_training(root, tmp_path, *extra):
-    return train_DF.main(['--dataroot', vox(root), '--name', 'watched', *TINY,
-                          '--checkpoints_dir', str(tmp_path / 'ck'),
-                          '--batch_size', '4', '--negatives', 'sampled', '--n_epochs', '2', '--n_epochs_decay', '0',
-                          '--num_threads', '0',
-                          '--print_freq', '1', '--gpu_ids', '-1', '--bn_recalib_batches', '2', *extra])
 
 
 @pytest.fixture
@@ -117,8 +103,8 @@ def test_unreachable_server_gives_one_warning_and_training_goes_on(sample_root, 
     assert (tmp_path / 'ck' / 'watched' / '2_net_G_audio.pth').is_file()
 
 
-def test_html_page_shows_curves_and_validation_faces(sample_root, tmp_path):
-    assert run_training(sample_root, tmp_path, '--display_id', '0') == 0
+def test_html_page_shows_curves_and_validation_faces(watched_run, sample_root, tmp_path):
+    shutil.copytree(watched_run, tmp_path / 'ck')        # the shared run stays as it is
     web = tmp_path / 'ck' / 'watched' / 'web'
     page = (web / 'index.html').read_text()
     for image in ('images/loss.png', 'images/distances.png', 'images/monitor.png', 'images/val_auc.png',
