@@ -219,9 +219,8 @@ def test_ctrl_c_ends_training_with_one_line(sample_root, tmp_path):
                                                                   '--num_threads', '1')],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_at_its_default)
-    assert wait_for(lambda: (ck / 'run' / 'loss_log.txt').exists(), 120), 'training never started'
-    time.sleep(2)
-    proc.send_signal(signal.SIGINT)
+    assert wait_for(lambda: (ck / 'run' / 'latest_train_state.pth').exists(), 180), 'no epoch finished'
+    proc.send_signal(signal.SIGINT)                       # in the middle of the training: 50 epochs to go
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert 'Traceback' not in err and err.strip().splitlines()[-1].startswith('interrupted')
