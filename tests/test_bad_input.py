@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -261,14 +262,21 @@ def test_a_training_killed_with_sigkill_resumes_and_reproduces_the_uninterrupted
     args = train_args(data, tmp_path, '--n_epochs', '1', '--n_epochs_decay', '1', '--save_latest_freq', '3',
                       '--max_dataset_size', '16', '--deterministic')
     env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
-    assert train_DF.main([*args, '--name', 'whole']) == 0
     folder = tmp_path / 'ck' / 'killed'
     run = subprocess.Popen([sys.executable, 'train_DF.py', *args, '--name', 'killed'], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (folder / 'latest_train_state.pth').exists() and run.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    run.send_signal(signal.SIGKILL)
+
+    def kill_at_the_first_latest():
+        deadline = time.time() + 120
+        while not (folder / 'latest_train_state.pth').exists() and run.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        run.send_signal(signal.SIGKILL)
+    watcher = threading.Thread(target=kill_at_the_first_latest)
+    watcher.start()
+    try:        # the uninterrupted run, in this process while the other one starts (one core each)
+        assert train_DF.main([*args, '--name', 'whole']) == 0
+    finally:
+        watcher.join()
     assert run.wait() == -signal.SIGKILL                            # killed, not finished
     state_dict, meta = read_checkpoint(str(folder / 'latest_net_G_video.pth'))   # the latest complete files read
     assert state_dict and torch.load(folder / 'latest_train_state.pth', weights_only=True)['total_iters'] >= 3
