@@ -213,18 +213,33 @@ def ctrl_c_at_its_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_ends_training_with_one_line(sample_root, tmp_path):
-    ck = tmp_path / 'ck'
-    proc = subprocess.Popen([sys.executable, 'train_DF.py', *args(sample_root, ck, '--n_epochs', '50',
-                                                                  '--num_threads', '1')],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=ctrl_c_at_its_default)
-    assert wait_for(lambda: (ck / 'run' / 'latest_train_state.pth').exists(), 180), 'no epoch finished'
-    proc.send_signal(signal.SIGINT)                       # in the middle of the training: 50 epochs to go
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
-    assert 'Traceback' not in err and err.strip().splitlines()[-1].startswith('interrupted')
-    assert not (ck / 'run' / 'train.lock').exists()
+def test_ctrl_c_and_sigterm_end_training_with_one_line(sample_root, tmp_path):
+    """Ctrl-C (exit 130) and SIGTERM, what SLURM and Kubernetes send (exit 143), in the middle of a training: one
+    line, no traceback, the lock released, the checkpoints readable, and --continue_train resumes. The two trainings
+    run at once, on one thread each (their start-up, mostly imports, overlaps on two cores)."""
+    runs = {}
+    for name, preexec in (('int', ctrl_c_at_its_default), ('term', None)):
+        runs[name] = subprocess.Popen(
+            [sys.executable, 'train_DF.py', *args(sample_root, tmp_path / name, '--n_epochs', '50', '--num_threads',
+                                                  '1')],
+            cwd=ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1'}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, preexec_fn=preexec)
+    errors = {}
+    try:
+        for name, sig in (('int', signal.SIGINT), ('term', signal.SIGTERM)):
+            assert wait_for(lambda: (tmp_path / name / 'run' / 'latest_train_state.pth').exists(), 180), \
+                f'{name}: no epoch finished'
+            runs[name].send_signal(sig)                  # in the middle of the training: 50 epochs to go
+        errors = {name: run.communicate(timeout=60)[1] for name, run in runs.items()}
+    finally:
+        for run in runs.values():
+            run.kill()
+            run.wait()
+    for name, status, line in (('int', 130, 'interrupted'), ('term', 143, 'terminated (SIGTERM)')):
+        assert runs[name].returncode == status, errors[name][-2000:]
+        assert 'Traceback' not in errors[name] and errors[name].strip().splitlines()[-1].startswith(line)
+        assert not (tmp_path / name / 'run' / 'train.lock').exists()
+    assert train_DF.main(args(sample_root, tmp_path / 'term', '--continue_train', '--n_epochs', '2')) == 0
 
 
 def test_ctrl_c_ends_prep_with_its_lists_written_and_a_killed_parent_leaves_no_workers(tmp_path):
