@@ -96,9 +96,12 @@ def assert_same_training(a, b):
     """Two training runs from the same weights on the same data: the same loss lines, every gradient of the first
     step pointing the same way (float32 convolutions in another memory format or order, through BatchNorm stems,
     differ by about 1 % of a gradient's size; a wrong layout or a lost gradient is far off), and the same weight
-    updates over the steps."""
+    updates over the steps. The first loss agrees to the rounding; the later ones follow a first step that moves the
+    tiny model far (a loss of 26.7 falls to 1.7), which amplifies that rounding: channels-last against contiguous
+    measured 0.8 % apart at the second step on one thread (within 0.1 % on two)."""
     (loss_a, grad_a, update_a), (loss_b, grad_b, update_b) = a, b
-    assert loss_a == pytest.approx(loss_b, rel=1e-3)
+    assert loss_a[0] == pytest.approx(loss_b[0], rel=1e-4)
+    assert loss_a == pytest.approx(loss_b, rel=3e-2, abs=1e-3)
     assert len(grad_a) == len(grad_b) > 10
     scale = max(y.abs().max().item() for y in grad_b)
     checked = 0
