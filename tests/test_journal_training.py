@@ -7,9 +7,9 @@ changes docs/training.md measured as needed at that size on the sample data (``-
 conftest's ``identity_sets`` (300 identities, 30 held out): 10 epochs of 17 steps of 16 anchors with 3 paired
 negatives each (about 30 s on 2 CPU cores), then a test on the set's 64 further identities. Measured with this file
 (seed 0, variant a): validation AUC 0.879, test AUC 0.880, on one thread as on two; with 16 test identities,
-variant a / b: validation 0.879 / 0.792, test 0.835 / 0.675. The bounds, 0.65 on validation and 0.60 on test, lie below each, while a broken
-pairing, loss or score gives about 0.5 (with the published augmentation and learning rate the same run stays at
-0.538 / 0.565).
+variant a / b: validation 0.879 / 0.792, test 0.835 / 0.675. The bounds, 0.65 on validation and 0.60 on test, lie
+below each, while a broken pairing, loss or score gives about 0.5 (with the published augmentation and learning
+rate the same run stays at 0.538 / 0.565).
 """
 import json
 
