@@ -17,6 +17,7 @@ def usable_cpus():
 MAX_WORKERS = 8     # each worker makes its own session fixtures (the sample data, the learning sets)
 
 
+@pytest.hookimpl(optionalhook=True)     # a hook of pytest-xdist: no error where it is not installed
 def pytest_xdist_auto_num_workers(config):
     """``-n auto`` (scripts/run_tests.sh): one worker per usable core, at most MAX_WORKERS."""
     return min(usable_cpus(), MAX_WORKERS)
