@@ -23,12 +23,16 @@ def pytest_xdist_auto_num_workers(config):
     return min(usable_cpus(), MAX_WORKERS)
 
 
-# a pytest-xdist worker takes its share of the cores for torch's threads, and its subprocesses (OpenMP) too: two
-# workers of two threads each on two cores ran slower than one process, one thread each ran in 280 s against 496 s
+# a pytest-xdist worker takes its share of the cores: two workers of two threads each on two cores ran slower than
+# one process, one thread each ran in 280 s against 496 s. The share holds for torch, for numpy's OpenBLAS (loaded
+# before this file; a mel summed on one thread differs in its last bits from one summed on two, and a test compares
+# files made here with files made in spawned processes) and, through OMP_NUM_THREADS, for every subprocess.
 if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):
+    from threadpoolctl import threadpool_limits
     WORKER_THREADS = max(1, usable_cpus() // int(os.environ['PYTEST_XDIST_WORKER_COUNT']))
-    torch.set_num_threads(WORKER_THREADS)
     os.environ['OMP_NUM_THREADS'] = str(WORKER_THREADS)
+    torch.set_num_threads(WORKER_THREADS)
+    WORKER_LIMITS = threadpool_limits(WORKER_THREADS)
 
 TINY = ['--load_size', '64', '--crop_size', '64', '--width_mult', '0.25', '--dim', '128', '--depth', '2',
         '--heads', '4', '--mlp_dim', '256', '--emb_dim', '128']
