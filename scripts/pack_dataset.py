@@ -88,7 +88,7 @@ def pack_shard(job):
             offset += len(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(tmp_bin, 0o666 & ~util.current_umask())
+    os.chmod(tmp_bin, util.new_file_mode())
     os.replace(tmp_bin, os.path.join(out, name + '.bin'))
     util.atomic_write_json(os.path.join(out, name + '.sum'), {'files': len(files), 'bytes': offset,
                                                                     'sha256': digest.hexdigest()})

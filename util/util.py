@@ -50,6 +50,11 @@ def current_umask():
     return UMASK_AT_IMPORT
 
 
+def new_file_mode():
+    """The mode ``open()`` would give a new file now: 0666 less the current umask."""
+    return 0o666 & ~current_umask()
+
+
 def _atomic_write(path, write, durable=True):
     """Write through a temporary file in the same folder, then rename it over ``path``.
 
@@ -59,7 +64,7 @@ def _atomic_write(path, write, durable=True):
     mkdirs(folder)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())   # mkstemp makes 0600; the file gets what open() would give it
+        os.fchmod(fd, new_file_mode())   # mkstemp makes 0600; the file gets what open() would give it
         with os.fdopen(fd, 'wb') as handle:
             write(handle)
             handle.flush()
