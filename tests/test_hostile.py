@@ -224,7 +224,6 @@ def test_ctrl_c_and_sigterm_end_training_with_one_line(sample_root, tmp_path):
                                                   '1')],
             cwd=ROOT, env={**os.environ, 'OMP_NUM_THREADS': '1'}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, preexec_fn=preexec)
-    errors = {}
     try:
         for name, sig in (('int', signal.SIGINT), ('term', signal.SIGTERM)):
             assert wait_for(lambda: (tmp_path / name / 'run' / 'latest_train_state.pth').exists(), 180), \
