@@ -496,8 +496,8 @@ def av1m_plan(first_id, n_ids, seed, min_distance, group_size):
 
 
 def render_av1m_video(root, index, entry, seed, size, variant):
-    """Write one planned AV-Deepfake1M-style video (H.264 + AAC in .mp4): the identity's face and voice, with the
-    other identity's face and/or voice inside the fake segments."""
+    """Write one planned AV-Deepfake1M-style video (H.264 + AAC in .mp4, encoded to the same bytes on every run): the
+    identity's face and voice, with the other identity's face and/or voice inside the fake segments."""
     from scripts.make_videos import write_video
     rng = np.random.default_rng([seed, 6, index])
     own, other = identity_traits(seed, entry['_own']), identity_traits(seed, entry['_other'])
@@ -517,7 +517,7 @@ def render_av1m_video(root, index, entry, seed, size, variant):
         frames.append(faces[key])
     path = os.path.join(root, 'val', entry['file'])
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_video(path + '.part.mp4', frames, duration, AV1M_FPS, voice, SAMPLE_RATE, video_codec='libx264')
+    write_video(path + '.part.mp4', frames, duration, AV1M_FPS, voice, SAMPLE_RATE, video_codec='libx264', exact=True)
     os.replace(path + '.part.mp4', path)
 
 

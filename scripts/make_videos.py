@@ -63,13 +63,24 @@ def scene(width, height, face_height=150, light='normal', centre=(0.5, 0.42)):
     return frame
 
 
+# libx264 settings. REAL_X264 is what the real sets were encoded like (B-frames, lookahead, CRF rate control).
+# EXACT_X264 writes the same bytes on every run: one thread (more frame threads would follow the core count),
+# no lookahead, B-frames or adaptive quantisation, a constant QP. Measured on the four 32x32 AV-Deepfake1M-style
+# videos of the sample-data test, rendered over and over while a test run loaded both cores: with REAL_X264, 5 of 124
+# renders had one video (always the same one) encoded to other bytes from the same pixels; with EXACT_X264 none of
+# 112 differed.
+REAL_X264 = {'preset': 'veryfast', 'crf': '23'}
+EXACT_X264 = {'preset': 'ultrafast', 'qp': '23'}
+
+
 def write_video(path, frame, seconds=4.0, fps=25, audio=None, sr=16000, audio_codec=None, video_codec='mpeg4',
-                motion=False):
+                motion=False, exact=False):
     """Encode ``frame`` (an RGB array, or a list of them: one per time step, the last held) for ``seconds`` at
     ``fps``; with ``audio`` (mono float32) an audio track.
 
     .mkv files get lossless 16-bit PCM audio, other containers AAC (``audio_codec`` overrides). ``video_codec``:
-    mpeg4 (fast to write) or libx264 (what real sets hold); ``motion``: sway the frame and add noise."""
+    mpeg4 (fast to write) or libx264 (what real sets hold); ``motion``: sway the frame and add noise; ``exact``: encode
+    libx264 with ``EXACT_X264`` on one thread (files that must not change between runs)."""
     import av
 
     codec = audio_codec or ('pcm_s16le' if str(path).endswith('.mkv') else 'aac')
@@ -79,7 +90,9 @@ def write_video(path, frame, seconds=4.0, fps=25, audio=None, sr=16000, audio_co
         video = out.add_stream(video_codec, rate=fps)
         video.width, video.height, video.pix_fmt = frame.shape[1], frame.shape[0], 'yuv420p'
         if video_codec == 'libx264':
-            video.options = {'preset': 'veryfast', 'crf': '23'}
+            video.options = dict(EXACT_X264 if exact else REAL_X264)
+            if exact:
+                video.thread_count = 1   # x264's frame threads and the RGB-to-YUV conversion's slices
         sound = None
         if audio is not None:
             sound = out.add_stream(codec, rate=sr)
