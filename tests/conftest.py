@@ -9,6 +9,31 @@ import torch
 
 from scripts import make_sample_data
 
+
+def usable_cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+MAX_WORKERS = 8     # each worker makes its own session fixtures (the sample data, the learning sets)
+
+
+@pytest.hookimpl(optionalhook=True)     # a hook of pytest-xdist: no error where it is not installed
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (scripts/run_tests.sh): one worker per usable core, at most MAX_WORKERS."""
+    return min(usable_cpus(), MAX_WORKERS)
+
+
+# a pytest-xdist worker takes its share of the cores: two workers of two threads each on two cores ran slower than
+# one process, one thread each ran in 280 s against 496 s. The share holds for torch, for numpy's OpenBLAS (loaded
+# before this file; a mel summed on one thread differs in its last bits from one summed on two, and a test compares
+# files made here with files made in spawned processes) and, through OMP_NUM_THREADS, for every subprocess.
+if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):
+    from threadpoolctl import threadpool_limits
+    WORKER_THREADS = max(1, usable_cpus() // int(os.environ['PYTEST_XDIST_WORKER_COUNT']))
+    os.environ['OMP_NUM_THREADS'] = str(WORKER_THREADS)
+    torch.set_num_threads(WORKER_THREADS)
+    WORKER_LIMITS = threadpool_limits(WORKER_THREADS)
+
 TINY = ['--load_size', '64', '--crop_size', '64', '--width_mult', '0.25', '--dim', '128', '--depth', '2',
         '--heads', '4', '--mlp_dim', '256', '--emb_dim', '128']
 # for trainings whose test is about neither the training page nor the BatchNorm statistics: no page (a redraw costs
@@ -185,12 +210,15 @@ def git_status():
 
 
 def pytest_sessionstart(session):
-    session.config.git_status_before = git_status()
+    if not os.environ.get('PYTEST_XDIST_WORKER'):      # the controlling process checks, after every worker ended
+        session.config.git_status_before = git_status()
 
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run when the tests changed, added or removed a file git sees (tracked or not ignored)."""
-    before, after = getattr(session.config, 'git_status_before', None), git_status()
+    if not hasattr(session.config, 'git_status_before'):
+        return
+    before, after = session.config.git_status_before, git_status()
     if before is None or after is None or before == after:
         return
     changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))

@@ -8,11 +8,11 @@ then a test on 64 further identities (128 real and 128 swapped pairs: the test A
 The sets are conftest's ``identity_sets``: VFD_LEARNING_SEED (default 0) seeds them and the training,
 VFD_LEARNING_VARIANT (a or b) picks the generator of scripts/make_sample_data.py.
 
-Bounds. Measured after 12 epochs (test AUC, validation AUC in brackets), variant a, on one thread
-(OMP_NUM_THREADS=1; the sums run in another order than on two): seeds 0 to 4 0.909 (0.796), 0.894 (0.772), 0.873
+Bounds. Measured after 12 epochs (test AUC, validation AUC in brackets), variant a, on one thread (what a
+pytest-xdist worker of scripts/run_tests.sh gets on 2 cores): seeds 0 to 4 0.909 (0.796), 0.894 (0.772), 0.873
 (0.837), 0.934 (0.768), 0.908 (0.870). With the voices of a third of the training identities handed on to other
 identities (VFD_LEARNING_CORRUPT=0.3333, a pairing a third wrong): seeds 0 to 2 0.711 (0.665), 0.757 (0.662), 0.696
-(0.729). On two threads (the default on 2 cores) in an earlier calibration: seeds 0
+(0.729). On two threads (one process on 2 cores; the sums run in another order) in an earlier calibration: seeds 0
 to 4 0.871 (0.786), 0.847 (0.681), 0.872 (0.870), 0.890 (0.684), 0.874 (0.838), third-wrong seeds 0 to 2 0.695
 (0.638), 0.748 (0.616), 0.754 (0.770); variant b seed 0 0.744 (0.768), third-wrong seed 2 0.525. A run that lost a
 third of its learning (AUC - 0.5) would sit at 0.5 + 2/3 x 0.37, about 0.75, where those runs are. For variant a

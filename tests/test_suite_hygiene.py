@@ -19,8 +19,9 @@ def test_a_test_that_writes_into_the_working_tree_fails_the_run(tmp_path):
     with open(probe, 'w') as handle:
         handle.write(f'def test_writes():\n    open({written!r}, "w").write("x")\n')
     try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith('PYTEST_XDIST_')}   # a run of its own
         done = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:randomly', '-p', 'no:cacheprovider',
-                               probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                               probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     finally:
         for path in (probe, written):
             if os.path.exists(path):
