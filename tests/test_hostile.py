@@ -243,10 +243,15 @@ def test_ctrl_c_and_sigterm_end_training_with_one_line(sample_root, tmp_path):
 
 def test_ctrl_c_ends_prep_with_its_lists_written_and_a_killed_parent_leaves_no_workers(tmp_path):
     src = tmp_path / 'vox'
-    for i in range(24):
+    # 240 videos (4 made, the rest hard links to them): two workers prep 24 of them in about a second once started,
+    # so with 24 the run could end between its first file and the Ctrl-C when the test's process waits for a core
+    for i in range(240):
         folder = src / f'id{i:05d}' / 'v'
         folder.mkdir(parents=True)
-        face_video(folder / '00001.mp4', tone(4.0, seed=i), seconds=4.0)
+        if i < 4:
+            face_video(folder / '00001.mp4', tone(4.0, seed=i), seconds=4.0)
+        else:
+            os.link(src / f'id{i % 4:05d}' / 'v' / '00001.mp4', folder / '00001.mp4')
     command = [sys.executable, '-m', 'scripts.prep_voxceleb2', '--src', str(src), '--detector', 'none',
                '--workers', '2']
     proc = subprocess.Popen([*command, '--out', str(tmp_path / 'a')], cwd=ROOT, stdout=subprocess.PIPE,
@@ -254,8 +259,8 @@ def test_ctrl_c_ends_prep_with_its_lists_written_and_a_killed_parent_leaves_no_w
     assert wait_for(lambda: any((tmp_path / 'a' / 'voice').glob('*.npy')), 120), 'prep never started'
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and 'Traceback' not in err, err[-2000:]
-    assert 'interrupted' in err and (tmp_path / 'a' / 'skipped.csv').is_file()
+    assert proc.returncode == 130 and 'Traceback' not in err, (proc.returncode, err[-2000:])
+    assert 'interrupted' in err and (tmp_path / 'a' / 'skipped.csv').is_file(), err[-2000:]
     proc = subprocess.Popen([*command, '--out', str(tmp_path / 'b')], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     assert wait_for(lambda: len(children(proc.pid)) >= 2, 120), 'no workers started'
@@ -263,7 +268,8 @@ def test_ctrl_c_ends_prep_with_its_lists_written_and_a_killed_parent_leaves_no_w
     proc.kill()
     proc.wait()
     assert wait_for(lambda: not any(alive(pid) for pid in workers), 10), 'workers outlived their parent'
-    assert 'Traceback' not in proc.stderr.read()
+    err = proc.stderr.read()
+    assert 'Traceback' not in err, err[-2000:]
 
 
 def children(pid):
