@@ -480,6 +480,28 @@ def test_sample_data_files_do_not_depend_on_the_workers(tmp_path, monkeypatch):
     here, pool = files(tmp_path / 'here'), files(tmp_path / 'pool')
     assert len(here) > 30 and {k for k in here if k.startswith('AV1M_raw/val/')}
     assert here.keys() == pool.keys() and [k for k in here if here[k] != pool[k]] == []
+    # the H.264 videos carry x264's settings in the stream: the fixed ones (make_videos.EXACT_X264, one thread), with
+    # which a loaded machine writes the same bytes; veryfast with CRF did not, now and then, so equal bytes in an
+    # idle run would not show it
+    for name in (k for k in here if k.endswith('.mp4')):
+        assert EXACT_SETTINGS <= x264_settings(here[name]), name
+
+
+EXACT_SETTINGS = {'threads=1', 'bframes=0', 'rc=cqp', 'mbtree=0', 'aq=0'}
+
+
+def x264_settings(data):
+    """The settings x264 wrote into an H.264 stream (``data``: the file's bytes), as a set of 'key=value'."""
+    return set(data.split(b'options: ', 1)[1].split(b'\x00', 1)[0].decode().split())
+
+
+def test_exact_h264_is_written_on_one_thread_at_the_demo_size(tmp_path):
+    """The sample test's 32x32 videos get one x264 thread whatever the setting (two macroblock rows); the demo's
+    128x128 ones would get a thread count that follows the machine's cores."""
+    from scripts.make_videos import write_video
+    path = tmp_path / 'v.mp4'
+    write_video(path, np.full((128, 128, 3), 90, np.uint8), 0.4, 25, video_codec='libx264', exact=True)
+    assert EXACT_SETTINGS <= x264_settings(path.read_bytes())
 
 
 def test_window_files_sort_by_their_number_then_their_name():
